@@ -1,0 +1,23 @@
+"""rationalerm: rationale consistency (MetaJudge) of reward models and LLM judges, on local hardware."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from rationalerm.assign import assign, best_pick  # noqa: E402
+from rationalerm.config import ConfigError, RunConfig, load_config  # noqa: E402
+from rationalerm.load import LoadError, LoadResult, Sample, load_samples  # noqa: E402
+from rationalerm.score import SampleScore, bootstrap_mean, corpus_summary, score_sample  # noqa: E402
+
+
+def run(*args, **kwargs):  # type: ignore[no-untyped-def]
+    """Run the whole pipeline (see ``rationalerm.pipeline.run``); imported lazily to keep import light."""
+    from rationalerm.pipeline import run as _run
+
+    return _run(*args, **kwargs)
+
+
+__all__ = [
+    "ConfigError", "LoadError", "LoadResult", "RunConfig", "Sample", "SampleScore", "__version__", "assign",
+    "best_pick", "bootstrap_mean", "corpus_summary", "load_config", "load_samples", "run", "score_sample",
+]

@@ -1,0 +1,3 @@
+from rationalerm.cli import main
+
+main()

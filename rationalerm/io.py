@@ -1,0 +1,52 @@
+"""Atomic output files: a reader never sees a half-written file, and a crash keeps the old one."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_bytes(path, orjson.dumps(obj, option=_OPTS | orjson.OPT_INDENT_2) + b"\n")
+
+
+def write_jsonl(path: str | Path, rows: Iterable[Any]) -> None:
+    atomic_write_bytes(path, b"".join(orjson.dumps(r, option=_OPTS) + b"\n" for r in rows))
+
+
+def read_json(path: str | Path) -> Any:
+    return orjson.loads(Path(path).read_bytes())
+
+
+def read_jsonl(path: str | Path) -> list[Any]:
+    rows = []
+    with Path(path).open("rb") as f:
+        for i, line in enumerate(f, start=1):
+            if line.strip():
+                try:
+                    rows.append(orjson.loads(line))
+                except orjson.JSONDecodeError as e:
+                    raise ValueError(f"{path}:{i}: invalid JSON ({e})") from e
+    return rows

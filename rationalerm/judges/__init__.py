@@ -1,0 +1,20 @@
+"""Judges fill the score matrix W; see ``base`` for the two interfaces."""
+
+from __future__ import annotations
+
+from rationalerm.config import EmbeddingJudgeConfig, LLMJudgeConfig
+from rationalerm.judges.base import ListJudge, ListResult, ListTask, PairJudge, PairScore
+
+
+def make_judge(cfg: EmbeddingJudgeConfig | LLMJudgeConfig) -> PairJudge | ListJudge:
+    """Build the judge a config names; LLM backends import their heavy dependencies lazily."""
+    if isinstance(cfg, EmbeddingJudgeConfig):
+        from rationalerm.judges.embedding import EmbeddingJudge
+
+        return EmbeddingJudge(cfg)
+    from rationalerm.judges.llm import make_llm_judge
+
+    return make_llm_judge(cfg)
+
+
+__all__ = ["ListJudge", "ListResult", "ListTask", "PairJudge", "PairScore", "make_judge"]

@@ -1,0 +1,124 @@
+"""End to end through the real CLI: run, re-score, cache hits, and resume after kill -9 / Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "rationales.jsonl"
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "140"}
+
+
+def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-m", "rationalerm", *args], capture_output=True, text=True, env=ENV,
+                          cwd=ROOT, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def test_run_example_then_rescore(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = cli("run", str(EXAMPLE), "--config", "configs/default.yaml", "--out", str(out), "--sort-by", "model")
+    for col in ("Model", "Precision", "Recall", "F1", "AP", "Valid", "Qwen3-8B", "Llama-3.1-8B"):
+        assert col in proc.stdout
+    assert proc.stdout.index("Llama-3.1-8B") < proc.stdout.index("Qwen3-8B")  # sorted by model name
+    metrics = json.loads((out / "metrics.json").read_text())
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 28 and metrics["skipped"]["count"] == 0
+    qwen, llama = metrics["models"]["Qwen3-8B"], metrics["models"]["Llama-3.1-8B"]
+    assert qwen["n_samples"] == 14 and set(qwen["ci"]) == {"precision", "recall", "f1", "ap"}
+    assert qwen["recall"] > llama["recall"]  # the paraphrasing model is more consistent with the humans
+    assert set(qwen["by_domain"]) == {"chat", "code", "math", "safety", "reasoning"}
+    row = rows[0]
+    assert {"id", "domain", "model", "matrix", "pairs", "precision", "recall", "f1", "ap"} <= set(row)
+    run_meta = json.loads((out / "run.json").read_text())
+    assert run_meta["judge_fingerprint"]["judge"] == "embedding" and "numpy" in run_meta["versions"]
+
+    again = cli("run", str(EXAMPLE), "--out", str(out))
+    assert "judged 0 pairs" in again.stdout
+
+    cli("score", str(out), "--compat", "metajudge")
+    compat = json.loads((out / "metrics.json").read_text())
+    assert compat["scoring"]["compat"] == "metajudge"
+    assert compat["models"]["Qwen3-8B"]["recall"] >= qwen["recall"] - 1e-9  # best pick >= one-to-one
+    cli("score", str(out), "--compat", "none")
+    assert json.loads((out / "metrics.json").read_text())["models"] == metrics["models"]
+
+
+def test_bad_input_is_reported_and_strict_stops(tmp_path: Path) -> None:
+    data = tmp_path / "mixed.jsonl"
+    data.write_text(EXAMPLE.read_text().splitlines()[0] + "\n{oops\n", encoding="utf-8")
+    proc = cli("run", str(data), "--out", str(tmp_path / "o"))
+    assert f"{data}:2: invalid JSON" in proc.stderr.replace("\n", "")
+    assert json.loads((tmp_path / "o" / "metrics.json").read_text())["skipped"]["count"] == 1
+    strict = cli("run", str(data), "--out", str(tmp_path / "s"), "--strict", check=False)
+    assert strict.returncode == 2 and ":2: invalid JSON" in strict.stderr
+    bad_cfg = tmp_path / "bad.yaml"
+    bad_cfg.write_text("judge:\n  type: embeding\n")
+    proc = cli("run", str(data), "--config", str(bad_cfg), check=False)
+    assert proc.returncode == 2 and "bad.yaml" in proc.stderr
+
+
+def _big_corpus(path: Path, n: int) -> None:
+    base = [json.loads(line) for line in EXAMPLE.read_text().splitlines()]
+    with path.open("w") as f:
+        for k in range(n):
+            rec = dict(base[k % len(base)])
+            rec["id"] = f"s{k}"
+            for key in ("human-checklist", "Qwen3-8B-checklist", "Llama-3.1-8B-checklist"):
+                rec[key] = [f"{t} (case {k})" for t in rec[key]]
+            f.write(json.dumps(rec) + "\n")
+
+
+def _cached_pairs(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=1) as con:
+            return con.execute("SELECT COUNT(*) FROM pairs").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_interrupted_run_resumes_to_identical_output(tmp_path: Path, sig: signal.Signals) -> None:
+    data = tmp_path / "big.jsonl"
+    _big_corpus(data, 60)
+    cfg = tmp_path / "small-chunks.yaml"
+    cfg.write_text("chunk_size: 8\n")
+    ref = tmp_path / "ref"
+    cli("run", str(data), "--config", str(cfg), "--out", str(ref))
+
+    out = tmp_path / "resumed"
+    proc = subprocess.Popen([sys.executable, "-m", "rationalerm", "run", str(data), "--config", str(cfg),
+                             "--out", str(out)], env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while _cached_pairs(out / "cache.sqlite") < 100 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "run finished before it could be interrupted"
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    assert not (out / "results.jsonl").exists()  # nothing half-written
+    done = _cached_pairs(out / "cache.sqlite")
+    total = _cached_pairs(ref / "cache.sqlite")
+    assert 0 < done < total
+
+    resumed = cli("run", str(data), "--config", str(cfg), "--out", str(out))
+    assert f"judged {total - done} pairs, {done} from cache" in resumed.stdout
+    assert (out / "results.jsonl").read_bytes() == (ref / "results.jsonl").read_bytes()
+    ref_m, out_m = (json.loads((d / "metrics.json").read_text()) for d in (ref, out))
+    ref_m.pop("judge"), out_m.pop("judge")
+    assert ref_m == out_m
+    ids = [(r["id"], r["model"]) for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())]
+    assert len(ids) == len(set(ids)) == 120
