@@ -84,6 +84,80 @@ def score(
     console.print(results_table(metrics, sort_by, title=f"Rationale consistency — {run_dir} (re-scored)"))
 
 
+@app.command()
+def compare(
+    run_a: Annotated[Path, typer.Argument(help="First run directory (e.g. the LLM judge).")],
+    run_b: Annotated[Optional[Path], typer.Argument(help="Second run directory (e.g. the embedding judge).")] = None,
+    gold: Annotated[Optional[Path], typer.Option("--gold", help="Human pair labels, JSONL: {id, model, i, j, label} or {human, item, label}.")] = None,
+    threshold: Annotated[float, typer.Option("--threshold", help="A cell with score >= this is a match.")] = 0.5,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full comparison as JSON here.")] = None,
+) -> None:
+    """Agreement of two runs over the same input (pairs, samples, model ranking), and/or of runs vs gold labels."""
+    from rationalerm.compare import compare_runs, compare_with_gold
+    from rationalerm.io import write_json
+    from rationalerm.report import compare_tables, gold_table
+    from rationalerm.runs import load_gold, load_run
+
+    if run_b is None and gold is None:
+        _fail("give a second run, --gold FILE, or both")
+    try:
+        a = load_run(run_a)
+        b = load_run(run_b) if run_b is not None else None
+        labels = load_gold(gold) if gold is not None else None
+        result: dict[str, object] = {}
+        if b is not None:
+            result["runs"] = compare_runs(a, b, threshold)
+            for table in compare_tables(result["runs"]):  # type: ignore[arg-type]
+                console.print(table)
+        if labels is not None:
+            result["gold"] = {str(r.path): compare_with_gold(r, labels, threshold) for r in (a, b) if r is not None}
+            console.print(gold_table(result["gold"]))  # type: ignore[arg-type]
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+        return
+    if json_out is not None:
+        write_json(json_out, result)
+        console.print(f"wrote {json_out}", highlight=False)
+
+
+@app.command()
+def calibrate(
+    reference: Annotated[Path, typer.Argument(help="A run directory: its scores are the reference (its texts are used with --gold).")],
+    gold: Annotated[Optional[Path], typer.Option("--gold", help="Calibrate against human pair labels instead of the run's scores.")] = None,
+    embedding_model: Annotated[Optional[str], typer.Option("--embedding-model", help="sentence-transformers path or name (default: packaged all-MiniLM-L6-v2).")] = None,
+    match_threshold: Annotated[float, typer.Option("--match-threshold", help="A reference cell with score >= this is a match.")] = 0.5,
+    target_recall: Annotated[float, typer.Option("--target-recall", help="Smallest prefilter k keeping this share of reference matches.")] = 0.95,
+    base_config: Annotated[Optional[Path], typer.Option("--base-config", help="Config to start from (default: the embedded default).")] = None,
+    write_config: Annotated[Optional[Path], typer.Option("--write-config", help="Write the base config with the chosen values here.")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full grid as JSON here.")] = None,
+) -> None:
+    """Choose the embedding threshold and prefilter k that best agree with a reference run or gold labels."""
+    from rationalerm.calibrate import calibrate as run_calibration
+    from rationalerm.calibrate import write_calibrated_config
+    from rationalerm.io import write_json
+    from rationalerm.judges.embedding import Embedder
+    from rationalerm.report import calibrate_tables
+    from rationalerm.runs import load_gold, load_run
+
+    try:
+        run_ = load_run(reference)
+        labels = load_gold(gold) if gold is not None else None
+        result = run_calibration(run_, gold=labels, embedder=Embedder(embedding_model),
+                                 match_threshold=match_threshold, target_recall=target_recall)
+        if embedding_model:
+            result["embedding_model"] = embedding_model
+        for table in calibrate_tables(result):
+            console.print(table)
+        if write_config is not None:
+            write_calibrated_config(result, write_config, base_config)
+            console.print(f"wrote {write_config}", highlight=False)
+    except (ConfigError, ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+        return
+    if json_out is not None:
+        write_json(json_out, result)
+
+
 def main() -> None:
     app()
 

@@ -114,8 +114,13 @@ class RunConfig(_Strict):
     cache: str | None = Field(None, description="SQLite cache path; None = OUT/cache.sqlite")
     chunk_size: int = Field(512, ge=1, description="pairs (or lists) per judge call and cache commit")
 
-    def fingerprint_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+    @model_validator(mode="before")
+    @classmethod
+    def _default_judge_type(cls, data: Any) -> Any:
+        """A judge section without ``type`` is the embedding judge, as when no section is given."""
+        if isinstance(data, dict) and isinstance(data.get("judge"), dict) and "type" not in data["judge"]:
+            data = {**data, "judge": {**data["judge"], "type": "embedding"}}
+        return data
 
 
 class ConfigError(ValueError):

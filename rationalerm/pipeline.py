@@ -103,6 +103,11 @@ def judge_pairwise(
     pairs = list(wanted)
     known: dict[tuple[str, str], PairScore] = cache.get_pairs(pairs)
     todo = [p for p in pairs if p not in known]
+    prepare = getattr(judge, "prepare", None)
+    if todo and prepare is not None:
+        # Embed the run's whole text set in one call: batches (and so the floats) then do not depend on
+        # where an interrupted run stopped, and a resumed run writes byte-identical files.
+        prepare(list(dict.fromkeys(t for p in pairs for t in p)))
     with progress("judging pairs", len(todo)) as advance:
         for chunk in _chunks(todo, chunk_size):
             scores = judge.score_pairs(list(chunk))

@@ -55,3 +55,66 @@ def rich_progress(console: Console) -> Iterator[Callable[[str, int], Any]]:
             yield lambda n: bar.advance(task, n)
 
         yield factory
+
+
+def _f(x: Any, digits: int = 3) -> str:
+    return "—" if x is None else f"{x:.{digits}f}"
+
+
+def compare_tables(res: dict[str, Any]) -> list[Table]:
+    """Pair-level, per-sample and per-model agreement of run A against run B."""
+    pairs = Table(title=f"Pair agreement (score >= {res['threshold']}; {res['units']} units) — A={res['a']}  B={res['b']}")
+    for col in ("level", "n", "kappa", "agreement", "base rate A", "base rate B", "precision A|B", "recall A|B"):
+        pairs.add_column(col, justify="right" if col != "level" else "left")
+    for level in ("cells", "assigned"):
+        p = res["pairs"][level]
+        pairs.add_row(level, str(p["n"]), _f(p["kappa"]), _f(p["agreement"]), _f(p["base_rate_a"]),
+                      _f(p["base_rate_b"]), _f(p["precision"]), _f(p["recall"]))
+    samples = Table(title="Per-sample metric correlation")
+    for col in ("metric", "n", "Pearson", "Spearman"):
+        samples.add_column(col, justify="right" if col != "metric" else "left")
+    for metric, c in res["per_sample"].items():
+        samples.add_row(metric, str(c["n"]), _f(c["pearson"]), _f(c["spearman"]))
+    mod = res["per_model_rc"]
+    models = Table(title="Per-model RC (matcher swap)",
+                   caption=(f"Kendall tau {_f(mod['kendall_tau'])}, R^2 {_f(mod['r2'])}, RMSE {_f(mod['rmse'], 4)}, "
+                            f"fit B = {_f(mod['slope'])}·A + {_f(mod['intercept'])}"))
+    for col in ("model", "RC (A)", "RC (B)"):
+        models.add_column(col, justify="right" if col != "model" else "left")
+    for name, v in mod["models"].items():
+        models.add_row(name, _f(v["a"], 4), _f(v["b"], 4))
+    return [pairs, samples, models]
+
+
+def gold_table(res: dict[str, dict[str, Any]]) -> Table:
+    table = Table(title="Against human pair labels")
+    for col in ("run", "labelled", "AUC", "kappa", "base rate", "gold rate", "precision", "recall", "assigned P", "assigned R"):
+        table.add_column(col, justify="right" if col != "run" else "left")
+    for name, r in res.items():
+        c, a = r["cells"], r["assigned"]
+        table.add_row(name, str(r["labelled_pairs"]), _f(r["auc"]), _f(c["kappa"]), _f(c["base_rate_a"]),
+                      _f(c["base_rate_b"]), _f(c["precision"]), _f(c["recall"]), _f(a["precision"]), _f(a["recall"]))
+    return table
+
+
+def calibrate_tables(res: dict[str, Any]) -> list[Table]:
+    best = res["best"]
+    grid = Table(title=(f"Embedding threshold vs {res['reference']} ({res['reference_matches']} matches in "
+                        f"{res['labelled_pairs']} pairs): best {best['threshold']} (kappa {_f(best['kappa'])})"))
+    cols = ["threshold", "kappa", "precision", "recall", "base rate"] + (["RC MAE"] if "rc_mae" in best else [])
+    for col in cols:
+        grid.add_column(col, justify="right")
+    for r in res["thresholds"]:
+        cells = [f"{r['threshold']:.3f}", _f(r["kappa"]), _f(r["precision"]), _f(r["recall"]), _f(r["base_rate_a"])]
+        if "rc_mae" in r:
+            cells.append(_f(r["rc_mae"], 4))
+        grid.add_row(*cells, style="bold green" if r is best else None)
+    pf = res["prefilter"]
+    pre = Table(title=f"Prefilter recall of reference matches (chosen top_k {pf['chosen_top_k']}, target {pf['target_recall']})")
+    for col in ("rule", "recall", "kept fraction"):
+        pre.add_column(col, justify="right")
+    for r in pf["top_k"]:
+        pre.add_row(f"top_k={r['top_k']}", _f(r["recall"]), _f(r["kept_fraction"]))
+    for r in pf["min_cosine"]:
+        pre.add_row(f"min_cosine={r['min_cosine']}", _f(r["recall"]), _f(r["kept_fraction"]))
+    return [grid, pre]

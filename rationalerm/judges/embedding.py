@@ -90,6 +90,10 @@ class EmbeddingJudge:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return self.embedder.embed(texts)
 
+    def prepare(self, texts: Sequence[str]) -> None:
+        """Embed every text a run needs at once, so each text's vector is independent of chunking."""
+        self.embedder.embed(texts)
+
     def score_pairs(self, pairs: Sequence[tuple[str, str]], progress: Progress | None = None) -> list[PairScore]:
         if not pairs:
             return []
