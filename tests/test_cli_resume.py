@@ -90,22 +90,31 @@ def _cached_pairs(db: Path) -> int:
         return 0
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
-def test_interrupted_run_resumes_to_identical_output(tmp_path: Path, sig: signal.Signals) -> None:
-    data = tmp_path / "big.jsonl"
-    _big_corpus(data, 60)
-    cfg = tmp_path / "small-chunks.yaml"
-    cfg.write_text("chunk_size: 8\n")
-    ref = tmp_path / "ref"
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A 30-sample corpus, a one-pair-per-commit config, and its uninterrupted reference run."""
+    tmp = tmp_path_factory.mktemp("resume")
+    data = tmp / "big.jsonl"
+    _big_corpus(data, 30)
+    cfg = tmp / "small-chunks.yaml"
+    cfg.write_text("chunk_size: 1\n")
+    ref = tmp / "ref"
     cli("run", str(data), "--config", str(cfg), "--out", str(ref))
+    return data, cfg, ref
 
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_interrupted_run_resumes_to_identical_output(
+    tmp_path: Path, sig: signal.Signals, corpus: tuple[Path, Path, Path]
+) -> None:
+    data, cfg, ref = corpus
     out = tmp_path / "resumed"
     proc = subprocess.Popen([sys.executable, "-m", "rationalerm", "run", str(data), "--config", str(cfg),
                              "--out", str(out)], env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while _cached_pairs(out / "cache.sqlite") < 100 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
+    while _cached_pairs(out / "cache.sqlite") < 10 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
     assert proc.poll() is None, "run finished before it could be interrupted"
     proc.send_signal(sig)
     proc.wait(timeout=60)
@@ -121,4 +130,4 @@ def test_interrupted_run_resumes_to_identical_output(tmp_path: Path, sig: signal
     ref_m.pop("judge"), out_m.pop("judge")
     assert ref_m == out_m
     ids = [(r["id"], r["model"]) for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())]
-    assert len(ids) == len(set(ids)) == 120
+    assert len(ids) == len(set(ids)) == 60
