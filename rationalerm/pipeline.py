@@ -65,13 +65,17 @@ def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield seq[start:start + size]
 
 
-def prefilter_masks(units: Sequence[Unit], cfg: RunConfig) -> tuple[list[np.ndarray], PrefilterStats]:
+def prefilter_masks(
+    units: Sequence[Unit], cfg: RunConfig, progress: Any = _null_progress
+) -> tuple[list[np.ndarray], PrefilterStats]:
     """Per-unit keep masks from embedding cosines; every unique item is embedded once."""
     from rationalerm.judges.embedding import Embedder
 
     pf = cfg.prefilter
     embedder = Embedder(pf.model, pf.batch_size, getattr(cfg.judge, "device", None))
-    embedder.embed(list(dict.fromkeys(t for u in units for t in (*u.human, *u.items))))
+    texts = list(dict.fromkeys(t for u in units for t in (*u.human, *u.items)))
+    with progress("prefilter: embedding texts", len(texts)) as advance:
+        embedder.embed(texts, advance)
     masks, stats = [], PrefilterStats()
     all_pairs: set[tuple[str, str]] = set()
     kept_pairs: set[tuple[str, str]] = set()
@@ -107,7 +111,9 @@ def judge_pairwise(
     if todo and prepare is not None:
         # Embed the run's whole text set in one call: batches (and so the floats) then do not depend on
         # where an interrupted run stopped, and a resumed run writes byte-identical files.
-        prepare(list(dict.fromkeys(t for p in pairs for t in p)))
+        texts = list(dict.fromkeys(t for p in pairs for t in p))
+        with progress("embedding texts", len(texts)) as advance:
+            prepare(texts, advance)
     with progress("judging pairs", len(todo)) as advance:
         for chunk in _chunks(todo, chunk_size):
             scores = judge.score_pairs(list(chunk))
@@ -214,7 +220,7 @@ def run(
         else:
             masks = None
             if cfg.prefilter.enabled:
-                masks, stats = prefilter_masks(units, cfg)
+                masks, stats = prefilter_masks(units, cfg, progress)
                 pf_stats = stats.as_dict()
                 log(f"prefilter kept {stats.cells_kept}/{stats.cells_total} pairs; "
                     f"judge calls saved: {stats.judge_calls_saved}")

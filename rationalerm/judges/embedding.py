@@ -57,14 +57,19 @@ class Embedder:
             self._encoder = load_encoder(self.model_name, self.device)
         return self._encoder
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        new = list(dict.fromkeys(t for t in texts if t not in self._memo))
-        if new:
+    def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        # Length-sorted blocks: little padding, and a given text list always gives the same batches.
+        new = sorted(dict.fromkeys(t for t in texts if t not in self._memo), key=len)
+        block = self.batch_size * 8
+        for start in range(0, len(new), block):
+            part = new[start:start + block]
             vecs = self.encoder.encode(
-                new, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                part, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
                 show_progress_bar=False,
             )
-            self._memo.update(zip(new, np.asarray(vecs, dtype=np.float32)))
+            self._memo.update(zip(part, np.asarray(vecs, dtype=np.float32)))
+            if progress:
+                progress(len(part))
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([self._memo[t] for t in texts])
@@ -90,9 +95,9 @@ class EmbeddingJudge:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return self.embedder.embed(texts)
 
-    def prepare(self, texts: Sequence[str]) -> None:
+    def prepare(self, texts: Sequence[str], progress: Progress | None = None) -> None:
         """Embed every text a run needs at once, so each text's vector is independent of chunking."""
-        self.embedder.embed(texts)
+        self.embedder.embed(texts, progress)
 
     def score_pairs(self, pairs: Sequence[tuple[str, str]], progress: Progress | None = None) -> list[PairScore]:
         if not pairs:
