@@ -1,0 +1,12 @@
+"""Human-labelled data sets used to measure matcher quality (see benchmarks/quality.py)."""
+
+from rationalerm.datasets.argkp import (
+    ArgKP,
+    ArgKPError,
+    MatchTask,
+    PairRecord,
+    default_argkp_path,
+    load_argkp,
+)
+
+__all__ = ["ArgKP", "ArgKPError", "MatchTask", "PairRecord", "default_argkp_path", "load_argkp"]
