@@ -1,0 +1,193 @@
+"""The paper's listwise protocol: strict parsing, the output grammar, and the retrying judge.
+
+An output is valid only if it has a ``<RESULT_START>`` ... ``<RESULT_END>`` block holding exactly one line
+``- Rx@Sy: score`` for every human item x = 1..n, with 0 <= y <= m (``S0`` = no match) and 0 <= score <= 1,
+and the generation was not cut off. Anything else is invalid: it is retried ``max_retries`` times and then
+recorded as invalid (``ListResult.valid = False``, no matrix), never turned into a score.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rationalerm.config import LLMJudgeConfig
+from rationalerm.judges.base import ListResult, ListTask, Progress
+from rationalerm.judges.llm.backend import Backend, Generation
+from rationalerm.judges.llm.prompts import listwise_messages, prompt_hash
+
+START, END = "<RESULT_START>", "<RESULT_END>"
+HEADER = "Scores corresponding to claims:"
+_PICK_HINT = re.compile(r"R\s*\d+\s*@\s*S", re.IGNORECASE)
+_LINE = re.compile(r"-\s?R(\d+)@S(\d+):\s?(\d+(?:\.\d+)?)")
+GRAMMAR_SCORES = ("0.00", "0.25", "0.50", "0.75", "1.00")
+
+
+@dataclass
+class ParsedList:
+    matrix: list[list[float]] | None
+    error: str | None = None
+    picks: list[tuple[int, int, float]] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return self.matrix is not None
+
+
+def parse_listwise(text: str, n: int, m: int, finish_reason: str | None = None) -> ParsedList:
+    """Parse one listwise output strictly into an n x m matrix (rows = human items), or say why not."""
+    if finish_reason == "length":
+        return ParsedList(None, "truncated: generation hit max_tokens (finish_reason=length)")
+    start = text.rfind(START)
+    if start < 0:
+        return ParsedList(None, f"missing {START}")
+    end = text.find(END, start + len(START))
+    if end < 0:
+        return ParsedList(None, f"missing {END} after {START}")
+    body = text[start + len(START) : end]
+    picks: list[tuple[int, int, float]] = []
+    seen: set[int] = set()
+    for raw_line in body.splitlines():
+        line = raw_line.strip()
+        if not line:
+            continue
+        if not _PICK_HINT.search(line):
+            continue  # a header such as "Scores corresponding to claims:"
+        mt = _LINE.fullmatch(line)
+        if mt is None:
+            return ParsedList(None, f"malformed score line: {line[:120]!r}")
+        r, s, v = int(mt.group(1)), int(mt.group(2)), float(mt.group(3))
+        if not 1 <= r <= n:
+            return ParsedList(None, f"R{r} out of range (the human list has {n} items)")
+        if not 0 <= s <= m:
+            return ParsedList(None, f"S{s} out of range in R{r}@S{s} (the model list has {m} items)")
+        if not 0.0 <= v <= 1.0:
+            return ParsedList(None, f"score {mt.group(3)} of R{r}@S{s} is outside [0, 1]")
+        if r in seen:
+            return ParsedList(None, f"duplicate line for R{r}")
+        seen.add(r)
+        picks.append((r, s, v))
+    missing = [r for r in range(1, n + 1) if r not in seen]
+    if missing:
+        shown = ", ".join(f"R{r}" for r in missing[:8]) + (" ..." if len(missing) > 8 else "")
+        return ParsedList(None, f"no score line for {shown}")
+    matrix = [[0.0] * m for _ in range(n)]
+    for r, s, v in picks:
+        if s > 0:
+            matrix[r - 1][s - 1] = v
+    return ParsedList(matrix, None, picks)
+
+
+def _esc(text: str) -> str:
+    """Escape regex metacharacters only (``re.escape`` also escapes spaces, which xgrammar warns about)."""
+    return "".join("\\" + ch if ch in ".^$*+?{}[]\\|()" else ch for ch in text)
+
+
+def listwise_regex(n: int, m: int) -> str:
+    """A regular expression for exactly the valid outputs of an n x m task (vLLM structured outputs).
+
+    Human items in order, each picking S0 (score 0.00) or one of S1..Sm with one of the five levels.
+    """
+    score = "(" + "|".join(_esc(s) for s in GRAMMAR_SCORES) + ")"
+    idx = "(" + "|".join(str(j) for j in range(m, 0, -1)) + ")"
+    lines = "".join(rf"- R{i}@S(0: 0\.00|{idx}: {score})\n" for i in range(1, n + 1))
+    return _esc(START) + r"\n" + _esc(HEADER) + r"\n" + lines + _esc(END)
+
+
+class LLMListJudge:
+    """Listwise judge over any backend; retries invalid outputs, then records them as invalid."""
+
+    kind = "listwise"
+
+    def __init__(self, cfg: LLMJudgeConfig, backend: Backend):
+        self.cfg = cfg
+        self.backend = backend
+        self.use_grammar = bool(cfg.structured_outputs and backend.supports_grammar)
+
+    def fingerprint(self) -> dict[str, Any]:
+        c = self.cfg
+        return {
+            "judge": "llm",
+            "model": c.model,
+            "tokenizer": c.tokenizer,
+            "protocol": "listwise",
+            "prompt_version": c.prompt_version,
+            "prompt_hash": prompt_hash("listwise", c.prompt_version),
+            "temperature": c.temperature,
+            "retry_temperature": c.retry_temperature,
+            "seed": c.seed,
+            "max_tokens": c.max_tokens,
+            "max_retries": c.max_retries,
+            "enable_thinking": c.enable_thinking,
+            "grammar": self.use_grammar,
+        }
+
+    def judge_lists(self, tasks: Sequence[ListTask], progress: Progress | None = None) -> list[ListResult]:
+        results: list[ListResult | None] = [None] * len(tasks)
+        pending: list[int] = []
+        for i, t in enumerate(tasks):
+            if not t.human or not t.model:  # nothing to ask: an empty row set or an all-zero matrix
+                results[i] = ListResult(matrix=[[0.0] * len(t.model) for _ in t.human], valid=True, attempts=0)
+            else:
+                pending.append(i)
+        if progress and len(pending) < len(tasks):
+            progress(len(tasks) - len(pending))
+        messages = {i: listwise_messages(tasks[i].human, tasks[i].model, self.cfg.prompt_version) for i in pending}
+        regexes = {i: listwise_regex(len(tasks[i].human), len(tasks[i].model)) for i in pending} if self.use_grammar else {}
+        last: dict[int, tuple[Generation, ParsedList]] = {}
+        for attempt in range(self.cfg.max_retries + 1):
+            if not pending:
+                break
+            temperature = self.cfg.temperature if attempt == 0 else max(self.cfg.temperature, self.cfg.retry_temperature)
+            gens = self.backend.generate(
+                [messages[i] for i in pending],
+                regexes=[regexes[i] for i in pending] if self.use_grammar else None,
+                max_tokens=self.cfg.max_tokens,
+                temperature=temperature,
+                seed=self.cfg.seed + attempt,
+                settings=self.cfg,
+            )
+            still: list[int] = []
+            done = 0
+            for i, gen in zip(pending, gens):
+                t = tasks[i]
+                parsed = (
+                    ParsedList(None, gen.error)
+                    if gen.error
+                    else parse_listwise(gen.text, len(t.human), len(t.model), gen.finish_reason)
+                )
+                last[i] = (gen, parsed)
+                if parsed.valid:
+                    results[i] = self._result(gen, parsed, attempt + 1)
+                    done += 1
+                elif attempt == self.cfg.max_retries:
+                    results[i] = self._result(gen, parsed, attempt + 1)
+                    done += 1
+                else:
+                    still.append(i)
+            if progress and done:
+                progress(done)
+            pending = still
+        return _fill(results)
+
+    @staticmethod
+    def _result(gen: Generation, parsed: ParsedList, attempts: int) -> ListResult:
+        detail: dict[str, Any] = {
+            "finish_reason": gen.finish_reason,
+            "prompt_tokens": gen.prompt_tokens,
+            "completion_tokens": gen.completion_tokens,
+        }
+        if parsed.valid:
+            detail["picks"] = [list(p) for p in parsed.picks]
+        return ListResult(
+            matrix=parsed.matrix, valid=parsed.valid, raw=gen.text, attempts=attempts, error=parsed.error, detail=detail
+        )
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def _fill(results: list[ListResult | None]) -> list[ListResult]:
+    return [r if r is not None else ListResult(None, False, error="not judged") for r in results]

@@ -1,0 +1,156 @@
+"""Prompts of the open Qwen judge: the paper's strict five-level rubric, pairwise and listwise.
+
+Pairwise prompts put the rubric first, then the human item, then the model item, so every prompt of
+a run shares the rubric prefix and all pairs of one human item share rubric + human item (vLLM prefix
+caching computes them once). The answer is one digit label, 0..4, mapping to 0 / 0.25 / 0.5 / 0.75 / 1.
+
+The listwise prompt reproduces the paper's MetaJudge prompt (arXiv 2602.04649): the model's list as S1..Sm,
+the human list as R1..Rn, and one line ``- Rx@Sy: score`` per human item between ``<RESULT_START>`` and
+``<RESULT_END>`` (``S0`` = no matching item).
+"""
+
+from __future__ import annotations
+
+from rationalerm.config import stable_hash
+
+LEVELS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+LABELS: tuple[str, ...] = ("0", "1", "2", "3", "4")
+"""Answer labels of the pairwise protocol; each is a single token in the Qwen tokenizers."""
+
+PROMPT_VERSIONS = ("v1",)
+
+_STRICTNESS = (
+    "Different wording with the same meaning counts as the same point, but merely mentioning the topic "
+    "without achieving the purpose counts as not achieved. Abstract or vague descriptions of a shortcoming "
+    "count as not achieved, and so does a statement that only says which response is better or worse: the "
+    "purpose counts as achieved only when the specific issue is pointed out concretely (for example, which "
+    "passage lacks coherence). When the two critiques agree on which response is better but give different "
+    "reasons, the purpose is not achieved.\n\n"
+    "\"Response 1\" and \"Response A\" name the same response, and \"Response 2\" and \"Response B\" name "
+    "the same response."
+)
+
+_LEVEL_TEXT = (
+    (
+        "not achieved or contradictory",
+        "the critique does not address the purpose, reaches the opposite conclusion, merely lists elements "
+        "without achieving the purpose, or describes the problem abstractly or vaguely without pinpointing it "
+        "(e.g. only says which response is better without a reason, or says the logic is incoherent without "
+        "saying where)",
+    ),
+    (
+        "slightly involved",
+        "only some elements are mentioned; nothing is carried through, so the purpose is not shown to be achieved",
+    ),
+    (
+        "partially achieved",
+        "there is analysis related to the purpose, but several key steps are missing or no verifiable "
+        "conclusion is reached",
+    ),
+    (
+        "mostly achieved",
+        "the main purpose is achieved and the key conclusion agrees, but secondary conditions, boundaries or "
+        "some supporting detail are missing",
+    ),
+    (
+        "fully achieved",
+        "the purpose is clearly achieved: the specific issue, the necessary evidence and the conclusion are all "
+        "there, and the key conditions and constraints are satisfied",
+    ),
+)
+
+_NUMERIC = (
+    "For quantitative claims, check the numbers, ranges, thresholds and conditions; if a key constraint is "
+    "not satisfied, do not judge it fully achieved. Judge as strictly as possible: when in doubt, choose the "
+    "lower level."
+)
+
+PAIRWISE_SYSTEM_V1 = (
+    "You are a rigorous analyst of critique alignment. Two responses to a user request were compared. "
+    "A human expert wrote a reference critique R: one point about the responses. A model wrote a candidate "
+    "critique S. Decide to what extent S achieves the purpose of R, that is, the specific problem, strength or "
+    "improvement objective that R points out.\n\n"
+    + _STRICTNESS
+    + "\n\nLevels (answer with the digit):\n"
+    + "\n".join(
+        f"{label} = {name} ({level:.2f}): {text}."
+        for label, level, (name, text) in zip(LABELS, LEVELS, _LEVEL_TEXT)
+    )
+    + "\n\n"
+    + _NUMERIC
+    + "\n\nAnswer with a single digit from 0 to 4 and nothing else."
+)
+
+PAIRWISE_USER_V1 = "Reference critique R:\n{human}\n\nCandidate critique S:\n{model}"
+
+LISTWISE_V1 = (
+    "You are a rigorous analyst of critique alignment. You are given an original evaluation list S and a "
+    "reference evaluation list R; both are lists of critique points about two responses. For each item of the "
+    "reference list, determine to what extent a single item of the original list achieves the expected purpose "
+    "(the improvement objective) of that reference critique, and give it an achievement score between 0 and 1.\n\n"
+    + _STRICTNESS
+    + "\n\n[Original evaluation list start]\n{model_list}\n[Original evaluation list end]\n\n"
+    "[Reference evaluation list start]\n{human_list}\n[Reference evaluation list end]\n\n"
+    "For each item of the reference list, find the single best-matching item of the original list (if none "
+    "matches, the critique is not achieved: use S0). Match as strictly as possible and prefer the lower score.\n\n"
+    + "\n".join(f"- {name.capitalize()}: {level:.2f} ({text})" for level, (name, text) in zip(LEVELS, _LEVEL_TEXT))
+    + "\n\n"
+    + _NUMERIC
+    + "\n\n"
+    "Output format (fixed, so the scores can be extracted; Rx@Sy means item x of the reference list R best "
+    "matches item y of the original list S):\n"
+    "<RESULT_START>\n"
+    "Scores corresponding to claims:\n"
+    "- R1@Sy: a decimal between 0 and 1 with two decimal places, e.g. 0.75\n"
+    "- R2@Sy: a decimal between 0 and 1 with two decimal places, e.g. 0.75\n"
+    "- R3@S0: 0.00 (no matching item)\n"
+    "... one line per reference item, in order\n"
+    "<RESULT_END>"
+)
+
+
+def check_version(version: str) -> None:
+    if version not in PROMPT_VERSIONS:
+        raise ValueError(f"unknown prompt_version {version!r}; known: {', '.join(PROMPT_VERSIONS)}")
+
+
+def pairwise_messages(human: str, model: str, version: str = "v1") -> list[dict[str, str]]:
+    """Chat messages for one (human item, model item) pair: rubric (system), then R, then S."""
+    check_version(version)
+    return [
+        {"role": "system", "content": PAIRWISE_SYSTEM_V1},
+        {"role": "user", "content": PAIRWISE_USER_V1.format(human=human.strip(), model=model.strip())},
+    ]
+
+
+def pairwise_split(human: str, model: str, version: str = "v1") -> tuple[str, str]:
+    """The user message of a pair as (part ending with the human item, the model item).
+
+    The first part is the same for every pair of one human item, so a backend can tokenise it once
+    (``backend.encode_chats``); the two parts concatenate to the user message content.
+    """
+    check_version(version)
+    marker = "\x00"
+    head = PAIRWISE_USER_V1.format(human=human.strip(), model=marker)
+    a, _, rest = head.partition(marker)
+    assert rest == ""  # the model item ends the message
+    return a, model.strip()
+
+
+def numbered(items: tuple[str, ...] | list[str], prefix: str) -> str:
+    return "\n".join(f"{prefix}{i}: {text.strip()}" for i, text in enumerate(items, 1))
+
+
+def listwise_messages(human: tuple[str, ...] | list[str], model: tuple[str, ...] | list[str], version: str = "v1") -> list[dict[str, str]]:
+    """The paper's single-message listwise prompt: model list as S1..Sm, human list as R1..Rn."""
+    check_version(version)
+    text = LISTWISE_V1.replace("{model_list}", numbered(model, "S")).replace("{human_list}", numbered(human, "R"))
+    return [{"role": "user", "content": text}]
+
+
+def prompt_hash(protocol: str, version: str = "v1") -> str:
+    """Content hash of the prompt templates, part of the fingerprint (an edited prompt never reuses a cache)."""
+    check_version(version)
+    if protocol == "pairwise":
+        return stable_hash([PAIRWISE_SYSTEM_V1, PAIRWISE_USER_V1, list(LABELS), list(LEVELS)])
+    return stable_hash([LISTWISE_V1])

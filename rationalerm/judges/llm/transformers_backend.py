@@ -1,0 +1,153 @@
+"""Hugging Face transformers backend (CPU or GPU): batched forward passes and ``generate``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from rationalerm.config import LLMJudgeConfig
+from rationalerm.judges.base import Progress
+from rationalerm.judges.llm.backend import Generation, Messages, Split, encode_chats, single_token_ids
+
+log = logging.getLogger(__name__)
+TOKEN_BUDGET = 16384
+"""Padded tokens per forward batch (the batch also holds at most ``batch_size`` prompts)."""
+
+_DTYPES = {"float32": "float32", "float": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
+           "float16": "float16", "half": "float16", "fp16": "float16"}
+
+
+class TransformersBackend:
+    supports_grammar = False
+
+    def __init__(self, cfg: LLMJudgeConfig):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.cfg = cfg
+        self.torch = torch
+        device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer or cfg.model)
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        dtype: Any = "auto"
+        if cfg.dtype and cfg.dtype != "auto":
+            dtype = getattr(torch, _DTYPES.get(cfg.dtype, cfg.dtype))
+        kwargs: dict[str, Any] = {"dtype": dtype}
+        if device == "auto":
+            kwargs["device_map"] = "auto"
+        self.model = AutoModelForCausalLM.from_pretrained(cfg.model, **kwargs)
+        if device != "auto":
+            self.model.to(device)
+        self.model.eval()
+        self.device = self.model.device
+        gen = getattr(self.model, "generation_config", None)
+        eos = getattr(gen, "eos_token_id", None) if gen is not None else None
+        eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        if self.tokenizer.eos_token_id is not None:
+            eos_ids.add(self.tokenizer.eos_token_id)
+        self.eos_ids = sorted(eos_ids)
+
+    def _encode(self, prompts: Sequence[Messages], c: LLMJudgeConfig, splits: Sequence[Split] | None = None) -> list[list[int]]:
+        return encode_chats(self.tokenizer, prompts, c.enable_thinking, splits)
+
+    def _batches(self, lengths: list[int], batch_size: int, extra: int = 0) -> list[list[int]]:
+        """Indices grouped into batches of similar length (longest first) under the token budget."""
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        batches: list[list[int]] = []
+        cur: list[int] = []
+        for i in order:
+            width = (lengths[cur[0]] if cur else lengths[i]) + extra
+            if cur and (len(cur) + 1 > batch_size or (len(cur) + 1) * width > TOKEN_BUDGET):
+                batches.append(cur)
+                cur = []
+            cur.append(i)
+        if cur:
+            batches.append(cur)
+        return batches
+
+    def _pad_left(self, seqs: list[list[int]]):
+        torch = self.torch
+        width = max(len(s) for s in seqs)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for r, s in enumerate(seqs):
+            ids[r, width - len(s):] = torch.tensor(s, dtype=torch.long)
+            mask[r, width - len(s):] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def label_logprobs(
+        self,
+        prompts: Sequence[Messages],
+        labels: Sequence[str],
+        progress: Progress | None = None,
+        *,
+        settings: LLMJudgeConfig | None = None,
+        splits: Sequence[Split] | None = None,
+    ) -> list[list[float | None]]:
+        torch = self.torch
+        c = settings or self.cfg
+        label_ids = single_token_ids(self.tokenizer, labels)
+        ids = self._encode(prompts, c, splits)
+        out: list[list[float | None]] = [[] for _ in ids]
+        for batch in self._batches([len(x) for x in ids], c.batch_size):
+            input_ids, mask = self._pad_left([ids[i] for i in batch])
+            position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+            with torch.inference_mode():
+                logits = self.model(
+                    input_ids=input_ids, attention_mask=mask, position_ids=position_ids, logits_to_keep=1
+                ).logits[:, -1, :]
+                logprobs = torch.log_softmax(logits.float(), dim=-1)[:, label_ids].cpu().tolist()
+            for i, row in zip(batch, logprobs):
+                out[i] = list(row)
+            if progress:
+                progress(len(batch))
+        return out
+
+    def generate(
+        self,
+        prompts: Sequence[Messages],
+        *,
+        regexes: Sequence[str] | None,
+        max_tokens: int,
+        temperature: float,
+        seed: int,
+        settings: LLMJudgeConfig | None = None,
+    ) -> list[Generation]:
+        torch = self.torch
+        c = settings or self.cfg
+        ids = self._encode(prompts, c)
+        results: list[Generation | None] = [None] * len(ids)
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        for batch in self._batches([len(x) for x in ids], c.batch_size, extra=max_tokens):
+            input_ids, mask = self._pad_left([ids[i] for i in batch])
+            kw: dict[str, Any] = {"max_new_tokens": max_tokens, "pad_token_id": self.tokenizer.pad_token_id,
+                                  "eos_token_id": self.eos_ids}
+            if limit is not None:
+                kw["max_new_tokens"] = max(1, min(max_tokens, limit - input_ids.shape[1]))
+            if temperature > 0:
+                kw.update(do_sample=True, temperature=temperature, top_p=1.0, top_k=0)
+            else:
+                kw.update(do_sample=False)
+            torch.manual_seed(seed)
+            with torch.inference_mode():
+                seqs = self.model.generate(input_ids=input_ids, attention_mask=mask, **kw)
+            new = seqs[:, input_ids.shape[1]:].cpu().tolist()
+            for i, toks in zip(batch, new):
+                n = len(toks)
+                for k, t in enumerate(toks):
+                    if t in self.eos_ids:
+                        n = k
+                        break
+                finish = "stop" if n < len(toks) or len(toks) < kw["max_new_tokens"] else "length"
+                text = self.tokenizer.decode(toks[:n], skip_special_tokens=True)
+                results[i] = Generation(text, finish, len(ids[i]), n + (1 if finish == "stop" else 0))
+        return [r for r in results if r is not None]
+
+    def close(self) -> None:
+        self.model = None
+        import gc
+
+        gc.collect()

