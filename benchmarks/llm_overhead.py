@@ -113,7 +113,7 @@ def token_report(tokenizer, samples, gen_tokens: int) -> None:
         prev = ids
     print(f"judge tokens per (sample, model), Qwen tokenizer, {units} units from the examples:")
     print(f"  pairwise  : {pair_total / units:8.1f}  (prompts + 1 answer token each; "
-          f"{uncached / units:.1f} after shared prefixes are cached)")
+          f"{uncached / units:.1f} left after shared prefixes are cached, token-level estimate)")
     print(f"  listwise  : {list_total / units:8.1f}  ({list_prompt / units:.1f} prompt + {gen_tokens} assumed generated)")
     print(f"  pairwise / listwise: {pair_total / list_total:.2f} (all tokens), {uncached / list_total:.2f} (uncached)")
 
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
 
     pairs = make_pairs(samples, args.pairs)
     messages = judge.messages(pairs)
-    _, requests, sp, _ = backend.pair_requests(messages, LABELS)  # identical prompts and sampling params
+    _, requests, sp, _ = backend.pair_requests(messages, LABELS)  # the identical prompts and sampling params
     llm = backend.llm
 
     # warm-up both paths (compilation, allocator, grammar-free sampler paths)
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         judge_times.append(time.perf_counter() - t)
         assert len(scores) == len(pairs)
     bare, ours = min(bare_times), min(judge_times)
-    print(f"pairs per run: {len(pairs)}  (judge batch_size {cfg.batch_size}; bare: one generate call)")
+    print(f"pairs per run: {len(pairs)}  (judge: streamed, up to batch_size={cfg.batch_size} in flight; bare: one generate call)")
     for name, best, times in (("bare vLLM LLM.generate", bare, bare_times), ("rationalerm pairwise  ", ours, judge_times)):
         print(f"{name} : best {best:7.3f} s ({len(pairs) / best:7.1f} pairs/s), median {statistics.median(times):7.3f} s;"
               f" runs {', '.join(f'{x:.3f}' for x in times)}")

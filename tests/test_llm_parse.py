@@ -9,7 +9,7 @@ import pytest
 
 from rationalerm.config import LLMJudgeConfig
 from rationalerm.judges.llm import JudgeError, LLMListJudge, LLMPairJudge, listwise_regex, parse_listwise, score_from_logprobs
-from rationalerm.judges.llm.prompts import LABELS, LEVELS, listwise_messages, pairwise_messages
+from rationalerm.judges.llm.prompts import LABELS, LEVELS, listwise_messages, pairwise_messages, pairwise_split
 
 VALID = """(think) R1 is clearly covered by S2; R2 has no counterpart; R3 is mostly covered by S1.
 <RESULT_START>
@@ -164,5 +164,12 @@ def test_shared_head_tokenisation_equals_full_tokenisation(tiny_qwen):
     full = [tok(render_chat(tok, p, False), add_special_tokens=False)["input_ids"] for p in prompts]
     assert encode_chats(tok, prompts, False) == full
     assert _encode_shared_head(tok, prompts, False) == full  # the fast path is taken, not the fallback
+    # each distinct human part and model item tokenised once
+    splits = [pairwise_split(h, m) for h in items[:4] for m in items]
+    assert all(a + b == p[-1]["content"] for (a, b), p in zip(splits, prompts))
+    assert _encode_shared_head(tok, prompts, False, splits) == full
+    # a split that would cut inside a pre-token is caught by the check and falls back
+    bad = [(c[:-1], c[-1:]) for c in (p[-1]["content"] for p in prompts)]
+    assert encode_chats(tok, prompts, False, bad) == full
     lists = [listwise_messages(tuple(items[:k]), tuple(items[k:])) for k in range(1, 9)]
     assert encode_chats(tok, lists, False) == [tok(render_chat(tok, p, False), add_special_tokens=False)["input_ids"] for p in lists]
