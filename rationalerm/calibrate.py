@@ -74,13 +74,15 @@ def calibrate(
 
     topk = [{"top_k": k, **kept_recall(lambda c, k=k: topk_keep(c, k, None))} for k in ks]
     floor = [{"min_cosine": f, **kept_recall(lambda c, f=f: topk_keep(c, None, f))} for f in floors]
-    good = [r for r in topk if r["recall"] >= target_recall]
-    chosen_k = (good[0] if good else max(topk, key=lambda r: r["recall"]))["top_k"]
+    # The cheapest rule (fewest cells kept) that keeps the target share of reference matches.
+    good = [r for r in (*topk, *floor) if r["recall"] >= target_recall]
+    chosen = min(good, key=lambda r: r["kept_fraction"]) if good else max(topk, key=lambda r: r["recall"])
+    rule = {"top_k": chosen.get("top_k"), "min_cosine": chosen.get("min_cosine"), **chosen}
     return {
         "reference": "gold" if gold is not None else str(run.path), "units": len(keys),
         "reference_matches": int(ref_flat.sum()), "labelled_pairs": int(ref_flat.size),
         "match_threshold": match_threshold, "thresholds": grid, "best": best,
-        "prefilter": {"top_k": topk, "min_cosine": floor, "target_recall": target_recall, "chosen_top_k": chosen_k},
+        "prefilter": {"top_k": topk, "min_cosine": floor, "target_recall": target_recall, "chosen": rule},
     }
 
 
@@ -89,12 +91,13 @@ def write_calibrated_config(result: dict[str, Any], dest: str | Path, base: str 
     cfg = load_config(base)
     if cfg.judge.type == "embedding":
         cfg.judge.threshold = result["best"]["threshold"]
-    cfg.prefilter.top_k = result["prefilter"]["chosen_top_k"]
-    cfg.prefilter.min_cosine = None
+    rule = result["prefilter"]["chosen"]
+    cfg.prefilter.top_k, cfg.prefilter.min_cosine = rule["top_k"], rule["min_cosine"]
     if cfg.judge.type == "llm":
         cfg.prefilter.enabled = True
+    which = f"top_k {rule['top_k']}" if rule["top_k"] is not None else f"min_cosine {rule['min_cosine']}"
     header = (f"# written by `rationalerm calibrate` against {result['reference']}: embedding threshold "
-              f"{result['best']['threshold']} (kappa {result['best']['kappa']}), prefilter top_k "
-              f"{result['prefilter']['chosen_top_k']}\n")
+              f"{result['best']['threshold']} (kappa {result['best']['kappa']}), prefilter {which} "
+              f"(recall {rule['recall']:.3f} of the reference matches, {rule['kept_fraction']:.3f} of pairs kept)\n")
     Path(dest).write_text(header + yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
     return cfg

@@ -114,7 +114,9 @@ def calibrate_tables(res: dict[str, Any]) -> list[Table]:
             cells.append(_f(r["rc_mae"], 4))
         grid.add_row(*cells, style="bold green" if r is best else None)
     pf = res["prefilter"]
-    pre = Table(title=f"Prefilter recall of reference matches (chosen top_k {pf['chosen_top_k']}, target {pf['target_recall']})")
+    rule = pf["chosen"]
+    which = f"top_k={rule['top_k']}" if rule["top_k"] is not None else f"min_cosine={rule['min_cosine']}"
+    pre = Table(title=f"Prefilter recall of reference matches (chosen {which}: fewest pairs kept at recall >= {pf['target_recall']})")
     for col in ("rule", "recall", "kept fraction"):
         pre.add_column(col, justify="right")
     for r in pf["top_k"]:

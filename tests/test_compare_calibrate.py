@@ -115,8 +115,25 @@ def test_calibrate_recovers_the_reference_threshold(tmp_path: Path, example_run:
     assert res["best"]["threshold"] == pytest.approx(0.35) and res["best"]["kappa"] == pytest.approx(1.0)
     recalls = [r["recall"] for r in res["prefilter"]["top_k"]]
     assert recalls == sorted(recalls) and recalls[-1] == pytest.approx(1.0)
-    chosen = res["prefilter"]["chosen_top_k"]
-    assert next(r for r in res["prefilter"]["top_k"] if r["top_k"] == chosen)["recall"] >= 0.95
+    chosen = res["prefilter"]["chosen"]
+    rules = [*res["prefilter"]["top_k"], *res["prefilter"]["min_cosine"]]
+    assert chosen["recall"] >= 0.95
+    assert chosen["kept_fraction"] == min(r["kept_fraction"] for r in rules if r["recall"] >= 0.95)
     cfg = write_calibrated_config(res, tmp_path / "calibrated.yaml")
     again = load_config(tmp_path / "calibrated.yaml")
-    assert again.judge.threshold == pytest.approx(0.35) == cfg.judge.threshold and again.prefilter.top_k == chosen
+    assert again.judge.threshold == pytest.approx(0.35) == cfg.judge.threshold
+    assert (again.prefilter.top_k, again.prefilter.min_cosine) == (chosen["top_k"], chosen["min_cosine"])
+
+
+def test_calibrate_against_gold_labels(tmp_path: Path, example_run: Path) -> None:
+    """Gold labels that are exactly the reference run's matches give the same answer as the run itself."""
+    ref = load_run(example_run)
+    gold = tmp_path / "gold.jsonl"
+    with gold.open("w") as f:
+        for (sid, model), row in ref.rows.items():
+            for i, line in enumerate(row["matrix"]):
+                for j, v in enumerate(line):
+                    f.write(json.dumps({"id": sid, "model": model, "i": i, "j": j, "label": int(v >= 0.5)}) + "\n")
+    res = calibrate(ref, gold=load_gold(gold), embedder=Embedder())
+    assert res["reference"] == "gold" and res["best"]["threshold"] == pytest.approx(0.35)
+    assert res["labelled_pairs"] == 283 and "rc_mae" not in res["best"]
