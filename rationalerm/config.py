@@ -112,7 +112,15 @@ class RunConfig(_Strict):
     models: list[str] | None = Field(None, description="evaluated models; None = every *-checklist key")
     strict: bool = False
     cache: str | None = Field(None, description="SQLite cache path; None = OUT/cache.sqlite")
-    chunk_size: int = Field(512, ge=1, description="pairs (or lists) per judge call and cache commit")
+    chunk_size: int | None = Field(
+        None, ge=1, description="pairs (or lists) per judge call and cache commit; None = the LLM's batch_size, or 2048"
+    )
+
+    def resolved_chunk_size(self) -> int:
+        """Big enough to keep an LLM engine's batches full, small enough that a kill loses little work."""
+        if self.chunk_size is not None:
+            return self.chunk_size
+        return self.judge.batch_size if isinstance(self.judge, LLMJudgeConfig) else 2048
 
     @model_validator(mode="before")
     @classmethod

@@ -214,7 +214,7 @@ def run(
         if judge.kind == "listwise":
             if cfg.prefilter.enabled:
                 raise ValueError("the prefilter applies to pairwise judges only (judge.protocol: pairwise)")
-            mats, infos, judged, hits = judge_listwise(judge, cache, units, cfg.chunk_size, progress)
+            mats, infos, judged, hits = judge_listwise(judge, cache, units, cfg.resolved_chunk_size(), progress)
             for u, w, info in zip(units, mats, infos):
                 rows.append(unit_row(u, w, cfg, judge_output=info))
         else:
@@ -224,7 +224,7 @@ def run(
                 pf_stats = stats.as_dict()
                 log(f"prefilter kept {stats.cells_kept}/{stats.cells_total} pairs; "
                     f"judge calls saved: {stats.judge_calls_saved}")
-            mats_p, details, judged, hits = judge_pairwise(judge, cache, units, masks, cfg.chunk_size, progress)
+            mats_p, details, judged, hits = judge_pairwise(judge, cache, units, masks, cfg.resolved_chunk_size(), progress)
             for u, w, d in zip(units, mats_p, details):
                 rows.append(unit_row(u, w, cfg, details=d))
         timings["judge"] = time.perf_counter() - t1
