@@ -1,4 +1,4 @@
-"""End to end: the embedding prefilter in front of the real vLLM judge (tiny Qwen3), through the CLI."""
+"""Runs through the real vLLM judge (tiny Qwen3): the hybrid prefilter via the CLI, and the listwise path."""
 
 from __future__ import annotations
 
