@@ -26,6 +26,13 @@ def _fail(msg: str) -> None:
     raise typer.Exit(2)
 
 
+def _check_sort(sort_by: str) -> None:
+    from rationalerm.report import SORT_KEYS
+
+    if sort_by not in SORT_KEYS:
+        _fail(f"--sort-by must be one of {', '.join(SORT_KEYS)}, not {sort_by!r}")
+
+
 @app.command()
 def run(
     inputs: Annotated[list[Path], typer.Argument(help="JSONL or Parquet files in the Qwen/RationaleRM format.")],
@@ -41,6 +48,7 @@ def run(
     sort_by: SortBy = "recall",
 ) -> None:
     """Judge every human x model item pair, match one-to-one, score, and write the run to OUT."""
+    _check_sort(sort_by)
     from rationalerm.pipeline import run as run_pipeline
     from rationalerm.report import rich_progress, results_table
 
@@ -73,6 +81,7 @@ def score(
     sort_by: SortBy = "recall",
 ) -> None:
     """Recompute every metric from the saved matrices (no judge call) and rewrite the run's files."""
+    _check_sort(sort_by)
     from rationalerm.rescore import rescore_run
     from rationalerm.report import results_table
 
