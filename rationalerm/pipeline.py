@@ -77,20 +77,25 @@ def prefilter_masks(
     with progress("prefilter: embedding texts", len(texts)) as advance:
         embedder.embed(texts, advance)
     masks, stats = [], PrefilterStats()
-    all_pairs: set[tuple[str, str]] = set()
-    kept_pairs: set[tuple[str, str]] = set()
     for u in units:
         mask = topk_keep(embedder.cosine(u.human, u.items), pf.top_k, pf.min_cosine, pf.mode)
         masks.append(mask)
         stats.cells_total += mask.size
         stats.cells_kept += int(mask.sum())
+    stats.unique_pairs_total = len({(h, s) for _, _, _, h, s in _kept_cells(units, None)})
+    stats.unique_pairs_kept = len({(h, s) for _, _, _, h, s in _kept_cells(units, masks)})
+    return masks, stats
+
+
+def _kept_cells(
+    units: Sequence[Unit], masks: list[np.ndarray] | None
+) -> Iterator[tuple[int, int, int, str, str]]:
+    """``(unit, i, j, human text, model text)`` for every grid cell the prefilter (if any) kept."""
+    for k, u in enumerate(units):
         for i, h in enumerate(u.human):
             for j, s in enumerate(u.items):
-                all_pairs.add((h, s))
-                if mask[i, j]:
-                    kept_pairs.add((h, s))
-    stats.unique_pairs_total, stats.unique_pairs_kept = len(all_pairs), len(kept_pairs)
-    return masks, stats
+                if masks is None or masks[k][i, j]:
+                    yield k, i, j, h, s
 
 
 def judge_pairwise(
@@ -98,13 +103,7 @@ def judge_pairwise(
     chunk_size: int, progress: Any,
 ) -> tuple[list[np.ndarray], list[list[list[Any]]], int, int]:
     """Fill every unit's matrix; only pairs missing from the cache reach the judge, chunk by chunk."""
-    wanted: dict[tuple[str, str], None] = {}
-    for k, u in enumerate(units):
-        for i, h in enumerate(u.human):
-            for j, s in enumerate(u.items):
-                if masks is None or masks[k][i, j]:
-                    wanted[(h, s)] = None
-    pairs = list(wanted)
+    pairs = list(dict.fromkeys((h, s) for _, _, _, h, s in _kept_cells(units, masks)))
     known: dict[tuple[str, str], PairScore] = cache.get_pairs(pairs)
     todo = [p for p in pairs if p not in known]
     prepare = getattr(judge, "prepare", None)
@@ -120,17 +119,11 @@ def judge_pairwise(
             cache.put_pairs(chunk, scores)
             known.update(zip(chunk, scores))
             advance(len(chunk))
-    matrices, details = [], []
-    for k, u in enumerate(units):
-        w = np.zeros((len(u.human), len(u.items)))
-        d: list[list[Any]] = [[None] * len(u.items) for _ in u.human]
-        for i, h in enumerate(u.human):
-            for j, s in enumerate(u.items):
-                if masks is None or masks[k][i, j]:
-                    ps = known[(h, s)]
-                    w[i, j], d[i][j] = ps.score, ps.detail
-        matrices.append(w)
-        details.append(d)
+    matrices = [np.zeros((len(u.human), len(u.items))) for u in units]
+    details: list[list[list[Any]]] = [[[None] * len(u.items) for _ in u.human] for u in units]
+    for k, i, j, h, s in _kept_cells(units, masks):
+        ps = known[(h, s)]
+        matrices[k][i, j], details[k][i][j] = ps.score, ps.detail
     return matrices, details, len(todo), len(pairs) - len(todo)
 
 

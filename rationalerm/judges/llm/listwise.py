@@ -16,7 +16,7 @@ from typing import Any
 from rationalerm.config import LLMJudgeConfig
 from rationalerm.judges.base import ListResult, ListTask, Progress
 from rationalerm.judges.llm.backend import Backend, Generation
-from rationalerm.judges.llm.prompts import listwise_messages, prompt_hash
+from rationalerm.judges.llm.prompts import judge_fingerprint, listwise_messages
 
 START, END = "<RESULT_START>", "<RESULT_END>"
 HEADER = "Scores corresponding to claims:"
@@ -108,21 +108,8 @@ class LLMListJudge:
 
     def fingerprint(self) -> dict[str, Any]:
         c = self.cfg
-        return {
-            "judge": "llm",
-            "model": c.model,
-            "tokenizer": c.tokenizer,
-            "protocol": "listwise",
-            "prompt_version": c.prompt_version,
-            "prompt_hash": prompt_hash("listwise", c.prompt_version),
-            "temperature": c.temperature,
-            "retry_temperature": c.retry_temperature,
-            "seed": c.seed,
-            "max_tokens": c.max_tokens,
-            "max_retries": c.max_retries,
-            "enable_thinking": c.enable_thinking,
-            "grammar": self.use_grammar,
-        }
+        return judge_fingerprint(c, "listwise", retry_temperature=c.retry_temperature, max_tokens=c.max_tokens,
+                                 max_retries=c.max_retries, grammar=self.use_grammar)
 
     def judge_lists(self, tasks: Sequence[ListTask], progress: Progress | None = None) -> list[ListResult]:
         results: list[ListResult | None] = [None] * len(tasks)

@@ -14,7 +14,7 @@ from typing import Any
 from rationalerm.config import LLMJudgeConfig
 from rationalerm.judges.base import PairScore, Progress
 from rationalerm.judges.llm.backend import Backend, JudgeError
-from rationalerm.judges.llm.prompts import LABELS, LEVELS, pairwise_messages, pairwise_split, prompt_hash
+from rationalerm.judges.llm.prompts import LABELS, LEVELS, judge_fingerprint, pairwise_messages, pairwise_split
 
 
 def score_from_logprobs(logprobs: Sequence[float | None]) -> PairScore:
@@ -53,22 +53,9 @@ class LLMPairJudge:
         self.backend = backend
 
     def fingerprint(self) -> dict[str, Any]:
-        c = self.cfg
         # The score is read from the logprobs of one forward step, so temperature and seed do not change it;
         # they are kept anyway so that a config change never silently reuses a cache.
-        return {
-            "judge": "llm",
-            "model": c.model,
-            "tokenizer": c.tokenizer,
-            "protocol": "pairwise",
-            "prompt_version": c.prompt_version,
-            "prompt_hash": prompt_hash("pairwise", c.prompt_version),
-            "labels": list(LABELS),
-            "levels": list(LEVELS),
-            "temperature": c.temperature,
-            "seed": c.seed,
-            "enable_thinking": c.enable_thinking,
-        }
+        return judge_fingerprint(self.cfg, "pairwise", labels=list(LABELS), levels=list(LEVELS))
 
     def messages(self, pairs: Sequence[tuple[str, str]]) -> list[list[dict[str, str]]]:
         return [pairwise_messages(h, m, self.cfg.prompt_version) for h, m in pairs]

@@ -11,7 +11,9 @@ the human list as R1..Rn, and one line ``- Rx@Sy: score`` per human item between
 
 from __future__ import annotations
 
-from rationalerm.config import stable_hash
+from typing import Any
+
+from rationalerm.config import LLMJudgeConfig, stable_hash
 
 LEVELS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 LABELS: tuple[str, ...] = ("0", "1", "2", "3", "4")
@@ -154,3 +156,12 @@ def prompt_hash(protocol: str, version: str = "v1") -> str:
     if protocol == "pairwise":
         return stable_hash([PAIRWISE_SYSTEM_V1, PAIRWISE_USER_V1, list(LABELS), list(LEVELS)])
     return stable_hash([LISTWISE_V1])
+
+
+def judge_fingerprint(cfg: LLMJudgeConfig, protocol: str, **extra: Any) -> dict[str, Any]:
+    """What a cached judgement depends on, shared by both protocols (the backend is deliberately left out)."""
+    return {
+        "judge": "llm", "model": cfg.model, "tokenizer": cfg.tokenizer, "protocol": protocol,
+        "prompt_version": cfg.prompt_version, "prompt_hash": prompt_hash(protocol, cfg.prompt_version),
+        "temperature": cfg.temperature, "seed": cfg.seed, "enable_thinking": cfg.enable_thinking, **extra,
+    }
