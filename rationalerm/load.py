@@ -50,6 +50,8 @@ class LoadResult:
     samples: list[Sample]
     models: list[str]
     skipped: list[Skipped]
+    warnings: list[Skipped] = field(default_factory=list)
+    """Records that were loaded but have something the user should know (blank items)."""
 
     def skipped_summary(self) -> dict[str, Any]:
         return {"count": len(self.skipped), "records": [str(s) for s in self.skipped]}
@@ -77,17 +79,19 @@ def _records(path: Path) -> Iterator[tuple[int, Any, str | None]]:
                 yield i, None, f"invalid JSON ({e.args[0] if e.args else e})"
 
 
-def _items(value: Any, key: str) -> list[str]:
+def _items(value: Any, key: str, blanks: list[str], allow_empty: bool = False) -> list[str]:
+    """The list's items, stripped; a blank item stays in place as "" (indices keep referring to the input)."""
     if not isinstance(value, list):
         raise ValueError(f"{key!r} must be a list of strings, got {type(value).__name__}")
     out = []
     for k, item in enumerate(value):
         if not isinstance(item, str):
             raise ValueError(f"{key!r} item {k} is {type(item).__name__}, not a string")
-        if item.strip():
-            out.append(item.strip())
-    if not out:
-        raise ValueError(f"{key!r} is empty")
+        if not item.strip():
+            blanks.append(f"{key!r} item {k} is blank: it keeps its position and is never matched")
+        out.append(item.strip())
+    if not allow_empty and not any(out):
+        raise ValueError(f"{key!r} is empty" if not out else f"{key!r} has no non-blank item")
     return out
 
 
@@ -101,13 +105,13 @@ def _model_keys(rec: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def _parse(rec: Any, wanted: dict[str, str] | None, names: dict[str, str]) -> Sample:
+def _parse(rec: Any, wanted: dict[str, str] | None, names: dict[str, str], blanks: list[str]) -> Sample:
     if not isinstance(rec, dict):
         raise ValueError(f"record must be a JSON object, got {type(rec).__name__}")
     human_key = next((k for k in rec if k.lower() == HUMAN_KEY), None)
     if human_key is None:
         raise ValueError(f"missing {HUMAN_KEY!r}")
-    human = _items(rec[human_key], human_key)
+    human = _items(rec[human_key], human_key, blanks)
     keys = _model_keys(rec)
     models: dict[str, list[str]] = {}
     for low, key in keys.items():
@@ -116,7 +120,7 @@ def _parse(rec: Any, wanted: dict[str, str] | None, names: dict[str, str]) -> Sa
         if rec[key] is None:
             continue
         name = names.setdefault(low, wanted[low] if wanted else key[: -len(CHECKLIST_SUFFIX)])
-        models[name] = _items(rec[key], key)
+        models[name] = _items(rec[key], key, blanks, allow_empty=True)  # an empty list: no rationale given
     labels = {}
     for key, value in rec.items():
         low = key.lower()
@@ -140,14 +144,16 @@ def load_samples(
     names: dict[str, str] = {}
     samples: list[Sample] = []
     skipped: list[Skipped] = []
+    warnings: list[Skipped] = []
     seen_ids: dict[str, str] = {}
     for path in path_list:
         if not path.exists():
             raise LoadError(f"{path}:0: no such file")
         for line, rec, err in _records(path):
+            blanks: list[str] = []
             if err is None:
                 try:
-                    sample = _parse(rec, wanted, names)
+                    sample = _parse(rec, wanted, names, blanks)
                     if sample.id in seen_ids:
                         raise ValueError(f"duplicate id {sample.id!r} (first at {seen_ids[sample.id]})")
                 except ValueError as e:
@@ -159,6 +165,7 @@ def load_samples(
                 skipped.append(bad)
                 continue
             sample.source, sample.line = str(path), line
+            warnings.extend(Skipped(str(path), line, b) for b in blanks)
             seen_ids[sample.id] = f"{path}:{line}"
             samples.append(sample)
     found = list(names.values())
@@ -167,4 +174,4 @@ def load_samples(
         if missing:
             raise LoadError(f"{path_list[0]}:0: no '<model>-checklist' key for model(s) {', '.join(missing)}")
         found = [wanted[low] for low in wanted]
-    return LoadResult(samples=samples, models=found, skipped=skipped)
+    return LoadResult(samples=samples, models=found, skipped=skipped, warnings=warnings)

@@ -19,7 +19,7 @@ from rationalerm.io import write_json, write_jsonl
 from rationalerm.judges import ListJudge, ListTask, PairJudge, PairScore, make_judge
 from rationalerm.load import LoadResult, Sample, load_samples
 from rationalerm.prefilter import PrefilterStats, topk_keep
-from rationalerm.score import score_sample, summarize_rows
+from rationalerm.score import score_rows, summarize_rows
 
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
 
@@ -94,7 +94,7 @@ def _kept_cells(
     for k, u in enumerate(units):
         for i, h in enumerate(u.human):
             for j, s in enumerate(u.items):
-                if masks is None or masks[k][i, j]:
+                if h and s and (masks is None or masks[k][i, j]):  # a blank item is never judged
                     yield k, i, j, h, s
 
 
@@ -145,12 +145,17 @@ def judge_listwise(
     matrices, infos = [], []
     for t in tasks:
         r = known[task_key(t)]
-        matrices.append(np.asarray(r.matrix, dtype=float) if r.valid and r.matrix is not None else None)
+        w = np.asarray(r.matrix, dtype=float).reshape(len(t.human), len(t.model)) if r.valid and r.matrix is not None else None
+        if w is not None:  # blank items are never matched, whatever the answer said
+            w[[i for i, h in enumerate(t.human) if not h], :] = 0.0
+            w[:, [j for j, x in enumerate(t.model) if not x]] = 0.0
+        matrices.append(w)
         infos.append({"valid": r.valid, "attempts": r.attempts, "error": r.error, "raw": r.raw})
     return matrices, infos, len(todo), len(unique) - len(todo)
 
 
 def unit_row(u: Unit, w: np.ndarray | None, cfg: RunConfig, **extra: Any) -> dict[str, Any]:
+    """A results.jsonl row before scoring (``score_rows`` adds pairs, metrics and status)."""
     row: dict[str, Any] = {
         "id": u.sample.id, "domain": u.sample.domain, "model": u.model,
         "source": f"{u.sample.source}:{u.sample.line}",
@@ -159,18 +164,6 @@ def unit_row(u: Unit, w: np.ndarray | None, cfg: RunConfig, **extra: Any) -> dic
         "labels": {k: v for k, v in u.sample.labels.items() if k.lower() in ("label", u.model.lower())},
     }
     row.update(extra)
-    return rescore_row(row, cfg)
-
-
-def rescore_row(row: dict[str, Any], cfg: RunConfig) -> dict[str, Any]:
-    """(Re)compute a row's pairs and metrics from its saved matrix; judge-invalid rows stay invalid."""
-    sc = cfg.scoring
-    if row.get("matrix") is None:
-        row.update(pairs=[], precision=0.0, recall=0.0, f1=0.0, ap=0.0, valid=False,
-                   excluded=row.get("excluded") or "invalid judge output")
-        return row
-    s = score_sample(row["matrix"], max_model_items=sc.max_model_items, min_score=sc.min_score, compat=sc.compat)
-    row.update(pairs=[[i, j, round(v, 6)] for i, j, v in s.pairs], **s.metrics(), valid=s.valid, excluded=s.excluded)
     return row
 
 
@@ -195,6 +188,8 @@ def run(
     loaded = load_samples(inputs if isinstance(inputs, list) else [inputs], cfg.models, cfg.strict)
     for bad in loaded.skipped:
         log(f"skipped {bad}")
+    for note in loaded.warnings:
+        log(f"warning: {note}")
     units = build_units(loaded)
     timings = {"load": time.perf_counter() - t0}
     judge = make_judge(cfg.judge)
@@ -224,6 +219,7 @@ def run(
     finally:
         judge.close()
         cache.close()
+    score_rows(rows, cfg.scoring)
     metrics = summarize_rows(rows, loaded.models, cfg.scoring)
     metrics["skipped"] = loaded.skipped_summary()
     metrics["judge"] = {"fingerprint": fingerprint_id(fingerprint), "judged": judged, "cache_hits": hits}

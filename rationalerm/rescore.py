@@ -7,8 +7,7 @@ from typing import Any
 
 from rationalerm.config import RunConfig
 from rationalerm.io import read_json, read_jsonl, write_json, write_jsonl
-from rationalerm.pipeline import rescore_row
-from rationalerm.score import summarize_rows
+from rationalerm.score import score_rows, summarize_rows
 
 
 def rescore_run(run_dir: str | Path, *, compat: str | None = None, max_model_items: int | None = None,
@@ -25,7 +24,8 @@ def rescore_run(run_dir: str | Path, *, compat: str | None = None, max_model_ite
         cfg.scoring.max_model_items = max_model_items or None
     if min_score is not None:
         cfg.scoring.min_score = min_score
-    rows = [rescore_row(r, cfg) for r in read_jsonl(run_dir / "results.jsonl")]
+    rows = read_jsonl(run_dir / "results.jsonl")
+    score_rows(rows, cfg.scoring)
     old = read_json(run_dir / "metrics.json")
     metrics = summarize_rows(rows, meta["models"], cfg.scoring)
     for key in ("skipped", "judge", "prefilter"):

@@ -7,16 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
-from rationalerm.assign import Match, as_matrix, assign, best_pick
+from rationalerm.assign import Match, as_matrix, assign_stack, group_by_shape, mask_below
 
 Compat = Literal["metajudge"] | None
+Status = Literal["valid", "skipped", "error"]
 METRICS = ("precision", "recall", "f1", "ap")
-METAJUDGE_TOP = 5
-METAJUDGE_MAX_ITEMS = 10
 
 
 @dataclass(frozen=True)
@@ -27,17 +26,23 @@ class SampleScore:
     ap: float
     pairs: list[Match] = field(default_factory=list)
     excluded: str | None = None
-    """Why the sample does not count (e.g. metajudge skips > 10 model items); metrics are then 0."""
+    """Why the sample does not count (skipped, or an error such as an invalid judge answer); metrics are then 0."""
+    status: Status = "valid"
 
     @property
     def valid(self) -> bool:
-        return self.excluded is None
+        return self.status == "valid"
 
     def metrics(self) -> dict[str, float]:
         return {k: getattr(self, k) for k in METRICS}
 
+    @classmethod
+    def failed(cls, status: Status, reason: str) -> "SampleScore":
+        """A sample that is not scored: ``skipped`` (by rule) or ``error`` (no usable judgement)."""
+        return cls(0.0, 0.0, 0.0, 0.0, [], excluded=reason, status=status)
 
-def _f1(p: float, r: float) -> float:
+
+def f1_of(p: float, r: float) -> float:
     return 0.0 if p + r == 0 else 2 * p * r / (p + r)
 
 
@@ -52,45 +57,110 @@ def score_sample(
 
     Rows are human items, columns model items in the model's order of importance.
     """
-    w = as_matrix(matrix)
-    n, m = w.shape
+    return score_matrices([matrix], max_model_items=max_model_items, min_score=min_score, compat=compat)[0]
+
+
+def score_matrices(
+    matrices: Sequence[object],
+    *,
+    max_model_items: int | None = None,
+    min_score: float = 0.0,
+    compat: Compat = None,
+) -> list[SampleScore]:
+    """:func:`score_sample` of many matrices; equal shapes are matched and scored as one array (fast)."""
     if compat == "metajudge":
-        return _score_metajudge(w, min_score)
+        from rationalerm.metajudge import score_matrix
+
+        return [score_matrix(as_matrix(x), min_score) for x in matrices]
     if compat is not None:
         raise ValueError(f"unknown compat mode {compat!r}")
-    if n == 0:
-        return SampleScore(0.0, 0.0, 0.0, 0.0, [], excluded="empty human checklist")
-    pairs = assign(w, min_score)
-    total = sum(s for _, _, s in pairs)
+    arrays = [_array(x) for x in matrices]
+    out: list[SampleScore | None] = [None] * len(arrays)
+    for (n, m), idx in group_by_shape([a.shape for a in arrays]).items():
+        if n == 0:
+            for k in idx:
+                out[k] = SampleScore.failed("error", "empty human checklist")
+            continue
+        stack = np.stack([arrays[k] for k in idx]) if m else np.zeros((len(idx), n, 0))
+        if stack.size and (not np.all(np.isfinite(stack)) or stack.min() < 0.0 or stack.max() > 1.0):
+            raise ValueError("score matrix entries must be finite and in [0, 1]")
+        if max_model_items is not None:
+            stack = stack[:, :, :max_model_items]  # items past the k-th can never be matched
+        for k, s in zip(idx, _score_stack(mask_below(stack, min_score))):
+            out[k] = s
+    return out  # type: ignore[return-value]
+
+
+def _array(matrix: object) -> np.ndarray:
+    w = np.asarray(matrix, dtype=float)
+    return w if w.ndim == 2 and w.size else as_matrix(matrix)
+
+
+def _score_stack(w: np.ndarray) -> list[SampleScore]:
+    """Paper metrics of same-shape matrices (B, n, m), n > 0."""
+    b, n, m = w.shape
+    cols = assign_stack(w)
+    bi, ii = np.nonzero(cols >= 0)
+    jj = cols[bi, ii]
+    by_col = np.zeros((b, m))
+    matched = np.zeros((b, m), dtype=bool)
+    by_col[bi, jj] = w[bi, ii, jj]
+    matched[bi, jj] = True
+    total = by_col.sum(axis=1)
     recall = total / n
-    denom = min(m, max_model_items) if max_model_items else m
-    precision = total / denom if denom else 0.0
-    by_col = np.zeros(m)
-    matched = np.zeros(m, dtype=bool)
-    for _, j, s in pairs:
-        by_col[j], matched[j] = s, True
-    prec_at_k = np.cumsum(by_col) / np.arange(1, m + 1)
-    ap = float(prec_at_k[matched].sum() / n)
-    return SampleScore(precision, recall, _f1(precision, recall), ap, pairs)
+    precision = total / m if m else np.zeros(b)
+    ap = ((np.cumsum(by_col, axis=1) / np.arange(1, m + 1)) * matched).sum(axis=1) / n
+    row_vals = np.zeros((b, n))
+    row_vals[bi, ii] = w[bi, ii, jj]
+    out = []
+    for c, v, p, r, a in zip(cols.tolist(), row_vals.tolist(), precision.tolist(), recall.tolist(), ap.tolist()):
+        pairs = [(i, j, s) for i, (j, s) in enumerate(zip(c, v)) if j >= 0]
+        out.append(SampleScore(p, r, f1_of(p, r), a, pairs))
+    return out
 
 
-def _score_metajudge(w: np.ndarray, min_score: float) -> SampleScore:
-    """The public reference script: best pick per human item, top-5 precision, position-free AP."""
-    n, m = w.shape
-    if m > METAJUDGE_MAX_ITEMS:
-        return SampleScore(0.0, 0.0, 0.0, 0.0, [], excluded=f"more than {METAJUDGE_MAX_ITEMS} model items")
-    if n == 0:
-        return SampleScore(0.0, 0.0, 0.0, 0.0, [], excluded="empty human checklist")
-    pairs = [p for p in best_pick(w, min_score) if p[1] < METAJUDGE_TOP]
-    recall = sum(s for _, _, s in pairs) / n
-    best_per_item: dict[int, float] = {}
-    for _, j, s in pairs:
-        best_per_item[j] = max(best_per_item.get(j, 0.0), s)
-    denom = min(m, METAJUDGE_TOP)
-    precision = sum(best_per_item.values()) / denom if denom else 0.0
-    ranked = sorted(best_per_item.values(), reverse=True)
-    ap = float((np.cumsum(ranked) / np.arange(1, len(ranked) + 1)).sum() / n) if ranked else 0.0
-    return SampleScore(precision, recall, _f1(precision, recall), ap, pairs)
+def score_rows(rows: Sequence[dict[str, Any]], scoring: Any) -> None:
+    """(Re)compute every row's pairs, metrics and status in place from its saved judgement (no judge call).
+
+    Paper mode scores the row's matrix (None = the judge gave no usable answer: an error). Under
+    ``compat: metajudge`` a listwise answer is re-read from its text by the reference's rules (it may be
+    valid there and invalid for the strict paper parser, or the reverse); a pairwise matrix gives best picks.
+    """
+    compat, min_score = scoring.compat, scoring.min_score
+    scores: list[SampleScore | None] = [None] * len(rows)
+    todo: list[int] = []
+    for k, row in enumerate(rows):
+        answer = _answer_text(row)
+        if compat == "metajudge" and answer is not None:
+            from rationalerm.metajudge import score_answer
+
+            scores[k], parsed = score_answer(answer, len(row["human"]), len(row["items"]), min_score)
+            row["picks"] = [list(p) for p in parsed.picks]
+        elif row.get("matrix") is None:
+            scores[k] = SampleScore.failed("error", _judge_error(row))
+        else:
+            todo.append(k)
+    done = score_matrices([rows[k]["matrix"] for k in todo], max_model_items=scoring.max_model_items,
+                          min_score=min_score, compat=compat)
+    for k, s in zip(todo, done):
+        scores[k] = s
+    for row, s in zip(rows, scores):
+        assert s is not None
+        row.update(pairs=[[i, j, round(v, 6)] for i, j, v in s.pairs], **s.metrics(), valid=s.valid,
+                   excluded=s.excluded, status=s.status)
+
+
+def _answer_text(row: dict[str, Any]) -> str | None:
+    """The listwise judge's (or an imported reference run's) answer text, if the row has one."""
+    out = row.get("judge_output")
+    raw = out.get("raw") if isinstance(out, dict) else None
+    return raw if isinstance(raw, str) else None
+
+
+def _judge_error(row: dict[str, Any]) -> str:
+    out = row.get("judge_output")
+    err = out.get("error") if isinstance(out, dict) else None
+    return str(err) if err else "invalid judge output"
 
 
 @dataclass(frozen=True)
@@ -128,6 +198,7 @@ def corpus_summary(
         out[k] = iv.mean
         ci[k] = [iv.low, iv.high]
     out["ci"] = ci
+    out["std"] = {k: float(np.std([getattr(s, k) for s in valid])) if valid else float("nan") for k in METRICS}
     return out
 
 
@@ -140,10 +211,10 @@ def summarize_rows(rows: Sequence[dict[str, object]], models: Sequence[str], sco
         mine = [r for r in rows if r["model"] == model]
         scores = [_row_score(r) for r in mine]
         summary = corpus_summary(scores, **boot)
-        invalid = sum(1 for r in mine if r.get("matrix") is None)
+        errors = sum(1 for r in mine if _status(r) == "error")
         summary["n_total"] = len(mine)
-        summary["invalid"] = {"count": invalid, "rate": invalid / len(mine) if mine else 0.0}
-        summary["excluded"] = sum(1 for r in mine if r.get("matrix") is not None and not r.get("valid", True))
+        summary["invalid"] = {"count": errors, "rate": errors / len(mine) if mine else 0.0}
+        summary["excluded"] = sum(1 for r in mine if _status(r) == "skipped")
         domains = sorted({str(r["domain"]) for r in mine if r.get("domain") is not None})
         summary["by_domain"] = {
             d: corpus_summary([_row_score(r) for r in mine if str(r.get("domain")) == d], **boot) for d in domains
@@ -152,9 +223,18 @@ def summarize_rows(rows: Sequence[dict[str, object]], models: Sequence[str], sco
     return {"models": out, "scoring": _scoring_dict(scoring)}
 
 
+def _status(r: dict[str, object]) -> Status:
+    """A row's status; rows written before statuses existed: invalid judge output = error, else skipped."""
+    if "status" in r:
+        return r["status"]  # type: ignore[return-value]
+    if r.get("valid", True):
+        return "valid"
+    return "error" if r.get("matrix") is None else "skipped"
+
+
 def _row_score(r: dict[str, object]) -> SampleScore:
     return SampleScore(float(r["precision"]), float(r["recall"]), float(r["f1"]), float(r["ap"]),  # type: ignore[arg-type]
-                       excluded=None if r.get("valid", True) else str(r.get("excluded") or "invalid"))
+                       excluded=None if r.get("valid", True) else str(r.get("excluded") or "invalid"), status=_status(r))
 
 
 def _scoring_dict(scoring: object) -> dict[str, object]:

@@ -23,7 +23,9 @@ def test_models_found_case_insensitively_and_items_stripped(tmp_path: Path) -> N
     res = load_samples(p)
     assert res.models == ["Qwen", "LLAMA"]
     s = res.samples[0]
-    assert s.human == ["R1", "R2"] and s.models["Qwen"] == ["S1", "S2"] and s.labels == {"Qwen": 1}
+    # a blank item keeps its position (DESIGN.md "Empty and blank items") and is reported as a warning
+    assert s.human == ["R1", "R2", ""] and s.models["Qwen"] == ["S1", "S2"] and s.labels == {"Qwen": 1}
+    assert [str(w) for w in res.warnings] == [f"{p}:1: 'human-checklist' item 2 is blank: it keeps its position and is never matched"]
     named = load_samples(p, models=["llama"])
     assert named.models == ["llama"] and list(named.samples[0].models) == ["llama"]
     with pytest.raises(LoadError, match="no '<model>-checklist' key"):
@@ -38,18 +40,18 @@ def test_bad_records_are_skipped_with_file_and_line(tmp_path: Path) -> None:
         json.dumps({"human-checklist": "R1", "Qwen-checklist": ["x"]}),
         json.dumps({"human-checklist": ["R1", 3], "Qwen-checklist": ["x"]}),
         json.dumps({"human-checklist": ["  ", ""], "Qwen-checklist": ["x"]}),
-        json.dumps({"human-checklist": ["R"], "Qwen-checklist": []}),
+        json.dumps({"human-checklist": ["R"], "Qwen-checklist": []}),  # an empty model list is scored, not skipped
         json.dumps([1, 2]),
         json.dumps(dict(GOOD)),  # duplicate id
         json.dumps({"human-checklist": ["R9"], "Qwen-checklist": ["S9"]}),
     ]
     p = write_jsonl(tmp_path / "bad.jsonl", lines)
     res = load_samples(p)
-    assert len(res.samples) == 2
+    assert len(res.samples) == 3 and res.samples[1].models["Qwen"] == []
     got = {s.line: s.reason for s in res.skipped}
-    assert sorted(got) == [2, 3, 4, 5, 6, 7, 8, 9]
+    assert sorted(got) == [2, 3, 4, 5, 6, 8, 9]
     assert "invalid JSON" in got[2] and "missing 'human-checklist'" in got[3]
-    assert "must be a list" in got[4] and "not a string" in got[5] and "empty" in got[6] and "empty" in got[7]
+    assert "must be a list" in got[4] and "not a string" in got[5] and "no non-blank item" in got[6]
     assert "JSON object" in got[8] and "duplicate id" in got[9]
     assert all(str(s).startswith(f"{p}:") for s in res.skipped)
     with pytest.raises(LoadError, match=rf"{p}:2: invalid JSON"):
