@@ -1,4 +1,4 @@
-"""Command line: ``rationalerm run | score | compare | calibrate``."""
+"""Command line: ``rationalerm run | score | import-metajudge | compare | calibrate``."""
 
 from __future__ import annotations
 
@@ -91,6 +91,33 @@ def score(
         _fail(str(e))
         return
     console.print(results_table(metrics, sort_by, title=f"Rationale consistency — {run_dir} (re-scored)"))
+
+
+@app.command("import-metajudge")
+def import_metajudge(
+    files: Annotated[list[Path], typer.Argument(help="Answer files of the reference pipeline (metajudge_infer.py output, JSONL).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write (results.jsonl, metrics.json, run.json).")],
+    model: Annotated[Optional[str], typer.Option("--model", help="Evaluated model (default: found as the reference finds it, from the first row's metadata).")] = None,
+    sort_by: SortBy = "recall",
+) -> None:
+    """Score the reference pipeline's answers exactly as its analysis script does (compat: metajudge)."""
+    _check_sort(sort_by)
+    from rationalerm.import_metajudge import import_answers
+    from rationalerm.report import results_table
+
+    try:
+        outcome = import_answers(files, out, model)
+    except (LoadError, ValueError) as e:
+        _fail(str(e))
+        return
+    for bad in outcome.skipped:
+        err.print(f"skipped {bad}", highlight=False)
+    console.print(results_table(outcome.metrics, sort_by, title=f"Reference answers — {', '.join(map(str, files))} (compat: metajudge)"))
+    for name, m in outcome.metrics["models"].items():
+        console.print(f"{name}: {m['n_samples']} valid, {m['invalid']['count']} errors, {m['excluded']} skipped "
+                      f"of {m['n_total']} rows", highlight=False)
+    console.print(f"wrote {out}/results.jsonl, metrics.json, run.json; re-score under the paper's rules with: "
+                  f"rationalerm score {out} --compat none", highlight=False)
 
 
 @app.command()

@@ -67,6 +67,16 @@ class LLMJudgeConfig(_Strict):
     retry_temperature: float = Field(
         0.7, ge=0.0, description="listwise: temperature of the re-asks (a greedy re-ask would repeat the output)"
     )
+    prompt_file: str | None = Field(
+        None,
+        description="listwise: the prompt template from this file: text with {source_list} (model list) and "
+        "{target_list} (human list), or the reference script defining EVAL_PROMPT_TEMPLATE (read, never run)",
+    )
+    format_check: Literal["paper", "metajudge"] = Field(
+        "paper",
+        description="listwise: when to re-ask: 'paper' = the answer fails the strict parser; 'metajudge' = the "
+        "reference inference script's check (default when scoring.compat is metajudge)",
+    )
     batch_size: int = Field(1024, ge=1, description="prompts per submitted batch")
     enable_thinking: bool = False
     structured_outputs: bool = True
@@ -74,6 +84,12 @@ class LLMJudgeConfig(_Strict):
     device: str | None = Field(None, description="transformers backend: cpu, cuda, auto")
     dtype: str | None = None
     server: OpenAIServerConfig = Field(default_factory=OpenAIServerConfig)
+
+    @model_validator(mode="after")
+    def _listwise_only(self) -> "LLMJudgeConfig":
+        if self.prompt_file is not None and self.protocol != "listwise":
+            raise ValueError("prompt_file applies to protocol: listwise only")
+        return self
 
 
 JudgeConfig = Annotated[EmbeddingJudgeConfig | LLMJudgeConfig, Field(discriminator="type")]
@@ -98,7 +114,8 @@ class PrefilterConfig(_Strict):
 
 class ScoringConfig(_Strict):
     min_score: float = Field(0.0, ge=0.0, le=1.0, description="scores below this are masked before assignment")
-    max_model_items: int | None = Field(None, ge=1, description="precision denominator cap (paper: 5)")
+    max_model_items: int | None = Field(
+        None, ge=1, description="cut each model list to its first k items before matching (paper: 5)")
     compat: Literal["metajudge"] | None = None
     bootstrap: int = Field(1000, ge=0)
     confidence: float = Field(0.95, gt=0, lt=1)
@@ -121,6 +138,15 @@ class RunConfig(_Strict):
         if self.chunk_size is not None:
             return self.chunk_size
         return self.judge.batch_size if isinstance(self.judge, LLMJudgeConfig) else 2048
+
+    @model_validator(mode="after")
+    def _compat_format_check(self) -> "RunConfig":
+        """Under compat: metajudge a listwise judge re-asks as the reference does, unless told otherwise."""
+        j = self.judge
+        if (self.scoring.compat == "metajudge" and isinstance(j, LLMJudgeConfig) and j.protocol == "listwise"
+                and "format_check" not in j.model_fields_set):
+            j.format_check = "metajudge"
+        return self
 
     @model_validator(mode="before")
     @classmethod

@@ -14,18 +14,22 @@ SORT_KEYS = ("model", "precision", "recall", "f1", "ap")
 
 
 def results_table(metrics: dict[str, Any], sort_by: str = "recall", title: str | None = None) -> Table:
-    """Model, Precision, Recall (= Rationale Consistency) with its interval, F1, AP, Valid; metrics sort descending."""
+    """Model, Precision, Recall (= Rationale Consistency) with its interval, F1, AP, Valid (of all rows), and
+    Errors (no usable judgement) / Skipped (by rule, e.g. compat's > 10 items) when there are any."""
     if sort_by not in SORT_KEYS:
         raise ValueError(f"--sort-by must be one of {', '.join(SORT_KEYS)}")
     models = metrics.get("models", {})
-    listwise = any(m.get("invalid", {}).get("count", 0) for m in models.values())
+    errors = any(m.get("invalid", {}).get("count", 0) for m in models.values())
+    skipped = any(m.get("excluded", 0) for m in models.values())
     table = Table(title=title)
     table.add_column("Model", style="bold")
     for name in ("Precision", "Recall (RC)", "RC 95% CI", "F1", "AP"):
         table.add_column(name, justify="right")
     table.add_column("Valid", justify="right")
-    if listwise:
-        table.add_column("Invalid", justify="right")
+    if errors:
+        table.add_column("Errors", justify="right")
+    if skipped:
+        table.add_column("Skipped", justify="right")
     items = list(models.items())
     if sort_by == "model":
         items.sort(key=lambda kv: kv[0].lower())
@@ -40,9 +44,11 @@ def results_table(metrics: dict[str, Any], sort_by: str = "recall", title: str |
         else:  # no valid sample: no mean to show
             cells += ["—"] * 5
         cells.append(f"{m['n_samples']}/{m.get('n_total', m['n_samples'])}")
-        if listwise:
+        if errors:
             inv = m.get("invalid", {})
             cells.append(f"{inv.get('count', 0)} ({inv.get('rate', 0.0):.1%})")
+        if skipped:
+            cells.append(str(m.get("excluded", 0)))
         table.add_row(*cells)
     return table
 

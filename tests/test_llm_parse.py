@@ -27,9 +27,12 @@ def test_valid_output_fills_one_entry_per_human_item():
     assert p.picks == [(1, 2, 1.0), (2, 0, 0.0), (3, 1, 0.75)]
 
 
-def test_last_block_wins_over_tags_quoted_in_reasoning():
-    text = "I will write <RESULT_START> ... <RESULT_END> at the end.\n" + VALID
-    assert parse_listwise(text, 3, 2).matrix == [[0.0, 1.0], [0.0, 0.0], [0.75, 0.0]]
+def test_more_than_one_block_is_invalid_never_a_guess():
+    """A draft then a final block, or a block quoted after the real one: the paper parser scores neither."""
+    for text in ("I will write <RESULT_START> ... <RESULT_END> at the end.\n" + VALID,
+                 VALID + "\nAs a reminder the format is <RESULT_START>\n- R1@S1: 1.00\n<RESULT_END>"):
+        p = parse_listwise(text, 3, 2)
+        assert not p.valid and "more than one <RESULT_START>" in p.error
 
 
 def test_lines_may_come_in_any_order_and_two_items_may_pick_the_same_model_item():
@@ -173,3 +176,34 @@ def test_shared_head_tokenisation_equals_full_tokenisation(tiny_qwen):
     assert encode_chats(tok, prompts, False, bad) == full
     lists = [listwise_messages(tuple(items[:k]), tuple(items[k:])) for k in range(1, 9)]
     assert encode_chats(tok, lists, False) == [tok(render_chat(tok, p, False), add_special_tokens=False)["input_ids"] for p in lists]
+
+
+def test_prompt_file_text_or_reference_script_is_read_not_run(tmp_path):
+    """judge.prompt_file: a text template with {source_list}/{target_list}, or a script that defines
+    EVAL_PROMPT_TEMPLATE (parsed, never executed); filled in one pass with str.format's brace escapes."""
+    from rationalerm.config import ConfigError, LLMJudgeConfig
+    from rationalerm.judges.llm.listwise import LLMListJudge
+    from rationalerm.judges.llm.prompts import listwise_template
+
+    txt = tmp_path / "prompt.txt"
+    txt.write_text("Judge {{strictly}}.\nS list:\n{source_list}\nR list:\n{target_list}\nEnd.", encoding="utf-8")
+    cfg = LLMJudgeConfig(model="m", protocol="listwise", prompt_file=str(txt))
+    (msg,) = listwise_messages(("h1 {target_list}",), ("m1", "m2"), template=listwise_template(cfg))
+    assert msg["content"] == "Judge {strictly}.\nS list:\nS1: m1\nS2: m2\nR list:\nR1: h1 {target_list}\nEnd."
+
+    script = tmp_path / "metajudge_infer.py"
+    script.write_text('import os\nos.system("touch SHOULD_NOT_EXIST")\n'
+                      'EVAL_PROMPT_TEMPLATE = """Orig:\n{source_list}\nRef:\n{target_list}"""\n', encoding="utf-8")
+    cfg2 = LLMJudgeConfig(model="m", protocol="listwise", prompt_file=str(script))
+    (msg2,) = listwise_messages(("h",), ("s",), template=listwise_template(cfg2))
+    assert msg2["content"] == "Orig:\nS1: s\nRef:\nR1: h" and not (tmp_path / "SHOULD_NOT_EXIST").exists()
+    # the template is part of the cache fingerprint
+    fp = LLMListJudge(cfg2, _NoBackend()).fingerprint()
+    assert fp["prompt_hash"] != LLMListJudge(LLMJudgeConfig(model="m", protocol="listwise"), _NoBackend()).fingerprint()["prompt_hash"]
+
+    bad = tmp_path / "bad.txt"
+    bad.write_text("only {source_list}", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"bad.txt: .*lacks \{target_list\}"):
+        listwise_template(LLMJudgeConfig(model="m", protocol="listwise", prompt_file=str(bad)))
+    with pytest.raises(ValueError, match="prompt_file applies to protocol: listwise"):
+        LLMJudgeConfig(model="m", protocol="pairwise", prompt_file=str(txt))

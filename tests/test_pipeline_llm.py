@@ -105,6 +105,6 @@ def test_listwise_pipeline_scores_valid_lists_and_counts_invalid_ones(tiny_qwen:
     console = Console(record=True, width=140)
     console.print(results_table(bad.metrics))
     text = console.export_text()
-    assert "Invalid" in text and "14 (100.0%)" in text and "0/14" in text
+    assert "Errors" in text and "14 (100.0%)" in text and "0/14" in text
     again = run_pipeline(EXAMPLE, cut, tmp_path / "cut")
     assert again.judged == 0 and again.cached == 28

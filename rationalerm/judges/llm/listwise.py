@@ -1,6 +1,6 @@
 """The paper's listwise protocol: strict parsing, the output grammar, and the retrying judge.
 
-An output is valid only if it has a ``<RESULT_START>`` ... ``<RESULT_END>`` block holding exactly one line
+An output is valid only if it has exactly one ``<RESULT_START>`` ... ``<RESULT_END>`` block holding exactly one line
 ``- Rx@Sy: score`` for every human item x = 1..n, with 0 <= y <= m (``S0`` = no match) and 0 <= score <= 1,
 and the generation was not cut off. Anything else is invalid: it is retried ``max_retries`` times and then
 recorded as invalid (``ListResult.valid = False``, no matrix), never turned into a score.
@@ -16,7 +16,7 @@ from typing import Any
 from rationalerm.config import LLMJudgeConfig
 from rationalerm.judges.base import ListResult, ListTask, Progress
 from rationalerm.judges.llm.backend import Backend, Generation
-from rationalerm.judges.llm.prompts import judge_fingerprint, listwise_messages
+from rationalerm.judges.llm.prompts import judge_fingerprint, listwise_messages, listwise_template
 
 START, END = "<RESULT_START>", "<RESULT_END>"
 HEADER = "Scores corresponding to claims:"
@@ -40,9 +40,11 @@ def parse_listwise(text: str, n: int, m: int, finish_reason: str | None = None) 
     """Parse one listwise output strictly into an n x m matrix (rows = human items), or say why not."""
     if finish_reason == "length":
         return ParsedList(None, "truncated: generation hit max_tokens (finish_reason=length)")
-    start = text.rfind(START)
+    start = text.find(START)
     if start < 0:
         return ParsedList(None, f"missing {START}")
+    if text.count(START) > 1:  # a draft and a final block, or a quoted one: never scored from a guess
+        return ParsedList(None, f"more than one {START} block")
     end = text.find(END, start + len(START))
     if end < 0:
         return ParsedList(None, f"missing {END} after {START}")
@@ -108,8 +110,9 @@ class LLMListJudge:
 
     def fingerprint(self) -> dict[str, Any]:
         c = self.cfg
+        extra: dict[str, Any] = {"format_check": c.format_check} if c.format_check != "paper" else {}
         return judge_fingerprint(c, "listwise", retry_temperature=c.retry_temperature, max_tokens=c.max_tokens,
-                                 max_retries=c.max_retries, grammar=self.use_grammar)
+                                 max_retries=c.max_retries, grammar=self.use_grammar, **extra)
 
     def judge_lists(self, tasks: Sequence[ListTask], progress: Progress | None = None) -> list[ListResult]:
         results: list[ListResult | None] = [None] * len(tasks)
@@ -121,7 +124,9 @@ class LLMListJudge:
                 pending.append(i)
         if progress and len(pending) < len(tasks):
             progress(len(tasks) - len(pending))
-        messages = {i: listwise_messages(tasks[i].human, tasks[i].model, self.cfg.prompt_version) for i in pending}
+        template = listwise_template(self.cfg)
+        messages = {i: listwise_messages(tasks[i].human, tasks[i].model, self.cfg.prompt_version, template)
+                    for i in pending}
         regexes = {i: listwise_regex(len(tasks[i].human), len(tasks[i].model)) for i in pending} if self.use_grammar else {}
         last: dict[int, tuple[Generation, ParsedList]] = {}
         for attempt in range(self.cfg.max_retries + 1):
@@ -146,7 +151,7 @@ class LLMListJudge:
                     else parse_listwise(gen.text, len(t.human), len(t.model), gen.finish_reason)
                 )
                 last[i] = (gen, parsed)
-                if parsed.valid:
+                if self._acceptable(gen, parsed):
                     results[i] = self._result(gen, parsed, attempt + 1)
                     done += 1
                 elif attempt == self.cfg.max_retries:
@@ -158,6 +163,15 @@ class LLMListJudge:
                 progress(done)
             pending = still
         return _fill(results)
+
+    def _acceptable(self, gen: Generation, parsed: ParsedList) -> bool:
+        """Whether to stop re-asking: a strictly valid answer, or under ``format_check: metajudge`` one the
+        reference inference script accepts (its scores are then read by the reference's rules)."""
+        if self.cfg.format_check == "metajudge":
+            from rationalerm.metajudge import format_errors
+
+            return not gen.error and not format_errors(gen.text)
+        return parsed.valid
 
     @staticmethod
     def _result(gen: Generation, parsed: ParsedList, attempts: int) -> ListResult:

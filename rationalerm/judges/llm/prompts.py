@@ -11,9 +11,13 @@ the human list as R1..Rn, and one line ``- Rx@Sy: score`` per human item between
 
 from __future__ import annotations
 
+import ast
+import re
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from rationalerm.config import LLMJudgeConfig, stable_hash
+from rationalerm.config import ConfigError, LLMJudgeConfig, stable_hash
 
 LEVELS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 LABELS: tuple[str, ...] = ("0", "1", "2", "3", "4")
@@ -140,28 +144,102 @@ def pairwise_split(human: str, model: str, version: str = "v1") -> tuple[str, st
 
 
 def numbered(items: tuple[str, ...] | list[str], prefix: str) -> str:
-    return "\n".join(f"{prefix}{i}: {text.strip()}" for i, text in enumerate(items, 1))
+    return "\n".join(f"{prefix}{i}: {text.strip()}" for i, text in enumerate(items, 1)).strip()
 
 
-def listwise_messages(human: tuple[str, ...] | list[str], model: tuple[str, ...] | list[str], version: str = "v1") -> list[dict[str, str]]:
-    """The paper's single-message listwise prompt: model list as S1..Sm, human list as R1..Rn."""
-    check_version(version)
-    text = LISTWISE_V1.replace("{model_list}", numbered(model, "S")).replace("{human_list}", numbered(human, "R"))
+BUILTIN_FIELDS = ("model_list", "human_list")
+"""Placeholders of the project's own listwise template."""
+REFERENCE_FIELDS = ("source_list", "target_list")
+"""Placeholders of the reference script's ``EVAL_PROMPT_TEMPLATE`` (source = model list S, target = human list R)."""
+
+
+@dataclass(frozen=True)
+class ListwiseTemplate:
+    text: str
+    fields: tuple[str, str]
+    """(model list placeholder, human list placeholder)."""
+    source: str = "built-in"
+
+
+def fill_template(text: str, values: dict[str, str]) -> str:
+    """Fill ``{name}`` placeholders in one pass (a value is never searched again), with str.format's
+    ``{{`` / ``}}`` escapes; any other brace is kept as written."""
+    def sub(mt: re.Match[str]) -> str:
+        token = mt.group(0)
+        if token in ("{{", "}}"):
+            return token[0]
+        return values[mt.group(1)]
+
+    names = "|".join(re.escape(k) for k in values)
+    return re.sub(r"\{\{|\}\}|\{(" + names + r")\}", sub, text)
+
+
+def load_template_file(path: str | Path) -> ListwiseTemplate:
+    """A listwise prompt template from a file: a text file with ``{source_list}`` / ``{target_list}``, or the
+    reference script that defines ``EVAL_PROMPT_TEMPLATE`` (parsed as text with ``ast``, never executed)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read judge.prompt_file ({e.strerror or e})") from e
+    if p.suffix == ".py":
+        text = _template_from_script(p, text)
+    missing = [f"{{{f}}}" for f in REFERENCE_FIELDS if f"{{{f}}}" not in text]
+    if missing:
+        raise ConfigError(f"{p}: the listwise prompt template lacks {' and '.join(missing)} "
+                          f"(the model list S and the human list R)")
+    return ListwiseTemplate(text, REFERENCE_FIELDS, str(p))
+
+
+def _template_from_script(path: Path, source: str) -> str:
+    try:
+        tree = ast.parse(source, filename=str(path))
+    except SyntaxError as e:
+        raise ConfigError(f"{path}:{e.lineno}: not valid Python ({e.msg})") from e
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "EVAL_PROMPT_TEMPLATE"
+                                                for t in node.targets):
+            if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                return node.value.value
+            raise ConfigError(f"{path}:{node.lineno}: EVAL_PROMPT_TEMPLATE is not a plain string literal")
+    raise ConfigError(f"{path}: defines no EVAL_PROMPT_TEMPLATE")
+
+
+def listwise_template(cfg: LLMJudgeConfig) -> ListwiseTemplate:
+    """The judge's listwise template: ``judge.prompt_file`` if set, else the project's own wording."""
+    if cfg.prompt_file:
+        return load_template_file(cfg.prompt_file)
+    check_version(cfg.prompt_version)
+    return ListwiseTemplate(LISTWISE_V1, BUILTIN_FIELDS)
+
+
+def listwise_messages(
+    human: tuple[str, ...] | list[str], model: tuple[str, ...] | list[str], version: str = "v1",
+    template: ListwiseTemplate | None = None,
+) -> list[dict[str, str]]:
+    """The single-message listwise prompt: model list as S1..Sm, human list as R1..Rn."""
+    if template is None:
+        check_version(version)
+        template = ListwiseTemplate(LISTWISE_V1, BUILTIN_FIELDS)
+    model_field, human_field = template.fields
+    text = fill_template(template.text, {model_field: numbered(model, "S"), human_field: numbered(human, "R")})
     return [{"role": "user", "content": text}]
 
 
-def prompt_hash(protocol: str, version: str = "v1") -> str:
+def prompt_hash(protocol: str, version: str = "v1", template: str | None = None) -> str:
     """Content hash of the prompt templates, part of the fingerprint (an edited prompt never reuses a cache)."""
     check_version(version)
     if protocol == "pairwise":
         return stable_hash([PAIRWISE_SYSTEM_V1, PAIRWISE_USER_V1, list(LABELS), list(LEVELS)])
-    return stable_hash([LISTWISE_V1])
+    return stable_hash([LISTWISE_V1 if template is None else template])
 
 
 def judge_fingerprint(cfg: LLMJudgeConfig, protocol: str, **extra: Any) -> dict[str, Any]:
     """What a cached judgement depends on, shared by both protocols (the backend is deliberately left out)."""
     return {
         "judge": "llm", "model": cfg.model, "tokenizer": cfg.tokenizer, "protocol": protocol,
-        "prompt_version": cfg.prompt_version, "prompt_hash": prompt_hash(protocol, cfg.prompt_version),
+        "prompt_version": cfg.prompt_version,
+        "prompt_hash": prompt_hash(protocol, cfg.prompt_version,
+                                   listwise_template(cfg).text if protocol == "listwise" and cfg.prompt_file else None),
         "temperature": cfg.temperature, "seed": cfg.seed, "enable_thinking": cfg.enable_thinking, **extra,
     }
