@@ -86,25 +86,29 @@ def _column_ranks(q: np.ndarray) -> np.ndarray:
 
 def _solve_chunk(q: np.ndarray, out: np.ndarray) -> None:
     b, n, m = q.shape
-    rank = _column_ranks(q)
-    radix = rank.max(axis=1).astype(np.float64) + 1.0  # (B, m) digits per column
-    # place value of digit j = product of the radices after j; S = product of all (exceeds every digit sum)
+    # Digits of the lexicographic preference: the scores themselves when they are small integers (five
+    # levels: 0..4 after the gcd), else their rank within the column (fewer distinct digits, a smaller radix).
+    digits = q if q.max() <= n + 1 else _column_ranks(q)
+    radix = digits.max(axis=1).astype(np.float64) + 1.0  # (B, m)
+    # place value of digit j = product of the radices after j; span = product of all (exceeds every digit sum)
     place = np.ones((b, m))
     if m > 1:
         place[:, :-1] = np.cumprod(radix[:, :0:-1], axis=1)[:, ::-1]
     span = place[:, 0] * radix[:, 0]
-    top = q.reshape(b, -1).max(axis=1).astype(np.float64)
-    bound = (min(n, m) * top + 1.0) * span
-    weights = q * span[:, None, None] + rank * place[:, None, :]
-    for k in range(b):
-        if top[k] == 0:
-            continue
-        if bound[k] < _EXACT:
-            rows, cols = linear_sum_assignment(weights[k], maximize=True)
-        else:
-            rows, cols = _staged(q[k])
-        keep = q[k, rows, cols] > 0
-        out[k, rows[keep]] = cols[keep]
+    top = q.reshape(b, -1).max(axis=1)
+    exact = ((min(n, m) * top + 1.0) * span < _EXACT).tolist()
+    weights = q * span[:, None, None] + digits * place[:, None, :]
+    solved = []
+    for k, (w, ok, t) in enumerate(zip(weights, exact, top.tolist())):
+        if t:
+            solved.append((k, *(linear_sum_assignment(w, maximize=True) if ok else _staged(q[k]))))
+    if not solved:
+        return
+    ks = np.repeat([k for k, _, _ in solved], min(n, m))
+    rows = np.concatenate([r for _, r, _ in solved])
+    cols = np.concatenate([c for _, _, c in solved])
+    keep = q[ks, rows, cols] > 0
+    out[ks[keep], rows[keep]] = cols[keep]
 
 
 def _staged(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

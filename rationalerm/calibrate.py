@@ -21,7 +21,7 @@ from rationalerm.config import RunConfig, load_config
 from rationalerm.judges.embedding import Embedder, cosine_to_score
 from rationalerm.prefilter import topk_keep
 from rationalerm.runs import GoldLabels, SavedRun, gold_cells
-from rationalerm.score import score_sample
+from rationalerm.score import score_matrices
 
 DEFAULT_THRESHOLDS = tuple(round(t, 3) for t in np.arange(0.2, 0.951, 0.025))
 
@@ -60,7 +60,7 @@ def calibrate(
         pred = np.concatenate([(cosine_to_score(cos[k], t, mapping) >= match_threshold)[known[k]] for k in keys])
         row = {"threshold": float(t), **binary_agreement(pred, ref_flat)}
         if ref_rc:
-            rc = [score_sample(cosine_to_score(cos[k], t, mapping)).recall for k in ref_rc]
+            rc = [s.recall for s in score_matrices([cosine_to_score(cos[k], t, mapping) for k in ref_rc])]
             row["rc_mae"] = float(np.mean(np.abs(np.array(rc) - np.array(list(ref_rc.values())))))
         grid.append(row)
     best = max(grid, key=lambda r: (r["kappa"] if r["kappa"] is not None else -2.0, -r["threshold"]))

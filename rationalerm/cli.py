@@ -43,7 +43,7 @@ def run(
     cache: Annotated[Optional[Path], typer.Option("--cache", help="SQLite judge cache (default: OUT/cache.sqlite).")] = None,
     threshold: Annotated[Optional[float], typer.Option("--threshold", help="Embedding judge: cosine threshold.")] = None,
     min_score: Annotated[Optional[float], typer.Option("--min-score", help="Mask scores below this before the assignment.")] = None,
-    max_model_items: Annotated[Optional[int], typer.Option("--max-model-items", help="Precision denominator cap (paper: 5).")] = None,
+    max_model_items: Annotated[Optional[int], typer.Option("--max-model-items", help="Cut each model list to its first k items before matching (paper: 5).")] = None,
     compat: Annotated[Optional[str], typer.Option("--compat", help="'metajudge': reproduce the public reference script.")] = None,
     sort_by: SortBy = "recall",
 ) -> None:
@@ -76,7 +76,7 @@ def run(
 def score(
     run_dir: Annotated[Path, typer.Argument(help="A directory written by 'rationalerm run'.")],
     compat: Annotated[Optional[str], typer.Option("--compat", help="'metajudge' or 'none'.")] = None,
-    max_model_items: Annotated[Optional[int], typer.Option("--max-model-items", help="Precision denominator cap.")] = None,
+    max_model_items: Annotated[Optional[int], typer.Option("--max-model-items", help="Cut each model list to its first k items before matching.")] = None,
     min_score: Annotated[Optional[float], typer.Option("--min-score", help="Mask scores below this before matching.")] = None,
     sort_by: SortBy = "recall",
 ) -> None:
