@@ -59,6 +59,9 @@ class VLLMBackend:
         kwargs.update(cfg.engine_args)
         self.llm = LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
+        from vllm.platforms import current_platform
+
+        self._cpu = bool(current_platform.is_cpu())
         self.max_model_len = int(self.llm.llm_engine.model_config.max_model_len)
 
     # -- prompt preparation (public so that benchmarks can submit the identical requests) --------------------
@@ -188,7 +191,11 @@ class VLLMBackend:
                     "", None, len(ids[i]), 0, error=f"prompt of {len(ids[i])} tokens exceeds max_model_len={self.max_model_len}"
                 )
                 continue
-            kw: dict[str, Any] = {"max_tokens": min(max_tokens, room), "temperature": temperature, "seed": seed}
+            kw: dict[str, Any] = {"max_tokens": min(max_tokens, room), "temperature": temperature}
+            if not (self._cpu and temperature > 0):
+                # vLLM's CPU build cannot rewind a per-request generator when a chunked prefill is discarded
+                # ("CPU Generator does not use offset"): there, sampling uses the engine's seeded generator.
+                kw["seed"] = seed
             if regexes is not None:
                 kw.update(_structured(regexes[i], self._fields))
             runnable.append((i, TokensPrompt(prompt_token_ids=ids[i]), SamplingParams(**kw)))
