@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from rationalerm.errors import ConfigError
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class _Strict(BaseModel):
@@ -131,10 +136,6 @@ class RunConfig(_Strict):
         return data
 
 
-class ConfigError(ValueError):
-    """A config file or override that does not validate; the message names the file."""
-
-
 def _format_validation(err: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid config"]
     for e in err.errors():
@@ -170,8 +171,13 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         for p in parts[:-1]:
             node = node.setdefault(p, {})
         node[parts[-1]] = value
+    return validate(RunConfig, data, source)
+
+
+def validate(model: type[M], data: Any, source: str) -> M:
+    """Validate ``data`` as config section ``model``; a failure is a ``ConfigError`` naming ``source`` and each key."""
     try:
-        return RunConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as e:
         raise ConfigError(_format_validation(e, source)) from e
 

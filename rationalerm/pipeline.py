@@ -14,8 +14,9 @@ import numpy as np
 
 from rationalerm import __version__
 from rationalerm.cache import JudgeCache, fingerprint_id
-from rationalerm.config import EmbeddingJudgeConfig, RunConfig
-from rationalerm.io import write_json, write_jsonl
+from rationalerm.config import RunConfig, ScoringConfig
+from rationalerm.errors import ConfigError
+from rationalerm.files import ensure_dir, write_json, write_jsonl
 from rationalerm.judges import ListJudge, ListTask, PairJudge, PairScore, make_judge
 from rationalerm.load import LoadResult, Sample, load_samples
 from rationalerm.prefilter import PrefilterStats, topk_keep
@@ -159,12 +160,11 @@ def unit_row(u: Unit, w: np.ndarray | None, cfg: RunConfig, **extra: Any) -> dic
         "labels": {k: v for k, v in u.sample.labels.items() if k.lower() in ("label", u.model.lower())},
     }
     row.update(extra)
-    return rescore_row(row, cfg)
+    return rescore_row(row, cfg.scoring)
 
 
-def rescore_row(row: dict[str, Any], cfg: RunConfig) -> dict[str, Any]:
+def rescore_row(row: dict[str, Any], sc: ScoringConfig) -> dict[str, Any]:
     """(Re)compute a row's pairs and metrics from its saved matrix; judge-invalid rows stay invalid."""
-    sc = cfg.scoring
     if row.get("matrix") is None:
         row.update(pairs=[], precision=0.0, recall=0.0, f1=0.0, ap=0.0, valid=False,
                    excluded=row.get("excluded") or "invalid judge output")
@@ -189,8 +189,7 @@ def run(
     progress: ProgressFactory | None = None, log: Callable[[str], None] = lambda _m: None,
 ) -> RunOutcome:
     progress = progress or _null_progress
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_dir(out_dir)
     t0 = time.perf_counter()
     loaded = load_samples(inputs if isinstance(inputs, list) else [inputs], cfg.models, cfg.strict)
     for bad in loaded.skipped:
@@ -206,7 +205,7 @@ def run(
         t1 = time.perf_counter()
         if judge.kind == "listwise":
             if cfg.prefilter.enabled:
-                raise ValueError("the prefilter applies to pairwise judges only (judge.protocol: pairwise)")
+                raise ConfigError("the prefilter applies to pairwise judges only (judge.protocol: pairwise)")
             mats, infos, judged, hits = judge_listwise(judge, cache, units, cfg.resolved_chunk_size(), progress)
             for u, w, info in zip(units, mats, infos):
                 rows.append(unit_row(u, w, cfg, judge_output=info))

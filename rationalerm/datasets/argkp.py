@@ -26,6 +26,8 @@ from typing import Literal
 
 import numpy as np
 
+from rationalerm.errors import LoadError
+
 ENV_VAR = "RATIONALERM_ARGKP"
 SPLITS = ("train", "dev")
 Split = Literal["train", "dev", "all"]
@@ -35,7 +37,7 @@ _KP_COLS = ("key_point_id", "key_point", "topic", "stance")
 _LABEL_COLS = ("arg_id", "key_point_id", "label")
 
 
-class ArgKPError(ValueError):
+class ArgKPError(LoadError):
     """A missing or malformed ArgKP file; the message starts with ``file:line:``."""
 
 
@@ -319,7 +321,7 @@ def load_argkp(split: Split = "dev", path: str | Path | None = None) -> ArgKP:
     if not root.is_dir():
         raise ArgKPError(f"{root}: ArgKP folder not found (set {ENV_VAR} or pass a path)")
     if split not in (*SPLITS, "all"):
-        raise ValueError(f"split must be train, dev or all, got {split!r}")
+        raise ArgKPError(f"split must be train, dev or all, got {split!r}")
     pairs: list[PairRecord] = []
     tasks: list[MatchTask] = []
     for s in SPLITS if split == "all" else (split,):

@@ -7,15 +7,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from rationalerm.config import LLMJudgeConfig
+from rationalerm.errors import JudgeError
 from rationalerm.judges.base import Progress
 
 Messages = list[dict[str, str]]
 Split = tuple[str, str]
 """A last-message content as two parts (``a + b == content``) that may be tokenised separately."""
-
-
-class JudgeError(RuntimeError):
-    """The judge cannot produce a result (misconfigured server, label not a single token, ...)."""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from rationalerm.config import LLMJudgeConfig, stable_hash
+from rationalerm.errors import ConfigError
 
 LEVELS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 LABELS: tuple[str, ...] = ("0", "1", "2", "3", "4")
@@ -113,7 +114,7 @@ LISTWISE_V1 = (
 
 def check_version(version: str) -> None:
     if version not in PROMPT_VERSIONS:
-        raise ValueError(f"unknown prompt_version {version!r}; known: {', '.join(PROMPT_VERSIONS)}")
+        raise ConfigError(f"unknown prompt_version {version!r}; known: {', '.join(PROMPT_VERSIONS)}")
 
 
 def pairwise_messages(human: str, model: str, version: str = "v1") -> list[dict[str, str]]:

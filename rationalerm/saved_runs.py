@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from rationalerm.io import read_json, read_jsonl
+from rationalerm.errors import LoadError, OutputError
+from rationalerm.files import read_json, read_jsonl
 
 UnitKey = tuple[str, str]  # (sample id, model)
 
@@ -29,7 +30,7 @@ def load_run(path: str | Path) -> SavedRun:
     path = Path(path)
     for name in ("results.jsonl", "run.json"):
         if not (path / name).exists():
-            raise FileNotFoundError(f"{path / name}: missing; is {path} a run directory?")
+            raise OutputError(f"{path / name}: missing; is {path} a run directory?")
     meta = read_json(path / "run.json")
     rows = {(str(r["id"]), str(r["model"])): r for r in read_jsonl(path / "results.jsonl")}
     return SavedRun(path, rows, list(meta.get("models", [])), meta)
@@ -54,13 +55,13 @@ def load_gold(path: str | Path) -> GoldLabels:
     for n, rec in enumerate(read_jsonl(path), start=1):
         where = f"{path}:{n}"
         if not isinstance(rec, dict) or rec.get("label") not in (0, 1, True, False):
-            raise ValueError(f"{where}: each line needs a 0/1 'label'")
+            raise LoadError(f"{where}: each line needs a 0/1 'label'")
         if {"id", "model", "i", "j"} <= rec.keys():
             by_index[(str(rec["id"]), str(rec["model"]), int(rec["i"]), int(rec["j"]))] = int(rec["label"])
         elif {"human", "item"} <= rec.keys():
             by_text[(str(rec["human"]), str(rec["item"]))] = int(rec["label"])
         else:
-            raise ValueError(f"{where}: needs either id/model/i/j or human/item")
+            raise LoadError(f"{where}: needs either id/model/i/j or human/item")
     return GoldLabels(by_index, by_text)
 
 
