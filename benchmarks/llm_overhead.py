@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from rationalerm.config import LLMJudgeConfig
     from rationalerm.judges.llm import LABELS, make_backend, make_llm_judge
-    from rationalerm.tiny_qwen import build_tiny_qwen, default_cache_dir
+    from tests.helpers.tiny_qwen import build_tiny_qwen, default_cache_dir
 
     model = Path(args.model) if args.model else build_tiny_qwen(default_cache_dir())
     paths = sorted(glob.glob(args.examples))

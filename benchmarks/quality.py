@@ -53,6 +53,7 @@ if __package__ in (None, ""):  # run as a script from a checkout
 from rationalerm.assign import assign  # noqa: E402
 from rationalerm.datasets.argkp import ArgKP, MatchTask, load_argkp  # noqa: E402
 from rationalerm.prefilter import topk_keep  # noqa: E402
+from tests.helpers.data import default_argkp_path  # noqa: E402
 
 PREFILTER_KS = (1, 2, 3)
 
@@ -450,7 +451,7 @@ def run(
 
     if assign_cells not in ("all", "labelled"):
         raise ValueError("assign_cells must be all or labelled")
-    data = load_argkp(split, data_path).sample(max_pairs, seed)  # type: ignore[arg-type]
+    data = load_argkp(split, data_path or default_argkp_path()).sample(max_pairs, seed)  # type: ignore[arg-type]
     cells = build_cells(data, assign_cells)
     n_pairs, n_matches = len(data.pairs), data.n_matches
     report: dict[str, Any] = {
