@@ -86,7 +86,7 @@ def score(
 ) -> None:
     """Recompute every metric from the saved matrices (no judge call) and rewrite the run's files."""
     _check_sort(sort_by)
-    from rationalerm.rescore import rescore_run
+    from rationalerm.saved_runs import rescore_run
     from rationalerm.report import results_table
 
     try:

@@ -1,15 +1,26 @@
-"""Reading saved runs and gold pair labels, aligned cell by cell for compare and calibrate."""
+"""Run directories on disk: writing a run, re-scoring it in place, reading it back (and gold pair labels)
+aligned cell by cell for compare and calibrate.
+
+A run directory holds ``results.jsonl`` (one row per sample and model), ``metrics.json``, ``run.json``
+(resolved config, judge fingerprint, versions) and ``cache.sqlite`` (``cache.py``).
+"""
 
 from __future__ import annotations
 
+import platform
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rationalerm import __version__
+from rationalerm.cache import fingerprint_id
+from rationalerm.config import ScoringConfig, validate
 from rationalerm.errors import LoadError, OutputError
-from rationalerm.files import read_json, read_jsonl
+from rationalerm.files import read_json, read_jsonl, write_json, write_jsonl
+from rationalerm.score import score_row, summarize_rows
 
 UnitKey = tuple[str, str]  # (sample id, model)
 
@@ -26,11 +37,68 @@ class SavedRun:
         return None if m is None else np.asarray(m, dtype=float).reshape(len(self.rows[key]["human"]), -1)
 
 
-def load_run(path: str | Path) -> SavedRun:
-    path = Path(path)
-    for name in ("results.jsonl", "run.json"):
+def versions() -> dict[str, str]:
+    out = {"rationalerm": __version__, "python": platform.python_version()}
+    for mod in ("numpy", "scipy", "torch", "transformers", "sentence_transformers", "vllm"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except Exception:  # not installed or broken: recorded as absent
+            continue
+    return out
+
+
+def write_run(
+    out: Path, *, inputs: Sequence[str | Path], config: dict[str, Any], rows: Sequence[dict[str, Any]],
+    metrics: dict[str, Any], fingerprint: dict[str, Any], models: Sequence[str],
+) -> None:
+    """Write a run's ``results.jsonl``, ``metrics.json`` and ``run.json``, each atomically."""
+    write_jsonl(out / "results.jsonl", rows)
+    write_json(out / "metrics.json", metrics)
+    write_json(out / "run.json", {
+        "inputs": [str(p) for p in inputs],
+        "config": config, "judge_fingerprint": fingerprint,
+        "fingerprint_id": fingerprint_id(fingerprint), "versions": versions(), "models": list(models),
+    })
+
+
+def _check_run_dir(path: Path, names: Sequence[str]) -> None:
+    for name in names:
         if not (path / name).exists():
             raise OutputError(f"{path / name}: missing; is {path} a run directory?")
+
+
+def rescore_run(run_dir: str | Path, *, compat: str | None = None, max_model_items: int | None = None,
+                min_score: float | None = None) -> dict[str, Any]:
+    """Re-score a saved run from its matrices with new scoring settings (no judge call); rewrite its files."""
+    run_dir = Path(run_dir)
+    _check_run_dir(run_dir, ("run.json", "results.jsonl", "metrics.json"))
+    meta = read_json(run_dir / "run.json")
+    # Only the scoring section matters here: the judge section is kept as saved (re-scoring never judges).
+    changes: dict[str, Any] = {}
+    if compat is not None:
+        changes["compat"] = None if compat.lower() == "none" else compat
+    if max_model_items is not None:
+        changes["max_model_items"] = max_model_items or None
+    if min_score is not None:
+        changes["min_score"] = min_score
+    scoring = validate(ScoringConfig, {**meta["config"].get("scoring", {}), **changes}, f"{run_dir / 'run.json'} scoring")
+    rows = read_jsonl(run_dir / "results.jsonl")
+    scores = [score_row(r, scoring) for r in rows]
+    old = read_json(run_dir / "metrics.json")
+    metrics = summarize_rows(rows, scores, meta["models"], scoring)
+    for key in ("skipped", "judge", "prefilter"):
+        if key in old:
+            metrics[key] = old[key]
+    meta["config"]["scoring"] = scoring.model_dump(mode="json")
+    write_jsonl(run_dir / "results.jsonl", rows)
+    write_json(run_dir / "metrics.json", metrics)
+    write_json(run_dir / "run.json", meta)
+    return metrics
+
+
+def load_run(path: str | Path) -> SavedRun:
+    path = Path(path)
+    _check_run_dir(path, ("results.jsonl", "run.json"))
     meta = read_json(path / "run.json")
     rows = {(str(r["id"]), str(r["model"])): r for r in read_jsonl(path / "results.jsonl")}
     return SavedRun(path, rows, list(meta.get("models", [])), meta)

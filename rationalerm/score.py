@@ -1,13 +1,14 @@
 """Per-sample metrics (DESIGN.md "What it computes") and corpus means with bootstrap intervals.
 
-Scoring only needs saved matrices, so ``rationalerm score`` re-scores a run without a judge.
+Scoring only needs saved matrices, so ``rationalerm score`` re-scores a run without a judge: ``score_row``
+scores one ``results.jsonl`` row from its matrix, ``summarize_rows`` turns the scored rows into ``metrics.json``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -131,30 +132,43 @@ def corpus_summary(
     return out
 
 
-def summarize_rows(rows: Sequence[dict[str, object]], models: Sequence[str], scoring: object) -> dict[str, object]:
-    """``metrics.json`` body: per model the corpus means, intervals, invalid count and per-domain means."""
+def score_row(row: dict[str, Any], scoring: Any) -> SampleScore:
+    """(Re)compute a results row's pairs and metrics from its matrix, in place; judge-invalid rows stay invalid.
+
+    ``scoring`` is the run's ``ScoringConfig``. Returns the row's score for ``summarize_rows``.
+    """
+    if row.get("matrix") is None:
+        s = SampleScore(0.0, 0.0, 0.0, 0.0, [], excluded=row.get("excluded") or "invalid judge output")
+    else:
+        s = score_sample(row["matrix"], max_model_items=scoring.max_model_items, min_score=scoring.min_score,
+                         compat=scoring.compat)
+    row.update(pairs=[[i, j, round(v, 6)] for i, j, v in s.pairs], **s.metrics(), valid=s.valid, excluded=s.excluded)
+    return s
+
+
+def summarize_rows(
+    rows: Sequence[dict[str, Any]], scores: Sequence[SampleScore], models: Sequence[str], scoring: object
+) -> dict[str, object]:
+    """``metrics.json`` body: per model the corpus means, intervals, invalid count and per-domain means.
+
+    ``scores[k]`` is the score of ``rows[k]`` (``score_row``).
+    """
     boot = {"n_boot": getattr(scoring, "bootstrap", 1000), "confidence": getattr(scoring, "confidence", 0.95),
             "seed": getattr(scoring, "seed", 0)}
     out: dict[str, object] = {}
     for model in models:
-        mine = [r for r in rows if r["model"] == model]
-        scores = [_row_score(r) for r in mine]
-        summary = corpus_summary(scores, **boot)
-        invalid = sum(1 for r in mine if r.get("matrix") is None)
+        mine = [(r, s) for r, s in zip(rows, scores, strict=True) if r["model"] == model]
+        summary = corpus_summary([s for _, s in mine], **boot)
+        invalid = sum(1 for r, _ in mine if r.get("matrix") is None)
         summary["n_total"] = len(mine)
         summary["invalid"] = {"count": invalid, "rate": invalid / len(mine) if mine else 0.0}
-        summary["excluded"] = sum(1 for r in mine if r.get("matrix") is not None and not r.get("valid", True))
-        domains = sorted({str(r["domain"]) for r in mine if r.get("domain") is not None})
+        summary["excluded"] = sum(1 for r, _ in mine if r.get("matrix") is not None and not r.get("valid", True))
+        domains = sorted({str(r["domain"]) for r, _ in mine if r.get("domain") is not None})
         summary["by_domain"] = {
-            d: corpus_summary([_row_score(r) for r in mine if str(r.get("domain")) == d], **boot) for d in domains
+            d: corpus_summary([s for r, s in mine if str(r.get("domain")) == d], **boot) for d in domains
         }
         out[model] = summary
     return {"models": out, "scoring": _scoring_dict(scoring)}
-
-
-def _row_score(r: dict[str, object]) -> SampleScore:
-    return SampleScore(float(r["precision"]), float(r["recall"]), float(r["f1"]), float(r["ap"]),  # type: ignore[arg-type]
-                       excluded=None if r.get("valid", True) else str(r.get("excluded") or "invalid"))
 
 
 def _scoring_dict(scoring: object) -> dict[str, object]:

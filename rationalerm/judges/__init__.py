@@ -1,9 +1,19 @@
-"""Judges fill the score matrix W; see ``base`` for the two interfaces."""
+"""Judges fill the score matrix W: ``base`` holds the two interfaces, ``fill`` fills every unit's matrix
+through the cache, ``embedding`` and ``llm`` are the judges."""
 
 from __future__ import annotations
 
 from rationalerm.config import EmbeddingJudgeConfig, LLMJudgeConfig
-from rationalerm.judges.base import ListJudge, ListResult, ListTask, PairJudge, PairScore
+from rationalerm.judges.base import (
+    ListJudge,
+    ListResult,
+    ListTask,
+    PairJudge,
+    PairScore,
+    Progress,
+    ProgressFactory,
+    null_progress,
+)
 
 
 def make_judge(cfg: EmbeddingJudgeConfig | LLMJudgeConfig) -> PairJudge | ListJudge:
@@ -17,4 +27,7 @@ def make_judge(cfg: EmbeddingJudgeConfig | LLMJudgeConfig) -> PairJudge | ListJu
     return make_llm_judge(cfg)
 
 
-__all__ = ["ListJudge", "ListResult", "ListTask", "PairJudge", "PairScore", "make_judge"]
+__all__ = [
+    "ListJudge", "ListResult", "ListTask", "PairJudge", "PairScore", "Progress", "ProgressFactory", "make_judge",
+    "null_progress",
+]

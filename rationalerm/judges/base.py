@@ -7,12 +7,22 @@ and cached one by one across the corpus.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 Progress = Callable[[int], None]
 """Called with the number of newly finished units (pairs or lists)."""
+
+ProgressFactory = Callable[[str, int], AbstractContextManager[Progress]]
+"""``with factory(label, total) as advance: advance(n)``: one progress bar per stage (``report.rich_progress``)."""
+
+
+@contextmanager
+def null_progress(_label: str, _total: int) -> Iterator[Progress]:
+    """A progress factory that shows nothing."""
+    yield lambda n: None
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,12 @@ class PairJudge(Protocol):
     kind: str  # always "pairwise"
 
     def fingerprint(self) -> dict[str, Any]: ...
+
+    def prepare(self, texts: Sequence[str], progress: ProgressFactory = null_progress) -> None:
+        """Called once per run, before any pair is scored, with every text of the run's pairs (a judge that
+        embeds texts embeds them all at once, so no vector depends on chunking). Judges without such a step
+        do nothing."""
+        ...
 
     def score_pairs(self, pairs: Sequence[tuple[str, str]], progress: Progress | None = None) -> list[PairScore]: ...
 

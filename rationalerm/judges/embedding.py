@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from rationalerm.config import EmbeddingJudgeConfig
-from rationalerm.judges.base import PairScore, Progress
+from rationalerm.judges.base import PairScore, Progress, ProgressFactory, null_progress
 
 
 def default_model_path() -> str:
@@ -95,9 +95,10 @@ class EmbeddingJudge:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return self.embedder.embed(texts)
 
-    def prepare(self, texts: Sequence[str], progress: Progress | None = None) -> None:
+    def prepare(self, texts: Sequence[str], progress: ProgressFactory = null_progress) -> None:
         """Embed every text a run needs at once, so each text's vector is independent of chunking."""
-        self.embedder.embed(texts, progress)
+        with progress("embedding texts", len(texts)) as advance:
+            self.embedder.embed(texts, advance)
 
     def score_pairs(self, pairs: Sequence[tuple[str, str]], progress: Progress | None = None) -> list[PairScore]:
         if not pairs:

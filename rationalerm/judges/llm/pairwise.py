@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rationalerm.config import LLMJudgeConfig
-from rationalerm.judges.base import PairScore, Progress
+from rationalerm.judges.base import PairScore, Progress, ProgressFactory, null_progress
 from rationalerm.judges.llm.backend import Backend, JudgeError
 from rationalerm.judges.llm.prompts import LABELS, LEVELS, judge_fingerprint, pairwise_messages, pairwise_split
 
@@ -56,6 +56,9 @@ class LLMPairJudge:
         # The score is read from the logprobs of one forward step, so temperature and seed do not change it;
         # they are kept anyway so that a config change never silently reuses a cache.
         return judge_fingerprint(self.cfg, "pairwise", labels=list(LABELS), levels=list(LEVELS))
+
+    def prepare(self, texts: Sequence[str], progress: ProgressFactory = null_progress) -> None:
+        """Nothing to do ahead: prompts are built and tokenised per chunk."""
 
     def messages(self, pairs: Sequence[tuple[str, str]]) -> list[list[dict[str, str]]]:
         return [pairwise_messages(h, m, self.cfg.prompt_version) for h, m in pairs]
