@@ -68,7 +68,7 @@ def prefilter_masks(
     from rationalerm.judges.embedding import Embedder
 
     pf = cfg.prefilter
-    embedder = Embedder(pf.model, pf.batch_size, getattr(cfg.judge, "device", None))
+    embedder = Embedder(pf.model, pf.batch_size, cfg.judge.device_hint())
     texts = list(dict.fromkeys(t for u in units for t in (*u.human, *u.items)))
     with progress("prefilter: embedding texts", len(texts)) as advance:
         embedder.embed(texts, advance)

@@ -7,8 +7,15 @@ import re
 
 import pytest
 
-from rationalerm.config import LLMJudgeConfig
-from rationalerm.judges.llm import JudgeError, LLMListJudge, LLMPairJudge, listwise_regex, parse_listwise, score_from_logprobs
+from rationalerm.judges.llm import (
+    JudgeError,
+    LLMJudgeConfig,
+    LLMListJudge,
+    LLMPairJudge,
+    listwise_regex,
+    parse_listwise,
+    score_from_logprobs,
+)
 from rationalerm.judges.llm.prompts import LABELS, LEVELS, listwise_messages, pairwise_messages, pairwise_split
 
 VALID = """(think) R1 is clearly covered by S2; R2 has no counterpart; R3 is mostly covered by S1.
@@ -135,14 +142,16 @@ class _NoBackend:
 def test_fingerprints_cover_settings_and_not_the_backend():
     base = LLMJudgeConfig(model="Qwen/Qwen3-8B")
     fp = LLMPairJudge(base, _NoBackend()).fingerprint()
-    assert fp == LLMPairJudge(base.model_copy(update={"backend": "openai"}), _NoBackend()).fingerprint()
+    assert fp == LLMPairJudge(LLMJudgeConfig(model="Qwen/Qwen3-8B", backend="openai"), _NoBackend()).fingerprint()
     assert fp != LLMPairJudge(base.model_copy(update={"model": "Qwen/Qwen3-32B"}), _NoBackend()).fingerprint()
     assert fp["protocol"] == "pairwise" and fp["prompt_version"] == "v1" and "prompt_hash" in fp
     lw = base.model_copy(update={"protocol": "listwise"})
     lfp = LLMListJudge(lw, _NoBackend()).fingerprint()
     assert lfp != fp
-    for change in ({"max_tokens": 100}, {"temperature": 0.6}, {"seed": 1}, {"structured_outputs": False}):
-        assert LLMListJudge(lw.model_copy(update=change), _NoBackend()).fingerprint() != lfp, change
+    for change in ({"listwise": {"max_tokens": 100}}, {"temperature": 0.6}, {"seed": 1},
+                   {"listwise": {"structured_outputs": False}}):
+        changed = LLMJudgeConfig.model_validate({**lw.model_dump(), **change})
+        assert LLMListJudge(changed, _NoBackend()).fingerprint() != lfp, change
 
 
 def test_unknown_prompt_version_fails_before_an_engine_starts():

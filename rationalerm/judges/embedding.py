@@ -5,12 +5,31 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
-from rationalerm.config import EmbeddingJudgeConfig
-from rationalerm.judges.base import PairScore, Progress, ProgressFactory, null_progress
+from rationalerm.judges.base import JUDGES, JudgeConfig, PairScore, Progress, ProgressFactory, null_progress
+
+
+class EmbeddingJudgeConfig(JudgeConfig):
+    """Cosine similarity of normalised sentence embeddings, mapped to [0, 1].
+
+    ``mapping: linear`` gives ``(cos - threshold) / (1 - threshold)`` clipped to [0, 1] (so identical
+    texts score 1 and anything at or below the threshold scores 0); ``mapping: binary`` gives 1 at or
+    above the threshold and 0 below.
+    """
+
+    type: Literal["embedding"] = "embedding"
+    model: str | None = Field(None, description="sentence-transformers path or name; None = packaged all-MiniLM-L6-v2")
+    threshold: float = Field(0.5, ge=-1.0, lt=1.0)
+    mapping: Literal["linear", "binary"] = "linear"
+    batch_size: int = Field(64, ge=1)
+    device: str | None = None
+
+    def device_hint(self) -> str | None:
+        return self.device
 
 
 def default_model_path() -> str:
@@ -81,6 +100,7 @@ class Embedder:
         return np.clip(self.embed(left) @ self.embed(right).T, -1.0, 1.0)
 
 
+@JUDGES.register("embedding", config=EmbeddingJudgeConfig)
 class EmbeddingJudge:
     kind = "pairwise"
 

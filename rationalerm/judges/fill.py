@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -35,9 +35,9 @@ def fill_matrices(
 ) -> Filled:
     """Every unit's matrix from ``judge`` (only the cells ``masks`` keep, when given; the rest score 0)."""
     if judge.kind == "listwise":
-        mats, infos, judged, hits = judge_listwise(judge, cache, units, chunk_size, progress)  # type: ignore[arg-type]
+        mats, infos, judged, hits = judge_listwise(cast(ListJudge, judge), cache, units, chunk_size, progress)
         return Filled(mats, [{"judge_output": info} for info in infos], judged, hits)
-    mats_p, details, judged, hits = judge_pairwise(judge, cache, units, masks, chunk_size, progress)  # type: ignore[arg-type]
+    mats_p, details, judged, hits = judge_pairwise(cast(PairJudge, judge), cache, units, masks, chunk_size, progress)
     return Filled(list(mats_p), [{"details": d} for d in details], judged, hits)
 
 

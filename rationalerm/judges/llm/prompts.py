@@ -11,10 +11,12 @@ the human list as R1..Rn, and one line ``- Rx@Sy: score`` per human item between
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rationalerm.config import LLMJudgeConfig, stable_hash
 from rationalerm.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rationalerm.judges.llm.config import LLMJudgeConfig
 
 LEVELS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 LABELS: tuple[str, ...] = ("0", "1", "2", "3", "4")
@@ -153,6 +155,8 @@ def listwise_messages(human: tuple[str, ...] | list[str], model: tuple[str, ...]
 
 def prompt_hash(protocol: str, version: str = "v1") -> str:
     """Content hash of the prompt templates, part of the fingerprint (an edited prompt never reuses a cache)."""
+    from rationalerm.config import stable_hash  # not at import: the config tree is built from the judge modules
+
     check_version(version)
     if protocol == "pairwise":
         return stable_hash([PAIRWISE_SYSTEM_V1, PAIRWISE_USER_V1, list(LABELS), list(LEVELS)])
