@@ -128,9 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default=None, help="judge model folder (default: build or reuse the tiny Qwen3)")
     args = ap.parse_args(argv)
 
-    from rationalerm.config import LLMJudgeConfig
-    from rationalerm.judges.llm import LABELS, make_backend, make_llm_judge
-    from rationalerm.tiny_qwen import build_tiny_qwen, default_cache_dir
+    from rationalerm.judges.llm import LABELS, LLMJudgeConfig, make_backend, make_llm_judge
+    from tests.helpers.tiny_qwen import build_tiny_qwen, default_cache_dir
 
     model = Path(args.model) if args.model else build_tiny_qwen(default_cache_dir())
     paths = sorted(glob.glob(args.examples))
@@ -139,8 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"examples: {', '.join(os.path.relpath(p) for p in paths) or 'none found'} ({len(samples)} samples)")
 
     extra = {"batch_size": args.batch_size} if args.batch_size else {}
-    cfg = LLMJudgeConfig(model=str(model), backend="vllm", dtype="float32",
-                         engine_args={"max_model_len": 4096}, **extra)
+    backend_cfg = {"type": "vllm", "dtype": "float32", "engine_args": {"max_model_len": 4096}}
+    cfg = LLMJudgeConfig(model=str(model), backend=backend_cfg, **extra)
     t0 = time.perf_counter()
     backend = make_backend(cfg)
     print(f"engine start: {time.perf_counter() - t0:.1f} s")

@@ -53,6 +53,7 @@ if __package__ in (None, ""):  # run as a script from a checkout
 from rationalerm.assign import assign  # noqa: E402
 from rationalerm.datasets.argkp import ArgKP, MatchTask, load_argkp  # noqa: E402
 from rationalerm.prefilter import topk_keep  # noqa: E402
+from tests.helpers.data import default_argkp_path  # noqa: E402
 
 PREFILTER_KS = (1, 2, 3)
 
@@ -445,12 +446,12 @@ def run(
     bootstrap: int = 200,
     log: Any = print,
 ) -> dict[str, Any]:
-    from rationalerm.config import EmbeddingJudgeConfig, LLMJudgeConfig
-    from rationalerm.judges.embedding import EmbeddingJudge
+    from rationalerm.judges.embedding import EmbeddingJudge, EmbeddingJudgeConfig
+    from rationalerm.judges.llm import LLMJudgeConfig
 
     if assign_cells not in ("all", "labelled"):
         raise ValueError("assign_cells must be all or labelled")
-    data = load_argkp(split, data_path).sample(max_pairs, seed)  # type: ignore[arg-type]
+    data = load_argkp(split, data_path or default_argkp_path()).sample(max_pairs, seed)  # type: ignore[arg-type]
     cells = build_cells(data, assign_cells)
     n_pairs, n_matches = len(data.pairs), data.n_matches
     report: dict[str, Any] = {
@@ -471,14 +472,16 @@ def run(
     for path in embeddings:
         specs.append((f"embedding:{_short_name(path)}", "embedding", EmbeddingJudgeConfig(model=str(path), threshold=embedding_threshold)))
     for path in llms:
-        cfg_kwargs: dict[str, Any] = {"backend": llm_backend, "model": str(path), "protocol": "pairwise",
-                                      "engine_args": dict(llm_engine_args or {})}
+        backend: dict[str, Any] = {"type": llm_backend}
+        if llm_backend == "vllm":
+            backend["engine_args"] = dict(llm_engine_args or {})
+        if llm_dtype:
+            backend["dtype"] = llm_dtype
+        if llm_backend == "transformers":
+            backend["device"] = "cpu"
+        cfg_kwargs: dict[str, Any] = {"backend": backend, "model": str(path), "protocol": "pairwise"}
         if llm_batch_size:
             cfg_kwargs["batch_size"] = llm_batch_size
-        if llm_dtype:
-            cfg_kwargs["dtype"] = llm_dtype
-        if llm_backend == "transformers":
-            cfg_kwargs["device"] = "cpu"
         specs.append((f"llm:{_short_name(path)} ({llm_backend})", "llm", LLMJudgeConfig(**cfg_kwargs)))
 
     for name, kind, cfg in specs:

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 from rationalerm.assign import assign, best_pick  # noqa: E402
-from rationalerm.config import ConfigError, RunConfig, load_config  # noqa: E402
-from rationalerm.load import LoadError, LoadResult, Sample, load_samples  # noqa: E402
+from rationalerm.config import RunConfig, load_config  # noqa: E402
+from rationalerm.errors import ConfigError, JudgeError, LoadError, OutputError, RationaleRMError  # noqa: E402
+from rationalerm.load import LoadResult, Sample, load_samples  # noqa: E402
 from rationalerm.score import SampleScore, bootstrap_mean, corpus_summary, score_matrices, score_sample  # noqa: E402
 
 
@@ -25,6 +26,7 @@ def run(inputs: str | Path | list[str | Path], cfg: RunConfig, out_dir: str | Pa
 
 
 __all__ = [
-    "ConfigError", "LoadError", "LoadResult", "RunConfig", "Sample", "SampleScore", "__version__", "assign",
-    "best_pick", "bootstrap_mean", "corpus_summary", "load_config", "load_samples", "run", "score_matrices", "score_sample",
+    "ConfigError", "JudgeError", "LoadError", "LoadResult", "OutputError", "RationaleRMError", "RunConfig", "Sample",
+    "SampleScore", "__version__", "assign", "best_pick", "bootstrap_mean", "corpus_summary", "load_config",
+    "load_samples", "run", "score_matrices", "score_sample",
 ]

@@ -18,9 +18,11 @@ import yaml
 
 from rationalerm.compare import binary_agreement
 from rationalerm.config import RunConfig, load_config
+from rationalerm.errors import RationaleRMError
+from rationalerm.files import atomic_write_bytes
 from rationalerm.judges.embedding import Embedder, cosine_to_score
 from rationalerm.prefilter import topk_keep
-from rationalerm.runs import GoldLabels, SavedRun, gold_cells
+from rationalerm.saved_runs import GoldLabels, SavedRun, gold_cells
 from rationalerm.score import score_matrices
 
 DEFAULT_THRESHOLDS = tuple(round(t, 3) for t in np.arange(0.2, 0.951, 0.025))
@@ -46,7 +48,7 @@ def calibrate(
 ) -> dict[str, Any]:
     ref = _reference(run, gold, match_threshold)
     if not ref:
-        raise ValueError(f"{run.path}: no scored unit to calibrate against")
+        raise RationaleRMError(f"{run.path}: no scored unit to calibrate against")
     keys = sorted(ref)
     embedder = embedder or Embedder()
     embedder.embed(list(dict.fromkeys(t for k in keys for t in (*run.rows[k]["human"], *run.rows[k]["items"]))))
@@ -99,5 +101,5 @@ def write_calibrated_config(result: dict[str, Any], dest: str | Path, base: str 
     header = (f"# written by `rationalerm calibrate` against {result['reference']}: embedding threshold "
               f"{result['best']['threshold']} (kappa {result['best']['kappa']}), prefilter {which} "
               f"(recall {rule['recall']:.3f} of the reference matches, {rule['kept_fraction']:.3f} of pairs kept)\n")
-    Path(dest).write_text(header + yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+    atomic_write_bytes(dest, (header + yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)).encode("utf-8"))
     return cfg

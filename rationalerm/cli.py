@@ -1,4 +1,8 @@
-"""Command line: ``rationalerm run | score | import-metajudge | compare | calibrate``."""
+"""Command line: ``rationalerm run | score | import-metajudge | compare | calibrate``.
+
+Every error the user can cause is a ``RationaleRMError``: it is printed as one ``error:`` line and the
+command exits with code 2. Anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,8 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from rationalerm.config import ConfigError, load_config
-from rationalerm.load import LoadError
+from rationalerm.config import load_config
+from rationalerm.errors import ConfigError, RationaleRMError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Rationale consistency of LLM judges and reward models, on local hardware (MetaJudge).")
@@ -59,10 +63,10 @@ def run(
         if threshold is not None:
             if cfg.judge.type != "embedding":
                 raise ConfigError("--threshold applies to the embedding judge only")
-            cfg.judge.threshold = threshold
+            cfg = load_config(config, {**overrides, "judge.threshold": threshold})
         with rich_progress(err) as progress:
             outcome = run_pipeline(inputs, cfg, out, progress=progress, log=lambda m: err.print(m, highlight=False))
-    except (ConfigError, LoadError, ValueError) as e:
+    except RationaleRMError as e:
         _fail(str(e))
         return
     m = outcome.metrics
@@ -82,12 +86,12 @@ def score(
 ) -> None:
     """Recompute every metric from the saved matrices (no judge call) and rewrite the run's files."""
     _check_sort(sort_by)
-    from rationalerm.rescore import rescore_run
+    from rationalerm.saved_runs import rescore_run
     from rationalerm.report import results_table
 
     try:
         metrics = rescore_run(run_dir, compat=compat, max_model_items=max_model_items, min_score=min_score)
-    except (ConfigError, ValueError, FileNotFoundError) as e:
+    except RationaleRMError as e:
         _fail(str(e))
         return
     console.print(results_table(metrics, sort_by, title=f"Rationale consistency — {run_dir} (re-scored)"))
@@ -107,7 +111,7 @@ def import_metajudge(
 
     try:
         outcome = import_answers(files, out, model)
-    except (LoadError, ValueError) as e:
+    except RationaleRMError as e:
         _fail(str(e))
         return
     for bad in outcome.skipped:
@@ -130,9 +134,9 @@ def compare(
 ) -> None:
     """Agreement of two runs over the same input (pairs, samples, model ranking), and/or of runs vs gold labels."""
     from rationalerm.compare import compare_runs, compare_with_gold
-    from rationalerm.io import write_json
+    from rationalerm.files import write_json
     from rationalerm.report import compare_tables, gold_table
-    from rationalerm.runs import load_gold, load_run
+    from rationalerm.saved_runs import load_gold, load_run
 
     if run_b is None and gold is None:
         _fail("give a second run, --gold FILE, or both")
@@ -148,12 +152,11 @@ def compare(
         if labels is not None:
             result["gold"] = {str(r.path): compare_with_gold(r, labels, threshold) for r in (a, b) if r is not None}
             console.print(gold_table(result["gold"]))  # type: ignore[arg-type]
-    except (ValueError, FileNotFoundError) as e:
+        if json_out is not None:
+            write_json(json_out, result)
+            console.print(f"wrote {json_out}", highlight=False)
+    except RationaleRMError as e:
         _fail(str(e))
-        return
-    if json_out is not None:
-        write_json(json_out, result)
-        console.print(f"wrote {json_out}", highlight=False)
 
 
 @app.command()
@@ -170,10 +173,10 @@ def calibrate(
     """Choose the embedding threshold and prefilter k that best agree with a reference run or gold labels."""
     from rationalerm.calibrate import calibrate as run_calibration
     from rationalerm.calibrate import write_calibrated_config
-    from rationalerm.io import write_json
+    from rationalerm.files import write_json
     from rationalerm.judges.embedding import Embedder
     from rationalerm.report import calibrate_tables
-    from rationalerm.runs import load_gold, load_run
+    from rationalerm.saved_runs import load_gold, load_run
 
     try:
         run_ = load_run(reference)
@@ -187,11 +190,10 @@ def calibrate(
         if write_config is not None:
             write_calibrated_config(result, write_config, base_config)
             console.print(f"wrote {write_config}", highlight=False)
-    except (ConfigError, ValueError, FileNotFoundError) as e:
+        if json_out is not None:
+            write_json(json_out, result)
+    except RationaleRMError as e:
         _fail(str(e))
-        return
-    if json_out is not None:
-        write_json(json_out, result)
 
 
 def main() -> None:

@@ -13,7 +13,8 @@ import numpy as np
 from scipy import stats
 
 from rationalerm.assign import assign
-from rationalerm.runs import GoldLabels, SavedRun, UnitKey, gold_cells
+from rationalerm.errors import RationaleRMError
+from rationalerm.saved_runs import GoldLabels, SavedRun, UnitKey, gold_cells
 from rationalerm.score import METRICS
 
 
@@ -82,7 +83,7 @@ def compare_runs(a: SavedRun, b: SavedRun, threshold: float = 0.5) -> dict[str, 
     """A against B over the units both runs scored with identical texts and valid matrices."""
     keys = [k for k in _common(a, b) if a.matrix(k) is not None and b.matrix(k) is not None]
     if not keys:
-        raise ValueError(f"{a.path} and {b.path} share no scored sample x model units with the same texts")
+        raise RationaleRMError(f"{a.path} and {b.path} share no scored sample x model units with the same texts")
     cells_a = np.concatenate([(a.matrix(k) >= threshold).ravel() for k in keys])
     cells_b = np.concatenate([(b.matrix(k) >= threshold).ravel() for k in keys])
     asg_a = np.concatenate([_assigned(a.matrix(k), threshold).ravel() for k in keys])
@@ -115,7 +116,7 @@ def compare_with_gold(run: SavedRun, gold: GoldLabels, threshold: float = 0.5) -
     golds = gold_cells(run, gold)
     keys = [k for k in golds if run.matrix(k) is not None]
     if not keys:
-        raise ValueError(f"no gold label matches a scored pair of {run.path}")
+        raise RationaleRMError(f"no gold label matches a scored pair of {run.path}")
     sel = [~np.isnan(golds[k]) for k in keys]
     g = np.concatenate([golds[k][s] for k, s in zip(keys, sel)]).astype(bool)
     w = np.concatenate([run.matrix(k)[s] for k, s in zip(keys, sel)])

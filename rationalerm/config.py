@@ -1,101 +1,37 @@
 """Run configuration: one pydantic model tree, loaded from YAML, overridable from the CLI.
 
 Unknown keys are errors (``extra="forbid"``) so a typo in a config never silently falls back
-to a default.
+to a default. The ``judge:`` section is the config class of the judge its ``type`` names: each judge
+(and each LLM backend) defines its section beside itself and registers it (``rationalerm.registry``), and
+the union below is built from the registry, so a new judge never edits this file.
 """
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal, TypeVar
 
 import orjson
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from rationalerm.errors import ConfigError
+from rationalerm.judges.base import JUDGES
+from rationalerm.registry import ConfigSection
+
+M = TypeVar("M", bound=BaseModel)
+
+DEFAULT_JUDGE = "embedding"
+JudgeSection = JUDGES.config_union()
+"""The ``judge:`` section: the config class of the judge its ``type`` names (any registered judge)."""
+
+# Kept importable from here (they live beside their judges); the union above already imported them.
+from rationalerm.judges.embedding import EmbeddingJudgeConfig  # noqa: E402, F401
+from rationalerm.judges.llm.config import ListwiseConfig, LLMJudgeConfig  # noqa: E402, F401
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class EmbeddingJudgeConfig(_Strict):
-    """Cosine similarity of normalised sentence embeddings, mapped to [0, 1].
-
-    ``mapping: linear`` gives ``(cos - threshold) / (1 - threshold)`` clipped to [0, 1] (so identical
-    texts score 1 and anything at or below the threshold scores 0); ``mapping: binary`` gives 1 at or
-    above the threshold and 0 below.
-    """
-
-    type: Literal["embedding"] = "embedding"
-    model: str | None = Field(None, description="sentence-transformers path or name; None = packaged all-MiniLM-L6-v2")
-    threshold: float = Field(0.5, ge=-1.0, lt=1.0)
-    mapping: Literal["linear", "binary"] = "linear"
-    batch_size: int = Field(64, ge=1)
-    device: str | None = None
-
-
-class OpenAIServerConfig(_Strict):
-    base_url: str = "http://127.0.0.1:8000/v1"
-    api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the key (never logged)")
-    concurrency: int = Field(32, ge=1)
-    timeout_s: float = Field(120.0, gt=0)
-    max_retries: int = Field(5, ge=0)
-    backoff_s: float = Field(0.5, ge=0)
-    structured_outputs: bool = Field(
-        True,
-        description="the server is vLLM: send structured_outputs (listwise grammar) and allowed_token_ids / "
-        "logprob_token_ids (pairwise labels)",
-    )
-    chat_template_kwargs: bool = Field(True, description="send chat_template_kwargs {enable_thinking: ...}")
-    extra_body: dict[str, Any] = Field(default_factory=dict, description="extra request fields, sent as is")
-
-
-class LLMJudgeConfig(_Strict):
-    """An open Qwen judge (DESIGN.md step 4)."""
-
-    type: Literal["llm"] = "llm"
-    backend: Literal["vllm", "openai", "transformers"] = "vllm"
-    model: str = Field(..., description="local path or hub name of the judge model")
-    tokenizer: str | None = None
-    protocol: Literal["pairwise", "listwise"] = "pairwise"
-    prompt_version: str = "v1"
-    temperature: float = Field(0.0, ge=0.0)
-    seed: int = 0
-    max_tokens: int = Field(8192, ge=1, description="listwise generation budget")
-    max_retries: int = Field(2, ge=0, description="listwise: re-asks on an unparsable or truncated output")
-    retry_temperature: float = Field(
-        0.7, ge=0.0, description="listwise: temperature of the re-asks (a greedy re-ask would repeat the output)"
-    )
-    prompt_file: str | None = Field(
-        None,
-        description="listwise: the prompt template from this file: text with {source_list} (model list) and "
-        "{target_list} (human list), or the reference script defining EVAL_PROMPT_TEMPLATE (read, never run)",
-    )
-    format_check: Literal["paper", "metajudge"] = Field(
-        "paper",
-        description="listwise: when to re-ask: 'paper' = the answer fails the strict parser; 'metajudge' = the "
-        "reference inference script's check (default when scoring.compat is metajudge)",
-    )
-    batch_size: int = Field(1024, ge=1, description="prompts per submitted batch")
-    enable_thinking: bool = False
-    structured_outputs: bool = True
-    engine_args: dict[str, Any] = Field(default_factory=dict, description="passed through to vllm.LLM")
-    device: str | None = Field(None, description="transformers backend: cpu, cuda, auto")
-    dtype: str | None = None
-    server: OpenAIServerConfig = Field(default_factory=OpenAIServerConfig)
-
-    @model_validator(mode="after")
-    def _listwise_only(self) -> "LLMJudgeConfig":
-        if self.prompt_file is not None and self.protocol != "listwise":
-            raise ValueError("prompt_file applies to protocol: listwise only")
-        return self
-
-
-JudgeConfig = Annotated[EmbeddingJudgeConfig | LLMJudgeConfig, Field(discriminator="type")]
-
-
-class PrefilterConfig(_Strict):
+class PrefilterConfig(ConfigSection):
     """Embedding prefilter in front of any judge: keep per human item its top-k and/or items above a floor."""
 
     enabled: bool = False
@@ -112,7 +48,7 @@ class PrefilterConfig(_Strict):
         return self
 
 
-class ScoringConfig(_Strict):
+class ScoringConfig(ConfigSection):
     min_score: float = Field(0.0, ge=0.0, le=1.0, description="scores below this are masked before assignment")
     max_model_items: int | None = Field(
         None, ge=1, description="cut each model list to its first k items before matching (paper: 5)")
@@ -122,8 +58,8 @@ class ScoringConfig(_Strict):
     seed: int = 0
 
 
-class RunConfig(_Strict):
-    judge: JudgeConfig = Field(default_factory=EmbeddingJudgeConfig)
+class RunConfig(ConfigSection):
+    judge: JudgeSection = Field(default_factory=lambda: JUDGES.config(DEFAULT_JUDGE)())
     prefilter: PrefilterConfig = Field(default_factory=PrefilterConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     models: list[str] | None = Field(None, description="evaluated models; None = every *-checklist key")
@@ -137,15 +73,16 @@ class RunConfig(_Strict):
         """Big enough to keep an LLM engine's batches full, small enough that a kill loses little work."""
         if self.chunk_size is not None:
             return self.chunk_size
-        return self.judge.batch_size if isinstance(self.judge, LLMJudgeConfig) else 2048
+        hint = self.judge.preferred_chunk_size()
+        return hint if hint is not None else 2048
 
     @model_validator(mode="after")
     def _compat_format_check(self) -> "RunConfig":
         """Under compat: metajudge a listwise judge re-asks as the reference does, unless told otherwise."""
         j = self.judge
         if (self.scoring.compat == "metajudge" and isinstance(j, LLMJudgeConfig) and j.protocol == "listwise"
-                and "format_check" not in j.model_fields_set):
-            j.format_check = "metajudge"
+                and "format_check" not in j.listwise.model_fields_set):
+            j.listwise.format_check = "metajudge"
         return self
 
     @model_validator(mode="before")
@@ -153,12 +90,8 @@ class RunConfig(_Strict):
     def _default_judge_type(cls, data: Any) -> Any:
         """A judge section without ``type`` is the embedding judge, as when no section is given."""
         if isinstance(data, dict) and isinstance(data.get("judge"), dict) and "type" not in data["judge"]:
-            data = {**data, "judge": {**data["judge"], "type": "embedding"}}
+            data = {**data, "judge": {**data["judge"], "type": DEFAULT_JUDGE}}
         return data
-
-
-class ConfigError(ValueError):
-    """A config file or override that does not validate; the message names the file."""
 
 
 def _format_validation(err: ValidationError, source: str) -> str:
@@ -196,8 +129,13 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         for p in parts[:-1]:
             node = node.setdefault(p, {})
         node[parts[-1]] = value
+    return validate(RunConfig, data, source)
+
+
+def validate(model: type[M], data: Any, source: str) -> M:
+    """Validate ``data`` as config section ``model``; a failure is a ``ConfigError`` naming ``source`` and each key."""
     try:
-        return RunConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as e:
         raise ConfigError(_format_validation(e, source)) from e
 

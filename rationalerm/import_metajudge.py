@@ -16,11 +16,12 @@ from typing import Any
 
 import orjson
 
-from rationalerm.cache import fingerprint_id
 from rationalerm.config import RunConfig, ScoringConfig, stable_hash
-from rationalerm.io import write_json, write_jsonl
 from rationalerm.judges.llm.listwise import parse_listwise
-from rationalerm.load import CHECKLIST_SUFFIX, HUMAN_KEY, LoadError, Skipped, _parse
+from rationalerm.errors import LoadError
+from rationalerm.files import ensure_dir
+from rationalerm.load import CHECKLIST_SUFFIX, HUMAN_KEY, Skipped, _parse
+from rationalerm.saved_runs import write_run
 from rationalerm.score import score_rows, summarize_rows
 
 FINGERPRINT = {"judge": "imported", "format": "metajudge_infer"}
@@ -134,16 +135,9 @@ def import_answers(files: Sequence[str | Path], out_dir: str | Path, model: str 
                 continue
             rows.append(answer_row(rec, name, f"{path}:{line}"))
     cfg = RunConfig(scoring=ScoringConfig(compat="metajudge"))
-    score_rows(rows, cfg.scoring)
-    metrics = summarize_rows(rows, models, cfg.scoring)
+    scores = score_rows(rows, cfg.scoring)
+    metrics = summarize_rows(rows, scores, models, cfg.scoring)
     metrics["skipped"] = {"count": len(skipped), "records": [str(s) for s in skipped]}
-    out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out / "results.jsonl", rows)
-    write_json(out / "metrics.json", metrics)
-    from rationalerm.pipeline import versions
-
-    write_json(out / "run.json", {
-        "inputs": [str(f) for f in files], "config": cfg.model_dump(mode="json"), "judge_fingerprint": FINGERPRINT,
-        "fingerprint_id": fingerprint_id(FINGERPRINT), "versions": versions(), "models": models,
-    })
+    write_run(ensure_dir(out), inputs=files, config=cfg.model_dump(mode="json"), rows=rows, metrics=metrics,
+              fingerprint=FINGERPRINT, models=models)
     return ImportOutcome(out, rows, metrics, skipped)

@@ -14,13 +14,10 @@ from typing import Any
 import orjson
 
 from rationalerm.config import stable_hash
+from rationalerm.errors import LoadError
 
 HUMAN_KEY = "human-checklist"
 CHECKLIST_SUFFIX = "-checklist"
-
-
-class LoadError(ValueError):
-    """A bad input record; the message starts with ``file:line:``."""
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,17 @@ Cells that are not kept score 0 without a judge call; the run reports how many i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from rationalerm.judges.base import ProgressFactory, null_progress
+from rationalerm.pairs import Unit, kept_cells
+
+if TYPE_CHECKING:
+    from rationalerm.config import RunConfig
 
 
 def topk_keep(cos: np.ndarray, top_k: int | None, min_cosine: float | None, mode: str = "union") -> np.ndarray:
@@ -51,3 +59,25 @@ class PrefilterStats:
             "unique_pairs_kept": self.unique_pairs_kept,
             "judge_calls_saved": self.judge_calls_saved,
         }
+
+
+def prefilter_masks(
+    units: Sequence[Unit], cfg: RunConfig, progress: ProgressFactory = null_progress
+) -> tuple[list[np.ndarray], PrefilterStats]:
+    """Per-unit keep masks from embedding cosines; every unique item is embedded once."""
+    from rationalerm.judges.embedding import Embedder
+
+    pf = cfg.prefilter
+    embedder = Embedder(pf.model, pf.batch_size, cfg.judge.device_hint())
+    texts = list(dict.fromkeys(t for u in units for t in (*u.human, *u.items)))
+    with progress("prefilter: embedding texts", len(texts)) as advance:
+        embedder.embed(texts, advance)
+    masks, stats = [], PrefilterStats()
+    for u in units:
+        mask = topk_keep(embedder.cosine(u.human, u.items), pf.top_k, pf.min_cosine, pf.mode)
+        masks.append(mask)
+        stats.cells_total += mask.size
+        stats.cells_kept += int(mask.sum())
+    stats.unique_pairs_total = len({(h, s) for _, _, _, h, s in kept_cells(units, None)})
+    stats.unique_pairs_kept = len({(h, s) for _, _, _, h, s in kept_cells(units, masks)})
+    return masks, stats

@@ -1,6 +1,8 @@
 """Per-sample metrics (DESIGN.md "What it computes") and corpus means with bootstrap intervals.
 
-Scoring only needs saved matrices, so ``rationalerm score`` re-scores a run without a judge.
+Scoring only needs saved judgements, so ``rationalerm score`` re-scores a run without a judge: ``score_rows``
+scores ``results.jsonl`` rows from their matrices (or, under compat, their answer texts), ``summarize_rows``
+turns the scored rows into ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -119,8 +121,10 @@ def _score_stack(w: np.ndarray) -> list[SampleScore]:
     return out
 
 
-def score_rows(rows: Sequence[dict[str, Any]], scoring: Any) -> None:
+def score_rows(rows: Sequence[dict[str, Any]], scoring: Any) -> list[SampleScore]:
     """(Re)compute every row's pairs, metrics and status in place from its saved judgement (no judge call).
+
+    ``scoring`` is the run's ``ScoringConfig``; returns the rows' scores (for ``summarize_rows``).
 
     Paper mode scores the row's matrix (None = the judge gave no usable answer: an error). Under
     ``compat: metajudge`` a listwise answer is re-read from its text by the reference's rules (it may be
@@ -148,6 +152,7 @@ def score_rows(rows: Sequence[dict[str, Any]], scoring: Any) -> None:
         assert s is not None
         row.update(pairs=[[i, j, round(v, 6)] for i, j, v in s.pairs], **s.metrics(), valid=s.valid,
                    excluded=s.excluded, status=s.status)
+    return scores  # type: ignore[return-value]
 
 
 def _answer_text(row: dict[str, Any]) -> str | None:
@@ -202,39 +207,29 @@ def corpus_summary(
     return out
 
 
-def summarize_rows(rows: Sequence[dict[str, object]], models: Sequence[str], scoring: object) -> dict[str, object]:
-    """``metrics.json`` body: per model the corpus means, intervals, invalid count and per-domain means."""
+def summarize_rows(
+    rows: Sequence[dict[str, Any]], scores: Sequence[SampleScore], models: Sequence[str], scoring: object
+) -> dict[str, object]:
+    """``metrics.json`` body: per model the corpus means, intervals, invalid count and per-domain means.
+
+    ``scores[k]`` is the score of ``rows[k]`` (``score_rows``).
+    """
     boot = {"n_boot": getattr(scoring, "bootstrap", 1000), "confidence": getattr(scoring, "confidence", 0.95),
             "seed": getattr(scoring, "seed", 0)}
     out: dict[str, object] = {}
     for model in models:
-        mine = [r for r in rows if r["model"] == model]
-        scores = [_row_score(r) for r in mine]
-        summary = corpus_summary(scores, **boot)
-        errors = sum(1 for r in mine if _status(r) == "error")
+        mine = [(r, s) for r, s in zip(rows, scores, strict=True) if r["model"] == model]
+        summary = corpus_summary([s for _, s in mine], **boot)
+        errors = sum(1 for _, s in mine if s.status == "error")
         summary["n_total"] = len(mine)
         summary["invalid"] = {"count": errors, "rate": errors / len(mine) if mine else 0.0}
-        summary["excluded"] = sum(1 for r in mine if _status(r) == "skipped")
-        domains = sorted({str(r["domain"]) for r in mine if r.get("domain") is not None})
+        summary["excluded"] = sum(1 for _, s in mine if s.status == "skipped")
+        domains = sorted({str(r["domain"]) for r, _ in mine if r.get("domain") is not None})
         summary["by_domain"] = {
-            d: corpus_summary([_row_score(r) for r in mine if str(r.get("domain")) == d], **boot) for d in domains
+            d: corpus_summary([s for r, s in mine if str(r.get("domain")) == d], **boot) for d in domains
         }
         out[model] = summary
     return {"models": out, "scoring": _scoring_dict(scoring)}
-
-
-def _status(r: dict[str, object]) -> Status:
-    """A row's status; rows written before statuses existed: invalid judge output = error, else skipped."""
-    if "status" in r:
-        return r["status"]  # type: ignore[return-value]
-    if r.get("valid", True):
-        return "valid"
-    return "error" if r.get("matrix") is None else "skipped"
-
-
-def _row_score(r: dict[str, object]) -> SampleScore:
-    return SampleScore(float(r["precision"]), float(r["recall"]), float(r["f1"]), float(r["ap"]),  # type: ignore[arg-type]
-                       excluded=None if r.get("valid", True) else str(r.get("excluded") or "invalid"), status=_status(r))
 
 
 def _scoring_dict(scoring: object) -> dict[str, object]:

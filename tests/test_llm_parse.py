@@ -7,8 +7,15 @@ import re
 
 import pytest
 
-from rationalerm.config import LLMJudgeConfig
-from rationalerm.judges.llm import JudgeError, LLMListJudge, LLMPairJudge, listwise_regex, parse_listwise, score_from_logprobs
+from rationalerm.judges.llm import (
+    JudgeError,
+    LLMJudgeConfig,
+    LLMListJudge,
+    LLMPairJudge,
+    listwise_regex,
+    parse_listwise,
+    score_from_logprobs,
+)
 from rationalerm.judges.llm.prompts import LABELS, LEVELS, listwise_messages, pairwise_messages, pairwise_split
 
 VALID = """(think) R1 is clearly covered by S2; R2 has no counterpart; R3 is mostly covered by S1.
@@ -138,14 +145,16 @@ class _NoBackend:
 def test_fingerprints_cover_settings_and_not_the_backend():
     base = LLMJudgeConfig(model="Qwen/Qwen3-8B")
     fp = LLMPairJudge(base, _NoBackend()).fingerprint()
-    assert fp == LLMPairJudge(base.model_copy(update={"backend": "openai"}), _NoBackend()).fingerprint()
+    assert fp == LLMPairJudge(LLMJudgeConfig(model="Qwen/Qwen3-8B", backend="openai"), _NoBackend()).fingerprint()
     assert fp != LLMPairJudge(base.model_copy(update={"model": "Qwen/Qwen3-32B"}), _NoBackend()).fingerprint()
     assert fp["protocol"] == "pairwise" and fp["prompt_version"] == "v1" and "prompt_hash" in fp
     lw = base.model_copy(update={"protocol": "listwise"})
     lfp = LLMListJudge(lw, _NoBackend()).fingerprint()
     assert lfp != fp
-    for change in ({"max_tokens": 100}, {"temperature": 0.6}, {"seed": 1}, {"structured_outputs": False}):
-        assert LLMListJudge(lw.model_copy(update=change), _NoBackend()).fingerprint() != lfp, change
+    for change in ({"listwise": {"max_tokens": 100}}, {"temperature": 0.6}, {"seed": 1},
+                   {"listwise": {"structured_outputs": False}}):
+        changed = LLMJudgeConfig.model_validate({**lw.model_dump(), **change})
+        assert LLMListJudge(changed, _NoBackend()).fingerprint() != lfp, change
 
 
 def test_unknown_prompt_version_fails_before_an_engine_starts():
@@ -179,7 +188,7 @@ def test_shared_head_tokenisation_equals_full_tokenisation(tiny_qwen):
 
 
 def test_prompt_file_text_or_reference_script_is_read_not_run(tmp_path):
-    """judge.prompt_file: a text template with {source_list}/{target_list}, or a script that defines
+    """judge.listwise.prompt_file: a text template with {source_list}/{target_list}, or a script that defines
     EVAL_PROMPT_TEMPLATE (parsed, never executed); filled in one pass with str.format's brace escapes."""
     from rationalerm.config import ConfigError, LLMJudgeConfig
     from rationalerm.judges.llm.listwise import LLMListJudge
@@ -187,14 +196,14 @@ def test_prompt_file_text_or_reference_script_is_read_not_run(tmp_path):
 
     txt = tmp_path / "prompt.txt"
     txt.write_text("Judge {{strictly}}.\nS list:\n{source_list}\nR list:\n{target_list}\nEnd.", encoding="utf-8")
-    cfg = LLMJudgeConfig(model="m", protocol="listwise", prompt_file=str(txt))
+    cfg = LLMJudgeConfig(model="m", protocol="listwise", listwise={"prompt_file": str(txt)})
     (msg,) = listwise_messages(("h1 {target_list}",), ("m1", "m2"), template=listwise_template(cfg))
     assert msg["content"] == "Judge {strictly}.\nS list:\nS1: m1\nS2: m2\nR list:\nR1: h1 {target_list}\nEnd."
 
     script = tmp_path / "metajudge_infer.py"
     script.write_text('import os\nos.system("touch SHOULD_NOT_EXIST")\n'
                       'EVAL_PROMPT_TEMPLATE = """Orig:\n{source_list}\nRef:\n{target_list}"""\n', encoding="utf-8")
-    cfg2 = LLMJudgeConfig(model="m", protocol="listwise", prompt_file=str(script))
+    cfg2 = LLMJudgeConfig(model="m", protocol="listwise", listwise={"prompt_file": str(script)})
     (msg2,) = listwise_messages(("h",), ("s",), template=listwise_template(cfg2))
     assert msg2["content"] == "Orig:\nS1: s\nRef:\nR1: h" and not (tmp_path / "SHOULD_NOT_EXIST").exists()
     # the template is part of the cache fingerprint
@@ -204,6 +213,6 @@ def test_prompt_file_text_or_reference_script_is_read_not_run(tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_text("only {source_list}", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"bad.txt: .*lacks \{target_list\}"):
-        listwise_template(LLMJudgeConfig(model="m", protocol="listwise", prompt_file=str(bad)))
+        listwise_template(LLMJudgeConfig(model="m", protocol="listwise", listwise={"prompt_file": str(bad)}))
     with pytest.raises(ValueError, match="prompt_file applies to protocol: listwise"):
-        LLMJudgeConfig(model="m", protocol="pairwise", prompt_file=str(txt))
+        LLMJudgeConfig(model="m", protocol="pairwise", listwise={"prompt_file": str(txt)})

@@ -16,9 +16,8 @@ import pytest
 
 pytest.importorskip("openai")
 
-from rationalerm.config import LLMJudgeConfig  # noqa: E402
 from rationalerm.judges.base import ListTask  # noqa: E402
-from rationalerm.judges.llm import make_llm_judge  # noqa: E402
+from rationalerm.judges.llm import LLMJudgeConfig, make_llm_judge  # noqa: E402
 
 SECRET = "sk-test-not-a-real-key-1234567890"
 LEVEL_LOGPROBS = {"0": -3.0, "1": -2.5, "2": -1.2, "3": -0.6, "4": -2.0}
@@ -110,7 +109,8 @@ def _judge(url: str, **kw):
     server = {"base_url": url, "backoff_s": 0.01, "max_retries": 3, "api_key_env": "RATIONALERM_TEST_KEY",
               "structured_outputs": False, "concurrency": 2}
     server.update(kw.pop("server", {}))
-    return make_llm_judge(LLMJudgeConfig(model="judge", backend="openai", server=server, **kw))
+    listwise = {k: kw.pop(k) for k in ("max_tokens", "max_retries") if k in kw}
+    return make_llm_judge(LLMJudgeConfig(model="judge", backend={"type": "openai", **server}, listwise=listwise, **kw))
 
 
 def _expected_score() -> float:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from rationalerm.import_metajudge import import_answers
-from rationalerm.io import read_json, read_jsonl
+from rationalerm.files import read_json, read_jsonl
 from rationalerm.metajudge import format_errors, parse_answer, score_picks
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -30,8 +30,8 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_hybrid_run_judges_only_kept_pairs(tiny_qwen: Path, tmp_path: Path) -> None:
     cfg = yaml.safe_load((ROOT / "configs" / "hybrid-qwen3-8b.yaml").read_text())
-    cfg["judge"].update(model=str(tiny_qwen), dtype="float32", batch_size=256,
-                        engine_args={"max_model_len": 4096, "enforce_eager": True})
+    cfg["judge"].update(model=str(tiny_qwen), batch_size=256)
+    cfg["judge"]["backend"].update(dtype="float32", engine_args={"max_model_len": 4096, "enforce_eager": True})
     cfg["prefilter"].update(top_k=1, min_cosine=None)
     path = tmp_path / "hybrid-tiny.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -73,9 +73,11 @@ def _listwise_cfg(tiny_qwen: Path, **judge: object) -> RunConfig:
     from rationalerm.config import load_config
 
     cfg = load_config(ROOT / "configs" / "paper-listwise.yaml")
-    cfg.judge = cfg.judge.model_copy(update={
-        "model": str(tiny_qwen), "dtype": "float32", "max_retries": 1,
-        "engine_args": {"max_model_len": 4096, "enforce_eager": True}, **judge})
+    j = cfg.judge
+    cfg.judge = j.model_copy(update={
+        "model": str(tiny_qwen),
+        "backend": j.backend.model_copy(update={"dtype": "float32", "engine_args": {"max_model_len": 4096, "enforce_eager": True}}),
+        "listwise": j.listwise.model_copy(update={"max_retries": 1, **judge})})
     return cfg
 
 

@@ -5,8 +5,7 @@ from rationalerm.datasets.argkp import (
     ArgKPError,
     MatchTask,
     PairRecord,
-    default_argkp_path,
     load_argkp,
 )
 
-__all__ = ["ArgKP", "ArgKPError", "MatchTask", "PairRecord", "default_argkp_path", "load_argkp"]
+__all__ = ["ArgKP", "ArgKPError", "MatchTask", "PairRecord", "load_argkp"]

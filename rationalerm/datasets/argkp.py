@@ -17,7 +17,6 @@ Malformed rows raise :class:`ArgKPError` naming the file and line.
 from __future__ import annotations
 
 import csv
-import os
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +25,8 @@ from typing import Literal
 
 import numpy as np
 
-ENV_VAR = "RATIONALERM_ARGKP"
+from rationalerm.errors import LoadError
+
 SPLITS = ("train", "dev")
 Split = Literal["train", "dev", "all"]
 
@@ -35,7 +35,7 @@ _KP_COLS = ("key_point_id", "key_point", "topic", "stance")
 _LABEL_COLS = ("arg_id", "key_point_id", "label")
 
 
-class ArgKPError(ValueError):
+class ArgKPError(LoadError):
     """A missing or malformed ArgKP file; the message starts with ``file:line:``."""
 
 
@@ -155,15 +155,6 @@ class ArgKP:
         keep = sorted(rng.sample(pos, n_pos) + rng.sample(neg, n_neg))
         pairs = [self.pairs[i] for i in keep]
         return ArgKP(split=self.split, path=self.path, pairs=pairs, tasks=_restrict_tasks(self.tasks, pairs))
-
-
-def default_argkp_path() -> Path:
-    """``$RATIONALERM_ARGKP`` or ``../shared/data/argkp`` next to the checkout (the repository root)."""
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return Path(env).expanduser()
-    repo_root = Path(__file__).resolve().parents[2]
-    return repo_root.parent / "shared" / "data" / "argkp"
 
 
 def _read_csv(path: Path, columns: Sequence[str]) -> Iterator[tuple[int, dict[str, str]]]:
@@ -313,13 +304,13 @@ def _restrict_tasks(tasks: Sequence[MatchTask], pairs: Sequence[PairRecord]) -> 
     return out
 
 
-def load_argkp(split: Split = "dev", path: str | Path | None = None) -> ArgKP:
-    """Load ArgKP ``split`` (``train``, ``dev`` or ``all``) from ``path`` (default: :func:`default_argkp_path`)."""
-    root = Path(path).expanduser() if path is not None else default_argkp_path()
+def load_argkp(split: Split, path: str | Path) -> ArgKP:
+    """Load ArgKP ``split`` (``train``, ``dev`` or ``all``) from the folder ``path`` (the ``*_{split}.csv`` files)."""
+    root = Path(path).expanduser()
     if not root.is_dir():
-        raise ArgKPError(f"{root}: ArgKP folder not found (set {ENV_VAR} or pass a path)")
+        raise ArgKPError(f"{root}: ArgKP folder not found (pass the folder that holds arguments_*.csv)")
     if split not in (*SPLITS, "all"):
-        raise ValueError(f"split must be train, dev or all, got {split!r}")
+        raise ArgKPError(f"split must be train, dev or all, got {split!r}")
     pairs: list[PairRecord] = []
     tasks: list[MatchTask] = []
     for s in SPLITS if split == "all" else (split,):

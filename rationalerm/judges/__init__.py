@@ -1,20 +1,33 @@
-"""Judges fill the score matrix W; see ``base`` for the two interfaces."""
+"""Judges fill the score matrix W (DESIGN.md step 4).
+
+``base``: the two judge interfaces, the judges' config base and the ``JUDGES`` registry; ``fill``: every
+unit's matrix through the cache; ``embedding`` and ``llm``: the judges, each registered under its name.
+"""
 
 from __future__ import annotations
 
-from rationalerm.config import EmbeddingJudgeConfig, LLMJudgeConfig
-from rationalerm.judges.base import ListJudge, ListResult, ListTask, PairJudge, PairScore
+from typing import Any
+
+from rationalerm.judges.base import (
+    JUDGES,
+    JudgeConfig,
+    ListJudge,
+    ListResult,
+    ListTask,
+    PairJudge,
+    PairScore,
+    Progress,
+    ProgressFactory,
+    null_progress,
+)
 
 
-def make_judge(cfg: EmbeddingJudgeConfig | LLMJudgeConfig) -> PairJudge | ListJudge:
-    """Build the judge a config names; LLM backends import their heavy dependencies lazily."""
-    if isinstance(cfg, EmbeddingJudgeConfig):
-        from rationalerm.judges.embedding import EmbeddingJudge
-
-        return EmbeddingJudge(cfg)
-    from rationalerm.judges.llm import make_llm_judge
-
-    return make_llm_judge(cfg)
+def make_judge(cfg: JudgeConfig, **kwargs: Any) -> PairJudge | ListJudge:
+    """The judge ``cfg.type`` names, built from its config; heavy dependencies load only now."""
+    return JUDGES.get(cfg.type)(cfg, **kwargs)
 
 
-__all__ = ["ListJudge", "ListResult", "ListTask", "PairJudge", "PairScore", "make_judge"]
+__all__ = [
+    "JUDGES", "JudgeConfig", "ListJudge", "ListResult", "ListTask", "PairJudge", "PairScore", "Progress",
+    "ProgressFactory", "make_judge", "null_progress",
+]

@@ -1,18 +1,53 @@
-"""The judge interface every matcher implements.
+"""The judge interface every matcher implements, the judges' config base, and the judge registry.
 
 Two shapes exist because the paper's listwise protocol judges a whole (R, S) grid in one call,
 while pairwise judges (embedding, LLM pairwise) score independent pairs that can be deduplicated
 and cached one by one across the corpus.
+
+A judge is a module of this package that defines its config section (a ``JudgeConfig`` whose ``type`` is the
+judge's name) and registers its factory under that name in ``JUDGES``; ``rationalerm.config`` builds the
+``judge:`` section from the registered configs, and ``make_judge`` finds the factory by name. Modules of this
+package must not import ``rationalerm.config`` at import time (the config tree is built from them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from rationalerm.registry import ConfigSection, Registry
+
 Progress = Callable[[int], None]
 """Called with the number of newly finished units (pairs or lists)."""
+
+ProgressFactory = Callable[[str, int], AbstractContextManager[Progress]]
+"""``with factory(label, total) as advance: advance(n)``: one progress bar per stage (``report.rich_progress``)."""
+
+
+@contextmanager
+def null_progress(_label: str, _total: int) -> Iterator[Progress]:
+    """A progress factory that shows nothing."""
+    yield lambda n: None
+
+
+class JudgeConfig(ConfigSection):
+    """Base of a judge's config section; ``type`` is the name the judge is registered under."""
+
+    type: str
+
+    def device_hint(self) -> str | None:
+        """The device the judge runs on, if it says (the prefilter embeds beside it); None = the default."""
+        return None
+
+    def preferred_chunk_size(self) -> int | None:
+        """Pairs (or lists) per judge call that keep the judge efficient; None = the run's default."""
+        return None
+
+
+JUDGES: Registry[Callable[..., Any]] = Registry("judge type", package="rationalerm.judges")
+"""Judge type -> factory taking its config (``make_judge``): every module of ``rationalerm.judges`` may register."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +84,12 @@ class PairJudge(Protocol):
     kind: str  # always "pairwise"
 
     def fingerprint(self) -> dict[str, Any]: ...
+
+    def prepare(self, texts: Sequence[str], progress: ProgressFactory = null_progress) -> None:
+        """Called once per run, before any pair is scored, with every text of the run's pairs (a judge that
+        embeds texts embeds them all at once, so no vector depends on chunking). Judges without such a step
+        do nothing."""
+        ...
 
     def score_pairs(self, pairs: Sequence[tuple[str, str]], progress: Progress | None = None) -> list[PairScore]: ...
 

@@ -5,12 +5,31 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
-from rationalerm.config import EmbeddingJudgeConfig
-from rationalerm.judges.base import PairScore, Progress
+from rationalerm.judges.base import JUDGES, JudgeConfig, PairScore, Progress, ProgressFactory, null_progress
+
+
+class EmbeddingJudgeConfig(JudgeConfig):
+    """Cosine similarity of normalised sentence embeddings, mapped to [0, 1].
+
+    ``mapping: linear`` gives ``(cos - threshold) / (1 - threshold)`` clipped to [0, 1] (so identical
+    texts score 1 and anything at or below the threshold scores 0); ``mapping: binary`` gives 1 at or
+    above the threshold and 0 below.
+    """
+
+    type: Literal["embedding"] = "embedding"
+    model: str | None = Field(None, description="sentence-transformers path or name; None = packaged all-MiniLM-L6-v2")
+    threshold: float = Field(0.5, ge=-1.0, lt=1.0)
+    mapping: Literal["linear", "binary"] = "linear"
+    batch_size: int = Field(64, ge=1)
+    device: str | None = None
+
+    def device_hint(self) -> str | None:
+        return self.device
 
 
 def default_model_path() -> str:
@@ -81,6 +100,7 @@ class Embedder:
         return np.clip(self.embed(left) @ self.embed(right).T, -1.0, 1.0)
 
 
+@JUDGES.register("embedding", config=EmbeddingJudgeConfig)
 class EmbeddingJudge:
     kind = "pairwise"
 
@@ -95,9 +115,10 @@ class EmbeddingJudge:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return self.embedder.embed(texts)
 
-    def prepare(self, texts: Sequence[str], progress: Progress | None = None) -> None:
+    def prepare(self, texts: Sequence[str], progress: ProgressFactory = null_progress) -> None:
         """Embed every text a run needs at once, so each text's vector is independent of chunking."""
-        self.embedder.embed(texts, progress)
+        with progress("embedding texts", len(texts)) as advance:
+            self.embedder.embed(texts, advance)
 
     def score_pairs(self, pairs: Sequence[tuple[str, str]], progress: Progress | None = None) -> list[PairScore]:
         if not pairs:

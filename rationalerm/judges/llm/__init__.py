@@ -1,35 +1,27 @@
 """The open Qwen judge (DESIGN.md step 4): pairwise logprob protocol or the paper's listwise protocol,
 on an in-process vLLM engine, an OpenAI-compatible server (e.g. ``vllm serve``) or transformers.
 
-Backends import their heavy dependencies (vllm, torch, openai) only when built.
+Its config is ``config.LLMJudgeConfig``; backends are found by name in ``backend.BACKENDS`` and import their
+heavy dependencies (vllm, torch, openai) only when built.
 """
 
 from __future__ import annotations
 
-from rationalerm.config import LLMJudgeConfig
-from rationalerm.judges.base import ListJudge, PairJudge
-from rationalerm.judges.llm.backend import Backend, Generation, JudgeError
+from rationalerm.errors import JudgeError
+from rationalerm.judges.base import JUDGES, ListJudge, PairJudge
+from rationalerm.judges.llm.backend import BACKENDS, Backend, BackendConfig, Generation, LabelLogprobs
+from rationalerm.judges.llm.config import ListwiseConfig, LLMJudgeConfig
 from rationalerm.judges.llm.listwise import LLMListJudge, listwise_regex, parse_listwise
 from rationalerm.judges.llm.pairwise import LLMPairJudge, score_from_logprobs
 from rationalerm.judges.llm.prompts import LABELS, LEVELS
 
 
 def make_backend(cfg: LLMJudgeConfig) -> Backend:
-    if cfg.backend == "vllm":
-        from rationalerm.judges.llm.vllm_backend import VLLMBackend
-
-        return VLLMBackend(cfg)
-    if cfg.backend == "openai":
-        from rationalerm.judges.llm.openai_backend import OpenAIBackend
-
-        return OpenAIBackend(cfg)
-    if cfg.backend == "transformers":
-        from rationalerm.judges.llm.transformers_backend import TransformersBackend
-
-        return TransformersBackend(cfg)
-    raise ValueError(f"unknown LLM backend {cfg.backend!r}")
+    """The backend ``cfg.backend.type`` names, built on the judge's config."""
+    return BACKENDS.get(cfg.backend.type)(cfg)
 
 
+@JUDGES.register("llm", config=LLMJudgeConfig)
 def make_llm_judge(cfg: LLMJudgeConfig, backend: Backend | None = None) -> PairJudge | ListJudge:
     """The judge a config names; pass ``backend`` to share one engine between judges (e.g. in tests)."""
     from rationalerm.judges.llm.prompts import check_version
@@ -42,13 +34,18 @@ def make_llm_judge(cfg: LLMJudgeConfig, backend: Backend | None = None) -> PairJ
 
 
 __all__ = [
+    "BACKENDS",
     "LABELS",
     "LEVELS",
     "Backend",
+    "BackendConfig",
     "Generation",
     "JudgeError",
+    "LLMJudgeConfig",
     "LLMListJudge",
     "LLMPairJudge",
+    "LabelLogprobs",
+    "ListwiseConfig",
     "listwise_regex",
     "make_backend",
     "make_llm_judge",

@@ -1,21 +1,83 @@
-"""What an LLM backend provides to the pairwise and listwise judges."""
+"""The LLM backend base class (one per engine: vLLM, an OpenAI-compatible server, transformers), the backend
+config base and registry, and the tokenisation helpers the backends share.
+
+Modelled on inspect_ai's ``ModelAPI``: the base class writes once what every backend shares and each backend
+implements only what differs.
+
+- ``label_logprobs`` / ``generate`` are the two calls the judges make. The base resolves the per-call
+  settings (the calling judge's config, so judges with different settings share one engine), applies the
+  context rule, and hands the backend's hooks (``_label_logprobs``, ``_generate``) only the prompts that fit.
+- Context rule (the same for every backend that knows its context length, ``context_length()``): a pairwise
+  prompt that leaves no room for the one answer token gets a per-prompt error (``LabelLogprobs.error``; the
+  pairwise judge raises a ``JudgeError`` naming it), and a listwise prompt that leaves no room to generate is
+  an invalid ``Generation`` with an error (recorded invalid, never scored); a listwise generation budget is
+  cut to the room left. A backend without a local tokenizer (the OpenAI client) leaves the limit to its server.
+- Label token ids are found one way, ``label_token_ids``: the backend's local tokenizer (``label_tokenizer()``),
+  else the backend's remote lookup (``remote_label_ids()``, e.g. a vLLM server's ``/tokenize``), else None.
+- Transient failures (rate limits, server errors, timeouts) are retried with exponential backoff in one loop,
+  ``call_with_retries``, for backends that talk to a server; ``should_retry`` / ``retry_after`` say which
+  errors are transient.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import logging
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from rationalerm.config import LLMJudgeConfig
+from pydantic import model_validator
+
+from rationalerm.errors import JudgeError
 from rationalerm.judges.base import Progress
+from rationalerm.registry import ConfigSection, Registry
 
+if TYPE_CHECKING:
+    from rationalerm.judges.llm.config import LLMJudgeConfig
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 Messages = list[dict[str, str]]
 Split = tuple[str, str]
 """A last-message content as two parts (``a + b == content``) that may be tokenised separately."""
 
 
-class JudgeError(RuntimeError):
-    """The judge cannot produce a result (misconfigured server, label not a single token, ...)."""
+class BackendConfig(ConfigSection):
+    """Base of an LLM backend's config section (``judge.backend``); ``type`` is the backend's registered name."""
+
+    type: str
+
+    def device_hint(self) -> str | None:
+        """The device the backend runs on, if its config says; None = the backend decides."""
+        return None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_the_right_backend(cls, data: Any) -> Any:
+        """A key that belongs to another backend's section gets an error naming that backend."""
+        if not isinstance(data, dict):
+            return data
+        for key in data:
+            if key in cls.model_fields:
+                continue
+            if key == "server":
+                raise ValueError("'server' settings are now the openai backend's own keys: "
+                                 "backend: {type: openai, base_url: ..., concurrency: ..., max_retries: ...}")
+            owners = [name for name in BACKENDS.names() if key in BACKENDS.config(name).model_fields]
+            if owners:
+                raise ValueError(f"{key!r} is a setting of backend type {' / '.join(owners)}, "
+                                 f"not {data.get('type', cls.model_fields['type'].default)}")
+        return data
+
+
+BACKENDS: Registry[Callable[..., Backend]] = Registry(
+    "LLM backend", package="rationalerm.judges.llm", pattern="*_backend"
+)
+"""Backend type -> backend class (taking the judge's ``LLMJudgeConfig``): each ``judges/llm/*_backend.py``
+registers one."""
 
 
 @dataclass(frozen=True)
@@ -30,9 +92,87 @@ class Generation:
     """Set when the request itself failed or could not be made (e.g. prompt longer than the context)."""
 
 
-class Backend(Protocol):
-    supports_grammar: bool
+@dataclass(frozen=True)
+class LabelLogprobs:
+    """One pairwise prompt's answer: the next-token log-probability (or logit) of each label, None where unknown."""
 
+    values: list[float | None]
+    error: str | None = None
+    """Set when the prompt could not be scored (e.g. longer than the context); ``values`` are then all None."""
+
+
+@dataclass(frozen=True)
+class LabelBatch:
+    """What ``Backend._label_logprobs`` gets: prompts that fit, with their token ids where the backend tokenises."""
+
+    prompts: Sequence[Messages]
+    labels: tuple[str, ...]
+    settings: LLMJudgeConfig
+    splits: Sequence[Split] | None = None
+    token_ids: Sequence[list[int]] | None = None
+
+
+@dataclass(frozen=True)
+class GenerateBatch:
+    """What ``Backend._generate`` gets: prompts that fit, each with its generation budget (cut to the room left)."""
+
+    prompts: Sequence[Messages]
+    regexes: Sequence[str] | None
+    max_tokens: Sequence[int]
+    temperature: float
+    seed: int
+    settings: LLMJudgeConfig
+    token_ids: Sequence[list[int]] | None = None
+
+
+class Backend(ABC):
+    """An LLM engine the pairwise and listwise judges run on; see the module docstring for what it owns."""
+
+    supports_grammar: bool = False
+    """Whether ``generate`` can force outputs into a regular expression (the listwise result grammar)."""
+    tokenizer: Any = None
+    """The backend's local Hugging Face tokenizer, if it has one (prompts are then tokenised here)."""
+    context_setting: str = ""
+    """The config key that sets the context length, named in the too-long-prompt error."""
+    max_retries: int = 0
+    backoff_s: float = 0.0
+
+    def __init__(self, cfg: LLMJudgeConfig) -> None:
+        self.cfg = cfg
+        self.retries = 0
+        """Retried calls so far (rate limits, server errors, timeouts)."""
+        self._label_ids: dict[tuple[str, ...], list[int] | None] = {}
+
+    # -- per-call settings and what the base decides -------------------------------------------------------------
+    def settings(self, settings: LLMJudgeConfig | None = None) -> LLMJudgeConfig:
+        """The calling judge's config (seed, enable_thinking, batch_size apply per call), else the backend's own."""
+        return settings or self.cfg
+
+    def encode(self, prompts: Sequence[Messages], settings: LLMJudgeConfig | None = None,
+               splits: Sequence[Split] | None = None) -> list[list[int]] | None:
+        """Token ids of the rendered chat prompts, or None for a backend without a local tokenizer."""
+        if self.tokenizer is None:
+            return None
+        return encode_chats(self.tokenizer, prompts, self.settings(settings).enable_thinking, splits)
+
+    def label_token_ids(self, labels: Sequence[str]) -> list[int] | None:
+        """Each label's token id (each must be one token): local tokenizer, else remote lookup, else None."""
+        key = tuple(labels)
+        if key not in self._label_ids:
+            tokenizer = self.label_tokenizer()
+            self._label_ids[key] = (
+                single_token_ids(tokenizer, labels) if tokenizer is not None else self.remote_label_ids(labels)
+            )
+        return self._label_ids[key]
+
+    def _too_long(self, n_tokens: int, room_needed: int) -> str | None:
+        limit = self.context_length()
+        if limit is None or n_tokens + room_needed <= limit:
+            return None
+        hint = f"; raise {self.context_setting}" if self.context_setting else ""
+        return f"prompt of {n_tokens} tokens leaves no room to answer in the model's context of {limit} tokens{hint}"
+
+    # -- the two calls the judges make -------------------------------------------------------------------------
     def label_logprobs(
         self,
         prompts: Sequence[Messages],
@@ -41,14 +181,33 @@ class Backend(Protocol):
         *,
         settings: LLMJudgeConfig | None = None,
         splits: Sequence[Split] | None = None,
-    ) -> list[list[float | None]]:
-        """For each prompt, the next-token log-probability (or logit) of each label (None where unknown).
+    ) -> list[LabelLogprobs]:
+        """For each prompt, the next-token log-probability (or logit) of each label, in prompt order.
 
-        ``settings`` is the calling judge's config: its per-call settings (seed, enable_thinking, batch_size)
-        apply, so judges with different settings can share one engine. The model is the backend's own.
-        ``splits`` is an optional tokenisation hint (see ``encode_chats``).
+        ``splits`` is an optional tokenisation hint (see ``encode_chats``). A prompt too long for the context
+        gets an error instead of values (and counts as done for ``progress``).
         """
-        ...
+        if not prompts:
+            return []
+        c = self.settings(settings)
+        ids = self.encode(prompts, c, splits)
+        out: list[LabelLogprobs | None] = [None] * len(prompts)
+        for i, x in enumerate(ids or ()):
+            error = self._too_long(len(x), 1)
+            if error:
+                out[i] = LabelLogprobs([None] * len(labels), error)
+        fit = [i for i, r in enumerate(out) if r is None]
+        if progress and len(fit) < len(prompts):
+            progress(len(prompts) - len(fit))
+        if fit:
+            batch = LabelBatch(
+                [prompts[i] for i in fit], tuple(labels), c,
+                [splits[i] for i in fit] if splits is not None else None,
+                [ids[i] for i in fit] if ids is not None else None,
+            )
+            for i, values in zip(fit, self._label_logprobs(batch, progress), strict=True):
+                out[i] = LabelLogprobs(values)
+        return [r for r in out if r is not None]
 
     def generate(
         self,
@@ -60,10 +219,86 @@ class Backend(Protocol):
         seed: int,
         settings: LLMJudgeConfig | None = None,
     ) -> list[Generation]:
-        """Free (or regex-constrained) generation, one answer per prompt, in prompt order."""
-        ...
+        """Free (or regex-constrained) generation, one answer per prompt, in prompt order.
 
-    def close(self) -> None: ...
+        A prompt too long to generate anything is an invalid ``Generation`` with an error; the others get
+        ``max_tokens`` or the room the context leaves, whichever is smaller.
+        """
+        if not prompts:
+            return []
+        c = self.settings(settings)
+        ids = self.encode(prompts, c)
+        limit = self.context_length() if ids is not None else None
+        out: list[Generation | None] = [None] * len(prompts)
+        budget: dict[int, int] = {}
+        for i in range(len(prompts)):
+            n = len(ids[i]) if ids is not None else 0
+            error = self._too_long(n, 1) if ids is not None else None
+            if error:
+                out[i] = Generation("", None, n, 0, error=error)
+            else:
+                budget[i] = min(max_tokens, limit - n) if limit is not None else max_tokens
+        fit = list(budget)
+        if fit:
+            batch = GenerateBatch(
+                [prompts[i] for i in fit], [regexes[i] for i in fit] if regexes is not None else None,
+                [budget[i] for i in fit], temperature, seed, c,
+                [ids[i] for i in fit] if ids is not None else None,
+            )
+            for i, gen in zip(fit, self._generate(batch), strict=True):
+                out[i] = gen
+        return [g for g in out if g is not None]
+
+    # -- hooks -------------------------------------------------------------------------------------------------
+    @abstractmethod
+    def _label_logprobs(self, batch: LabelBatch, progress: Progress | None) -> list[list[float | None]]:
+        """Label log-probabilities of each prompt of ``batch`` in order; report finished prompts to ``progress``."""
+
+    @abstractmethod
+    def _generate(self, batch: GenerateBatch) -> list[Generation]:
+        """One answer per prompt of ``batch``, in order."""
+
+    def context_length(self) -> int | None:
+        """Tokens of context (prompt + answer) the model accepts; None = unknown here (the server decides)."""
+        return None
+
+    def label_tokenizer(self) -> Any:
+        """The tokenizer that finds label token ids; default: the backend's own."""
+        return self.tokenizer
+
+    def remote_label_ids(self, labels: Sequence[str]) -> list[int] | None:
+        """Label token ids from the engine itself when there is no local tokenizer; default: unknown."""
+        return None
+
+    def should_retry(self, exc: BaseException) -> bool:
+        """Whether a failed call is transient (worth retrying); default: never."""
+        return False
+
+    def retry_after(self, exc: BaseException) -> float | None:
+        """Seconds the failed call asks to wait before retrying (e.g. ``Retry-After``); None = exponential backoff."""
+        return None
+
+    def close(self) -> None:
+        """Release the engine; default: nothing to release."""
+
+    # -- the retry loop, written once ----------------------------------------------------------------------------
+    async def call_with_retries(self, make: Callable[[], Awaitable[T]]) -> T:
+        """Await ``make()``; retry a transient failure up to ``max_retries`` times with jittered exponential backoff."""
+        attempt = 0
+        while True:
+            try:
+                return await make()
+            except Exception as exc:  # noqa: BLE001 - classified by should_retry
+                if not self.should_retry(exc) or attempt >= self.max_retries:
+                    raise
+                delay = self.retry_after(exc)
+                if delay is None:
+                    delay = self.backoff_s * (2**attempt) * (1.0 + 0.25 * random.random())
+                log.warning("request failed (%s), retry %d/%d in %.2fs",
+                            type(exc).__name__, attempt + 1, self.max_retries, delay)
+                self.retries += 1
+                attempt += 1
+                await asyncio.sleep(delay)
 
 
 def render_chat(tokenizer, messages: Messages, enable_thinking: bool) -> str:

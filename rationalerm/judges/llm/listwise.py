@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rationalerm.config import LLMJudgeConfig
 from rationalerm.judges.base import ListResult, ListTask, Progress
 from rationalerm.judges.llm.backend import Backend, Generation
+from rationalerm.judges.llm.config import LLMJudgeConfig
 from rationalerm.judges.llm.prompts import judge_fingerprint, listwise_messages, listwise_template
 
 START, END = "<RESULT_START>", "<RESULT_END>"
@@ -106,12 +106,12 @@ class LLMListJudge:
     def __init__(self, cfg: LLMJudgeConfig, backend: Backend):
         self.cfg = cfg
         self.backend = backend
-        self.use_grammar = bool(cfg.structured_outputs and backend.supports_grammar)
+        self.use_grammar = bool(cfg.listwise.structured_outputs and backend.supports_grammar)
 
     def fingerprint(self) -> dict[str, Any]:
-        c = self.cfg
+        c = self.cfg.listwise
         extra: dict[str, Any] = {"format_check": c.format_check} if c.format_check != "paper" else {}
-        return judge_fingerprint(c, "listwise", retry_temperature=c.retry_temperature, max_tokens=c.max_tokens,
+        return judge_fingerprint(self.cfg, "listwise", retry_temperature=c.retry_temperature, max_tokens=c.max_tokens,
                                  max_retries=c.max_retries, grammar=self.use_grammar, **extra)
 
     def judge_lists(self, tasks: Sequence[ListTask], progress: Progress | None = None) -> list[ListResult]:
@@ -129,14 +129,15 @@ class LLMListJudge:
                     for i in pending}
         regexes = {i: listwise_regex(len(tasks[i].human), len(tasks[i].model)) for i in pending} if self.use_grammar else {}
         last: dict[int, tuple[Generation, ParsedList]] = {}
-        for attempt in range(self.cfg.max_retries + 1):
+        lw = self.cfg.listwise
+        for attempt in range(lw.max_retries + 1):
             if not pending:
                 break
-            temperature = self.cfg.temperature if attempt == 0 else max(self.cfg.temperature, self.cfg.retry_temperature)
+            temperature = self.cfg.temperature if attempt == 0 else max(self.cfg.temperature, lw.retry_temperature)
             gens = self.backend.generate(
                 [messages[i] for i in pending],
                 regexes=[regexes[i] for i in pending] if self.use_grammar else None,
-                max_tokens=self.cfg.max_tokens,
+                max_tokens=lw.max_tokens,
                 temperature=temperature,
                 seed=self.cfg.seed + attempt,
                 settings=self.cfg,
@@ -154,7 +155,7 @@ class LLMListJudge:
                 if self._acceptable(gen, parsed):
                     results[i] = self._result(gen, parsed, attempt + 1)
                     done += 1
-                elif attempt == self.cfg.max_retries:
+                elif attempt == lw.max_retries:
                     results[i] = self._result(gen, parsed, attempt + 1)
                     done += 1
                 else:
@@ -167,7 +168,7 @@ class LLMListJudge:
     def _acceptable(self, gen: Generation, parsed: ParsedList) -> bool:
         """Whether to stop re-asking: a strictly valid answer, or under ``format_check: metajudge`` one the
         reference inference script accepts (its scores are then read by the reference's rules)."""
-        if self.cfg.format_check == "metajudge":
+        if self.cfg.listwise.format_check == "metajudge":
             from rationalerm.metajudge import format_errors
 
             return not gen.error and not format_errors(gen.text)

@@ -1,11 +1,12 @@
 """Backend for any OpenAI-compatible chat server (e.g. ``vllm serve``).
 
 Async client on a private event-loop thread, bounded concurrency (a semaphore), per-request timeouts,
-and retries with exponential backoff on 429, 5xx, timeouts and connection errors (``Retry-After`` honoured).
-With ``server.structured_outputs`` (a vLLM server) the pairwise answer is restricted to the five label
-tokens (``allowed_token_ids``) and their logprobs are asked for by id (``logprob_token_ids``); listwise
-outputs are forced into the result grammar (``structured_outputs: {regex: ...}``). The API key is read from
-the environment variable the config names and is never logged.
+and retries with exponential backoff on 429, 5xx, timeouts and connection errors (``Retry-After`` honoured;
+the loop is ``Backend.call_with_retries``). With ``structured_outputs`` (a vLLM server) the pairwise answer is
+restricted to the five label tokens (``allowed_token_ids``) and their logprobs are asked for by id
+(``logprob_token_ids``); listwise outputs are forced into the result grammar (``structured_outputs: {regex: ...}``).
+The API key is read from the environment variable the config names and is never logged. The server applies
+its own context limit (this client does not tokenise).
 """
 
 from __future__ import annotations
@@ -14,20 +15,44 @@ import asyncio
 import concurrent.futures
 import logging
 import os
-import random
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from rationalerm.config import LLMJudgeConfig
+from pydantic import Field
+
+from rationalerm.errors import JudgeError
 from rationalerm.judges.base import Progress
-from rationalerm.judges.llm.backend import Generation, JudgeError, Messages, Split, single_token_ids
+from rationalerm.judges.llm.backend import BACKENDS, Backend, BackendConfig, GenerateBatch, Generation
+from rationalerm.judges.llm.backend import LabelBatch, Messages
+
+if TYPE_CHECKING:
+    from rationalerm.judges.llm.config import LLMJudgeConfig
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_S = 60.0
+
+
+class OpenAIBackendConfig(BackendConfig):
+    """``backend: {type: openai}``: any OpenAI-compatible chat server; ``judge.model`` is the served model name."""
+
+    type: Literal["openai"] = "openai"
+    base_url: str = "http://127.0.0.1:8000/v1"
+    api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the key (never logged)")
+    concurrency: int = Field(32, ge=1, description="requests in flight")
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(5, ge=0, description="retries of a request on 429 / 5xx / timeouts / connection errors")
+    backoff_s: float = Field(0.5, ge=0)
+    structured_outputs: bool = Field(
+        True,
+        description="the server is vLLM: send structured_outputs (listwise grammar) and allowed_token_ids / "
+        "logprob_token_ids (pairwise labels)",
+    )
+    chat_template_kwargs: bool = Field(True, description="send chat_template_kwargs {enable_thinking: ...}")
+    extra_body: dict[str, Any] = Field(default_factory=dict, description="extra request fields, sent as is")
 
 
 def retryable(exc: BaseException) -> bool:
@@ -72,13 +97,15 @@ class _LoopThread:
         self.loop.close()
 
 
-class OpenAIBackend:
+@BACKENDS.register("openai", config=OpenAIBackendConfig)
+class OpenAIBackend(Backend):
     def __init__(self, cfg: LLMJudgeConfig):
         import openai
 
-        self.cfg = cfg
-        self.server = cfg.server
+        super().__init__(cfg)
+        self.server: OpenAIBackendConfig = cfg.backend  # type: ignore[assignment]
         self.supports_grammar = bool(self.server.structured_outputs)
+        self.max_retries, self.backoff_s = self.server.max_retries, self.server.backoff_s
         self._loop = _LoopThread()
         api_key = os.environ.get(self.server.api_key_env) or "EMPTY"
         self._sem: asyncio.Semaphore | None = None
@@ -91,32 +118,23 @@ class OpenAIBackend:
 
         self.client = self._loop.submit(init()).result()
         del api_key
-        self._label_ids: list[int] | None = None
-        self._label_ids_known = False
-        self.retries = 0
-        """Retried requests so far (rate limits, server errors, timeouts)."""
 
     # -- plumbing ---------------------------------------------------------------------------------------------
+    def should_retry(self, exc: BaseException) -> bool:
+        return retryable(exc)
+
+    def retry_after(self, exc: BaseException) -> float | None:
+        return _retry_after(exc)
+
     async def _call(self, make: Callable[[], Awaitable[T]]) -> T:
-        assert self._sem is not None
-        attempt = 0
-        while True:
-            try:
-                async with self._sem:
-                    return await make()
-            except Exception as exc:  # noqa: BLE001 - classified below
-                if not retryable(exc) or attempt >= self.server.max_retries:
-                    raise
-                delay = _retry_after(exc)
-                if delay is None:
-                    delay = self.server.backoff_s * (2**attempt) * (1.0 + 0.25 * random.random())
-                log.warning(
-                    "request failed (%s), retry %d/%d in %.2fs",
-                    type(exc).__name__, attempt + 1, self.server.max_retries, delay,
-                )
-                self.retries += 1
-                attempt += 1
-                await asyncio.sleep(delay)
+        """One request, at most ``concurrency`` in flight, retried while transient."""
+
+        async def bounded() -> T:
+            assert self._sem is not None
+            async with self._sem:
+                return await make()
+
+        return await self.call_with_retries(bounded)
 
     def _run_all(self, coros: list[Awaitable[T]], progress: Progress | None) -> list[T]:
         futures = [self._loop.submit(c) for c in coros]
@@ -139,22 +157,20 @@ class OpenAIBackend:
             extra["chat_template_kwargs"] = {"enable_thinking": c.enable_thinking}
         return extra
 
-    def label_token_ids(self, labels: Sequence[str]) -> list[int] | None:
-        """Label token ids from a local tokenizer, else from the vLLM server's /tokenize; None if neither."""
-        if self._label_ids_known:
-            return self._label_ids
-        ids: list[int] | None = None
+    # -- Backend hooks -----------------------------------------------------------------------------------------
+    def label_tokenizer(self) -> Any:
+        """A local tokenizer when the config names one or the model is a local folder (prompts are not tokenised)."""
         source = self.cfg.tokenizer or (self.cfg.model if Path(self.cfg.model).is_dir() else None)
-        if source:
-            from transformers import AutoTokenizer
+        if not source:
+            return None
+        from transformers import AutoTokenizer
 
-            ids = single_token_ids(AutoTokenizer.from_pretrained(source), labels)
-        elif self.server.structured_outputs:
-            ids = self._server_token_ids(labels)
-        self._label_ids, self._label_ids_known = ids, True
-        return ids
+        return AutoTokenizer.from_pretrained(source)
 
-    def _server_token_ids(self, labels: Sequence[str]) -> list[int] | None:
+    def remote_label_ids(self, labels: Sequence[str]) -> list[int] | None:
+        """The label ids from a vLLM server's ``/tokenize``; None for another server (labels read as strings)."""
+        if not self.server.structured_outputs:
+            return None
         root = self.server.base_url.rstrip("/")
         root = root[: -len("/v1")] if root.endswith("/v1") else root
 
@@ -177,17 +193,8 @@ class OpenAIBackend:
             raise JudgeError("a pairwise label is not a single token in the server's tokenizer")
         return [t[0] for t in toks]
 
-    # -- Backend ----------------------------------------------------------------------------------------------
-    def label_logprobs(
-        self,
-        prompts: Sequence[Messages],
-        labels: Sequence[str],
-        progress: Progress | None = None,
-        *,
-        settings: LLMJudgeConfig | None = None,
-        splits: Sequence[Split] | None = None,  # a tokenisation hint; the server tokenises
-    ) -> list[list[float | None]]:
-        c = settings or self.cfg
+    def _label_logprobs(self, batch: LabelBatch, progress: Progress | None) -> list[list[float | None]]:
+        c, labels = batch.settings, batch.labels
         ids = self.label_token_ids(labels) if self.server.structured_outputs else None
         extra = self._extra(c)
         if ids is not None:
@@ -226,32 +233,21 @@ class OpenAIBackend:
                 values[by_token[choice.message.content]] = 0.0
             return values
 
-        return self._run_all([one(m) for m in prompts], progress)
+        return self._run_all([one(m) for m in batch.prompts], progress)
 
-    def generate(
-        self,
-        prompts: Sequence[Messages],
-        *,
-        regexes: Sequence[str] | None,
-        max_tokens: int,
-        temperature: float,
-        seed: int,
-        settings: LLMJudgeConfig | None = None,
-    ) -> list[Generation]:
-        c = settings or self.cfg
-
+    def _generate(self, batch: GenerateBatch) -> list[Generation]:
         async def one(k: int) -> Generation:
-            extra = self._extra(c)
-            if regexes is not None:
-                extra["structured_outputs"] = {"regex": regexes[k]}
+            extra = self._extra(batch.settings)
+            if batch.regexes is not None:
+                extra["structured_outputs"] = {"regex": batch.regexes[k]}
             extra.update(self.server.extra_body)
             resp = await self._call(
                 lambda: self.client.chat.completions.create(
                     model=self.cfg.model,
-                    messages=prompts[k],
-                    max_tokens=max_tokens,
-                    temperature=temperature,
-                    seed=seed,
+                    messages=batch.prompts[k],
+                    max_tokens=batch.max_tokens[k],
+                    temperature=batch.temperature,
+                    seed=batch.seed,
                     extra_body=extra,
                 )
             )
@@ -264,7 +260,7 @@ class OpenAIBackend:
                 usage.completion_tokens if usage else None,
             )
 
-        return self._run_all([one(k) for k in range(len(prompts))], None)
+        return self._run_all([one(k) for k in range(len(batch.prompts))], None)
 
     def close(self) -> None:
         if self._loop.loop.is_closed():

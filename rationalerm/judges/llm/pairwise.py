@@ -11,9 +11,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from rationalerm.config import LLMJudgeConfig
-from rationalerm.judges.base import PairScore, Progress
-from rationalerm.judges.llm.backend import Backend, JudgeError
+from rationalerm.errors import JudgeError
+from rationalerm.judges.base import PairScore, Progress, ProgressFactory, null_progress
+from rationalerm.judges.llm.backend import Backend
+from rationalerm.judges.llm.config import LLMJudgeConfig
 from rationalerm.judges.llm.prompts import LABELS, LEVELS, judge_fingerprint, pairwise_messages, pairwise_split
 
 
@@ -28,7 +29,7 @@ def score_from_logprobs(logprobs: Sequence[float | None]) -> PairScore:
     if not known:
         raise JudgeError(
             "none of the five level labels is among the returned logprobs; use a vLLM server with "
-            "server.structured_outputs: true (allowed_token_ids / logprob_token_ids), or a judge model that "
+            "backend.structured_outputs: true (allowed_token_ids / logprob_token_ids), or a judge model that "
             "follows the answer format"
         )
     top = max(known)
@@ -57,6 +58,9 @@ class LLMPairJudge:
         # they are kept anyway so that a config change never silently reuses a cache.
         return judge_fingerprint(self.cfg, "pairwise", labels=list(LABELS), levels=list(LEVELS))
 
+    def prepare(self, texts: Sequence[str], progress: ProgressFactory = null_progress) -> None:
+        """Nothing to do ahead: prompts are built and tokenised per chunk."""
+
     def messages(self, pairs: Sequence[tuple[str, str]]) -> list[list[dict[str, str]]]:
         return [pairwise_messages(h, m, self.cfg.prompt_version) for h, m in pairs]
 
@@ -64,8 +68,11 @@ class LLMPairJudge:
         if not pairs:
             return []
         splits = [pairwise_split(h, m, self.cfg.prompt_version) for h, m in pairs]
-        logprobs = self.backend.label_logprobs(self.messages(pairs), LABELS, progress, settings=self.cfg, splits=splits)
-        return [score_from_logprobs(lp) for lp in logprobs]
+        answers = self.backend.label_logprobs(self.messages(pairs), LABELS, progress, settings=self.cfg, splits=splits)
+        failed = [a.error for a in answers if a.error]
+        if failed:  # no pair is ever given a score it did not get
+            raise JudgeError(f"{len(failed)} of {len(pairs)} pairwise prompts could not be scored: {failed[0]}")
+        return [score_from_logprobs(a.values) for a in answers]
 
     def close(self) -> None:
         self.backend.close()

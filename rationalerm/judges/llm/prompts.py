@@ -15,9 +15,12 @@ import ast
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rationalerm.config import ConfigError, LLMJudgeConfig, stable_hash
+from rationalerm.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rationalerm.judges.llm.config import LLMJudgeConfig
 
 LEVELS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 LABELS: tuple[str, ...] = ("0", "1", "2", "3", "4")
@@ -117,7 +120,7 @@ LISTWISE_V1 = (
 
 def check_version(version: str) -> None:
     if version not in PROMPT_VERSIONS:
-        raise ValueError(f"unknown prompt_version {version!r}; known: {', '.join(PROMPT_VERSIONS)}")
+        raise ConfigError(f"unknown prompt_version {version!r}; known: {', '.join(PROMPT_VERSIONS)}")
 
 
 def pairwise_messages(human: str, model: str, version: str = "v1") -> list[dict[str, str]]:
@@ -181,7 +184,7 @@ def load_template_file(path: str | Path) -> ListwiseTemplate:
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as e:
-        raise ConfigError(f"{p}: cannot read judge.prompt_file ({e.strerror or e})") from e
+        raise ConfigError(f"{p}: cannot read judge.listwise.prompt_file ({e.strerror or e})") from e
     if p.suffix == ".py":
         text = _template_from_script(p, text)
     missing = [f"{{{f}}}" for f in REFERENCE_FIELDS if f"{{{f}}}" not in text]
@@ -207,8 +210,8 @@ def _template_from_script(path: Path, source: str) -> str:
 
 def listwise_template(cfg: LLMJudgeConfig) -> ListwiseTemplate:
     """The judge's listwise template: ``judge.prompt_file`` if set, else the project's own wording."""
-    if cfg.prompt_file:
-        return load_template_file(cfg.prompt_file)
+    if cfg.listwise.prompt_file:
+        return load_template_file(cfg.listwise.prompt_file)
     check_version(cfg.prompt_version)
     return ListwiseTemplate(LISTWISE_V1, BUILTIN_FIELDS)
 
@@ -228,6 +231,8 @@ def listwise_messages(
 
 def prompt_hash(protocol: str, version: str = "v1", template: str | None = None) -> str:
     """Content hash of the prompt templates, part of the fingerprint (an edited prompt never reuses a cache)."""
+    from rationalerm.config import stable_hash  # not at import: the config tree is built from the judge modules
+
     check_version(version)
     if protocol == "pairwise":
         return stable_hash([PAIRWISE_SYSTEM_V1, PAIRWISE_USER_V1, list(LABELS), list(LEVELS)])
@@ -240,6 +245,6 @@ def judge_fingerprint(cfg: LLMJudgeConfig, protocol: str, **extra: Any) -> dict[
         "judge": "llm", "model": cfg.model, "tokenizer": cfg.tokenizer, "protocol": protocol,
         "prompt_version": cfg.prompt_version,
         "prompt_hash": prompt_hash(protocol, cfg.prompt_version,
-                                   listwise_template(cfg).text if protocol == "listwise" and cfg.prompt_file else None),
+                                   listwise_template(cfg).text if protocol == "listwise" and cfg.listwise.prompt_file else None),
         "temperature": cfg.temperature, "seed": cfg.seed, "enable_thinking": cfg.enable_thinking, **extra,
     }

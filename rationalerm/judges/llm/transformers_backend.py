@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from rationalerm.config import LLMJudgeConfig
+from pydantic import Field
+
 from rationalerm.judges.base import Progress
-from rationalerm.judges.llm.backend import Generation, Messages, Split, encode_chats, single_token_ids
+from rationalerm.judges.llm.backend import BACKENDS, Backend, BackendConfig, GenerateBatch, Generation, LabelBatch
+
+if TYPE_CHECKING:
+    from rationalerm.judges.llm.config import LLMJudgeConfig
 
 log = logging.getLogger(__name__)
 TOKEN_BUDGET = 16384
@@ -18,22 +21,35 @@ _DTYPES = {"float32": "float32", "float": "float32", "fp32": "float32", "bfloat1
            "float16": "float16", "half": "float16", "fp16": "float16"}
 
 
-class TransformersBackend:
+class TransformersBackendConfig(BackendConfig):
+    """``backend: {type: transformers}``: a Hugging Face model in this process."""
+
+    type: Literal["transformers"] = "transformers"
+    device: str | None = Field(None, description="cpu, cuda or auto (None: cuda when available)")
+    dtype: str | None = None
+
+    def device_hint(self) -> str | None:
+        return self.device
+
+
+@BACKENDS.register("transformers", config=TransformersBackendConfig)
+class TransformersBackend(Backend):
     supports_grammar = False
 
     def __init__(self, cfg: LLMJudgeConfig):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        self.cfg = cfg
+        super().__init__(cfg)
+        options: TransformersBackendConfig = cfg.backend  # type: ignore[assignment]
         self.torch = torch
-        device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer or cfg.model)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         dtype: Any = "auto"
-        if cfg.dtype and cfg.dtype != "auto":
-            dtype = getattr(torch, _DTYPES.get(cfg.dtype, cfg.dtype))
+        if options.dtype and options.dtype != "auto":
+            dtype = getattr(torch, _DTYPES.get(options.dtype, options.dtype))
         kwargs: dict[str, Any] = {"dtype": dtype}
         if device == "auto":
             kwargs["device_map"] = "auto"
@@ -49,8 +65,8 @@ class TransformersBackend:
             eos_ids.add(self.tokenizer.eos_token_id)
         self.eos_ids = sorted(eos_ids)
 
-    def _encode(self, prompts: Sequence[Messages], c: LLMJudgeConfig, splits: Sequence[Split] | None = None) -> list[list[int]]:
-        return encode_chats(self.tokenizer, prompts, c.enable_thinking, splits)
+    def context_length(self) -> int | None:
+        return getattr(self.model.config, "max_position_embeddings", None)
 
     def _batches(self, lengths: list[int], batch_size: int, extra: int = 0) -> list[list[int]]:
         """Indices grouped into batches of similar length (longest first) under the token budget."""
@@ -78,64 +94,45 @@ class TransformersBackend:
             mask[r, width - len(s):] = 1
         return ids.to(self.device), mask.to(self.device)
 
-    def label_logprobs(
-        self,
-        prompts: Sequence[Messages],
-        labels: Sequence[str],
-        progress: Progress | None = None,
-        *,
-        settings: LLMJudgeConfig | None = None,
-        splits: Sequence[Split] | None = None,
-    ) -> list[list[float | None]]:
+    def _label_logprobs(self, batch: LabelBatch, progress: Progress | None) -> list[list[float | None]]:
         torch = self.torch
-        c = settings or self.cfg
-        label_ids = single_token_ids(self.tokenizer, labels)
-        ids = self._encode(prompts, c, splits)
+        label_ids = self.label_token_ids(batch.labels)
+        ids = batch.token_ids
+        assert ids is not None  # the base tokenises: this backend has a tokenizer
         out: list[list[float | None]] = [[] for _ in ids]
-        for batch in self._batches([len(x) for x in ids], c.batch_size):
-            input_ids, mask = self._pad_left([ids[i] for i in batch])
+        for group in self._batches([len(x) for x in ids], batch.settings.batch_size):
+            input_ids, mask = self._pad_left([ids[i] for i in group])
             position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
             with torch.inference_mode():
                 logits = self.model(
                     input_ids=input_ids, attention_mask=mask, position_ids=position_ids, logits_to_keep=1
                 ).logits[:, -1, :]
                 logprobs = torch.log_softmax(logits.float(), dim=-1)[:, label_ids].cpu().tolist()
-            for i, row in zip(batch, logprobs):
+            for i, row in zip(group, logprobs):
                 out[i] = list(row)
             if progress:
-                progress(len(batch))
+                progress(len(group))
         return out
 
-    def generate(
-        self,
-        prompts: Sequence[Messages],
-        *,
-        regexes: Sequence[str] | None,
-        max_tokens: int,
-        temperature: float,
-        seed: int,
-        settings: LLMJudgeConfig | None = None,
-    ) -> list[Generation]:
+    def _generate(self, batch: GenerateBatch) -> list[Generation]:
         torch = self.torch
-        c = settings or self.cfg
-        ids = self._encode(prompts, c)
+        ids = batch.token_ids
+        assert ids is not None  # the base tokenises: this backend has a tokenizer
         results: list[Generation | None] = [None] * len(ids)
-        limit = getattr(self.model.config, "max_position_embeddings", None)
-        for batch in self._batches([len(x) for x in ids], c.batch_size, extra=max_tokens):
-            input_ids, mask = self._pad_left([ids[i] for i in batch])
-            kw: dict[str, Any] = {"max_new_tokens": max_tokens, "pad_token_id": self.tokenizer.pad_token_id,
-                                  "eos_token_id": self.eos_ids}
-            if limit is not None:
-                kw["max_new_tokens"] = max(1, min(max_tokens, limit - input_ids.shape[1]))
-            if temperature > 0:
-                kw.update(do_sample=True, temperature=temperature, top_p=1.0, top_k=0)
+        for group in self._batches([len(x) for x in ids], batch.settings.batch_size, extra=max(batch.max_tokens)):
+            input_ids, mask = self._pad_left([ids[i] for i in group])
+            # Each budget fits its own prompt in the context, so the group's smallest fits them all.
+            kw: dict[str, Any] = {"max_new_tokens": min(batch.max_tokens[i] for i in group),
+                                  "pad_token_id": self.tokenizer.pad_token_id, "eos_token_id": self.eos_ids}
+            if batch.temperature > 0:
+                kw.update(do_sample=True, temperature=batch.temperature, top_p=1.0, top_k=0)
             else:
                 kw.update(do_sample=False)
-            torch.manual_seed(seed)
+            torch.manual_seed(batch.seed)
             with torch.inference_mode():
                 seqs = self.model.generate(input_ids=input_ids, attention_mask=mask, **kw)
             new = seqs[:, input_ids.shape[1]:].cpu().tolist()
-            for i, toks in zip(batch, new):
+            for i, toks in zip(group, new):
                 n = len(toks)
                 for k, t in enumerate(toks):
                     if t in self.eos_ids:

@@ -7,22 +7,37 @@ import gc
 import itertools
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from rationalerm.config import LLMJudgeConfig
+from pydantic import Field
+
+from rationalerm.errors import JudgeError
 from rationalerm.judges.base import Progress
 from rationalerm.judges.llm.backend import (
+    BACKENDS,
+    Backend,
+    BackendConfig,
+    GenerateBatch,
     Generation,
-    JudgeError,
+    LabelBatch,
     Messages,
     Split,
-    encode_chats,
     prefix_order,
-    single_token_ids,
 )
+
+if TYPE_CHECKING:
+    from rationalerm.judges.llm.config import LLMJudgeConfig
 
 log = logging.getLogger(__name__)
 _CALLS = itertools.count()
+
+
+class VLLMBackendConfig(BackendConfig):
+    """``backend: {type: vllm}``: an in-process ``vllm.LLM`` engine."""
+
+    type: Literal["vllm"] = "vllm"
+    dtype: str | None = None
+    engine_args: dict[str, Any] = Field(default_factory=dict, description="passed through to vllm.LLM")
 
 
 def _sampling_fields() -> set[str]:
@@ -34,13 +49,16 @@ def _sampling_fields() -> set[str]:
         return set(getattr(SamplingParams, "__struct_fields__", ()))
 
 
-class VLLMBackend:
+@BACKENDS.register("vllm", config=VLLMBackendConfig)
+class VLLMBackend(Backend):
     supports_grammar = True
+    context_setting = "backend.engine_args.max_model_len"
 
     def __init__(self, cfg: LLMJudgeConfig):
         from vllm import LLM
 
-        self.cfg = cfg
+        super().__init__(cfg)
+        options: VLLMBackendConfig = cfg.backend  # type: ignore[assignment]
         self._fields = _sampling_fields()
         # Recent vLLM returns the logprobs of exactly the given token ids; older releases need the processed
         # (post allowed_token_ids) distribution instead, whose top-5 is then exactly the five labels.
@@ -48,15 +66,15 @@ class VLLMBackend:
         kwargs: dict[str, Any] = {"model": cfg.model, "seed": cfg.seed, "enable_prefix_caching": True}
         if cfg.tokenizer:
             kwargs["tokenizer"] = cfg.tokenizer
-        if cfg.dtype:
-            kwargs["dtype"] = cfg.dtype
+        if options.dtype:
+            kwargs["dtype"] = options.dtype
         if self._token_ids_logprobs:
             # Raw logits are enough: the five label values are renormalised by a softmax over the five, which
             # is the same with logits or log-probabilities; this skips a log-softmax over the whole vocabulary.
             kwargs["logprobs_mode"] = "raw_logits"
         else:
             kwargs["logprobs_mode"] = "processed_logprobs"
-        kwargs.update(cfg.engine_args)
+        kwargs.update(options.engine_args)
         self.llm = LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         from vllm.platforms import current_platform
@@ -64,16 +82,14 @@ class VLLMBackend:
         self._cpu = bool(current_platform.is_cpu())
         self.max_model_len = int(self.llm.llm_engine.model_config.max_model_len)
 
-    # -- prompt preparation (public so that benchmarks can submit the identical requests) --------------------
-    def encode(self, prompts: Sequence[Messages], enable_thinking: bool | None = None) -> list[list[int]]:
-        """Token ids of the rendered chat prompts (thinking off unless configured)."""
-        thinking = self.cfg.enable_thinking if enable_thinking is None else enable_thinking
-        return encode_chats(self.tokenizer, prompts, thinking)
+    def context_length(self) -> int:
+        return self.max_model_len
 
+    # -- prompt preparation (public so that benchmarks can submit the identical requests) --------------------
     def pair_sampling_params(self, labels: Sequence[str], seed: int | None = None):
         from vllm import SamplingParams
 
-        ids = single_token_ids(self.tokenizer, labels)
+        ids = self.label_token_ids(labels)
         seed = self.cfg.seed if seed is None else seed
         kw: dict[str, Any] = {"max_tokens": 1, "temperature": 0.0, "seed": seed, "allowed_token_ids": ids}
         if "detokenize" in self._fields:
@@ -83,20 +99,6 @@ class VLLMBackend:
         else:
             kw["logprobs"] = len(ids)
         return SamplingParams(**kw), ids
-
-    def _token_prompts(
-        self, prompts: Sequence[Messages], enable_thinking: bool, splits: Sequence[Split] | None = None
-    ) -> list:
-        from vllm.inputs import TokensPrompt
-
-        ids = encode_chats(self.tokenizer, prompts, enable_thinking, splits)
-        too_long = [x for x in ids if len(x) + 1 > self.max_model_len]
-        if too_long:
-            raise JudgeError(
-                f"{len(too_long)} pairwise prompt(s) exceed max_model_len={self.max_model_len} "
-                f"(longest {max(map(len, too_long))} tokens); raise engine_args.max_model_len"
-            )
-        return [TokensPrompt(prompt_token_ids=x) for x in ids]
 
     def pair_requests(
         self,
@@ -109,40 +111,34 @@ class VLLMBackend:
 
         The benchmark submits exactly these to bare ``LLM.generate``.
         """
-        c = settings or self.cfg
-        order = prefix_order(prompts)  # shared prefixes side by side (prefix caching)
-        sp, label_ids = self.pair_sampling_params(labels, c.seed)
-        ordered_splits = [splits[i] for i in order] if splits is not None else None
-        return order, self._token_prompts([prompts[i] for i in order], c.enable_thinking, ordered_splits), sp, label_ids
+        c = self.settings(settings)
+        return self._requests(LabelBatch(prompts, tuple(labels), c, splits, self.encode(prompts, c, splits)))
 
-    # -- Backend ----------------------------------------------------------------------------------------------
-    def label_logprobs(
-        self,
-        prompts: Sequence[Messages],
-        labels: Sequence[str],
-        progress: Progress | None = None,
-        *,
-        settings: LLMJudgeConfig | None = None,
-        splits: Sequence[Split] | None = None,
-    ) -> list[list[float | None]]:
+    def _requests(self, batch: LabelBatch):
+        from vllm.inputs import TokensPrompt
+
+        assert batch.token_ids is not None  # the base tokenises: this backend has a tokenizer
+        order = prefix_order(batch.prompts)  # shared prefixes side by side (prefix caching)
+        sp, label_ids = self.pair_sampling_params(batch.labels, batch.settings.seed)
+        return order, [TokensPrompt(prompt_token_ids=batch.token_ids[i]) for i in order], sp, label_ids
+
+    # -- Backend hooks -----------------------------------------------------------------------------------------
+    def _label_logprobs(self, batch: LabelBatch, progress: Progress | None) -> list[list[float | None]]:
         """Stream the prompts through the engine in prefix order.
 
         Requests are added to the engine as earlier ones finish, keeping ``batch_size`` in flight: no
         barrier between batches (the scheduler batches continuously), and progress is reported as
         requests finish.
         """
-        c = settings or self.cfg
-        if not prompts:
-            return []
-        order, requests, sp, label_ids = self.pair_requests(prompts, labels, c, splits)
-        out: list[list[float | None]] = [[] for _ in prompts]
+        order, requests, sp, label_ids = self._requests(batch)
+        out: list[list[float | None]] = [[] for _ in batch.prompts]
         engine = self.llm.llm_engine
         tag = f"rationalerm-{next(_CALLS)}-"
         live: dict[str, int] = {}
         nxt = 0
         try:
             while True:
-                while nxt < len(order) and len(live) < c.batch_size:
+                while nxt < len(order) and len(live) < batch.settings.batch_size:
                     rid = f"{tag}{nxt}"
                     engine.add_request(rid, requests[nxt], sp)
                     live[rid] = order[nxt]
@@ -166,40 +162,24 @@ class VLLMBackend:
             raise
         return out
 
-    def generate(
-        self,
-        prompts: Sequence[Messages],
-        *,
-        regexes: Sequence[str] | None,
-        max_tokens: int,
-        temperature: float,
-        seed: int,
-        settings: LLMJudgeConfig | None = None,
-    ) -> list[Generation]:
+    def _generate(self, batch: GenerateBatch) -> list[Generation]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        c = settings or self.cfg
-        ids = self.encode(prompts, c.enable_thinking)
-        texts_order = prefix_order(prompts)
-        results: list[Generation | None] = [None] * len(ids)
+        ids = batch.token_ids
+        assert ids is not None  # the base tokenises: this backend has a tokenizer
         runnable = []
-        for i in texts_order:
-            room = self.max_model_len - len(ids[i])
-            if room < 1:
-                results[i] = Generation(
-                    "", None, len(ids[i]), 0, error=f"prompt of {len(ids[i])} tokens exceeds max_model_len={self.max_model_len}"
-                )
-                continue
-            kw: dict[str, Any] = {"max_tokens": min(max_tokens, room), "temperature": temperature}
-            if not (self._cpu and temperature > 0):
+        for i in prefix_order(batch.prompts):
+            kw: dict[str, Any] = {"max_tokens": batch.max_tokens[i], "temperature": batch.temperature}
+            if not (self._cpu and batch.temperature > 0):
                 # vLLM's CPU build cannot rewind a per-request generator when a chunked prefill is discarded
                 # ("CPU Generator does not use offset"): there, sampling uses the engine's seeded generator.
-                kw["seed"] = seed
-            if regexes is not None:
-                kw.update(_structured(regexes[i], self._fields))
+                kw["seed"] = batch.seed
+            if batch.regexes is not None:
+                kw.update(_structured(batch.regexes[i], self._fields))
             runnable.append((i, TokensPrompt(prompt_token_ids=ids[i]), SamplingParams(**kw)))
-        step = c.batch_size
+        results: list[Generation | None] = [None] * len(ids)
+        step = batch.settings.batch_size
         for lo in range(0, len(runnable), step):
             chunk = runnable[lo : lo + step]
             outs = self.llm.generate([r[1] for r in chunk], [r[2] for r in chunk], use_tqdm=False)
@@ -230,5 +210,5 @@ def _structured(regex: str, fields: set[str]) -> dict[str, Any]:
         from vllm.sampling_params import GuidedDecodingParams  # type: ignore[attr-defined]
 
         return {"guided_decoding": GuidedDecodingParams(regex=regex)}
-    raise JudgeError("this vLLM has no structured outputs; set structured_outputs: false")
+    raise JudgeError("this vLLM has no structured outputs; set judge.listwise.structured_outputs: false")
 

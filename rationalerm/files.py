@@ -1,4 +1,4 @@
-"""Atomic output files: a reader never sees a half-written file, and a crash keeps the old one."""
+"""Atomic output files (a reader never sees a half-written file, and a crash keeps the old one) and JSON reading."""
 
 from __future__ import annotations
 
@@ -10,13 +10,28 @@ from typing import Any
 
 import orjson
 
+from rationalerm.errors import LoadError, OutputError
+
 _OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def ensure_dir(path: str | Path) -> Path:
+    """Create an output directory (and its parents); a path that cannot be one is an ``OutputError``."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot create the output directory ({e.strerror or e})") from e
+    return path
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    ensure_dir(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write ({e.strerror or e})") from e
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -42,11 +57,13 @@ def read_json(path: str | Path) -> Any:
 
 def read_jsonl(path: str | Path) -> list[Any]:
     rows = []
+    if not Path(path).is_file():
+        raise LoadError(f"{path}: no such file")
     with Path(path).open("rb") as f:
         for i, line in enumerate(f, start=1):
             if line.strip():
                 try:
                     rows.append(orjson.loads(line))
                 except orjson.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{i}: invalid JSON ({e})") from e
+                    raise LoadError(f"{path}:{i}: invalid JSON ({e})") from e
     return rows

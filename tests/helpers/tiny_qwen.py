@@ -6,7 +6,8 @@ plus the Qwen special tokens and a ChatML chat template that understands ``enabl
 The model is a ``Qwen3ForCausalLM`` with random weights drawn from a fixed seed (hidden 64, 2 layers,
 head_dim 32), so token counts are real Qwen counts and vLLM runs it as a real engine.
 
-This is not a user runtime path. ``python -m rationalerm.tiny_qwen DEST`` builds (or reuses) one.
+A test builder, not part of the package. From a checkout, ``python -m tests.helpers.tiny_qwen [DEST]`` builds
+(or reuses) one.
 """
 
 from __future__ import annotations
@@ -228,7 +229,7 @@ def default_cache_dir() -> Path:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) > 1 or (argv and argv[0] in ("-h", "--help")):
-        print("usage: python -m rationalerm.tiny_qwen [DEST]", file=sys.stderr)
+        print("usage: python -m tests.helpers.tiny_qwen [DEST]", file=sys.stderr)
         return 2
     dest = Path(argv[0]) if argv else default_cache_dir()
     print(build_tiny_qwen(dest))

@@ -1,0 +1,148 @@
+"""Run directories on disk: writing a run, re-scoring it in place, reading it back (and gold pair labels)
+aligned cell by cell for compare and calibrate.
+
+A run directory holds ``results.jsonl`` (one row per sample and model), ``metrics.json``, ``run.json``
+(resolved config, judge fingerprint, versions) and ``cache.sqlite`` (``cache.py``).
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rationalerm import __version__
+from rationalerm.cache import fingerprint_id
+from rationalerm.config import ScoringConfig, validate
+from rationalerm.errors import LoadError, OutputError
+from rationalerm.files import read_json, read_jsonl, write_json, write_jsonl
+from rationalerm.score import score_rows, summarize_rows
+
+UnitKey = tuple[str, str]  # (sample id, model)
+
+
+@dataclass
+class SavedRun:
+    path: Path
+    rows: dict[UnitKey, dict[str, Any]]
+    models: list[str]
+    meta: dict[str, Any]
+
+    def matrix(self, key: UnitKey) -> np.ndarray | None:
+        m = self.rows[key].get("matrix")
+        return None if m is None else np.asarray(m, dtype=float).reshape(len(self.rows[key]["human"]), -1)
+
+
+def versions() -> dict[str, str]:
+    out = {"rationalerm": __version__, "python": platform.python_version()}
+    for mod in ("numpy", "scipy", "torch", "transformers", "sentence_transformers", "vllm"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except Exception:  # not installed or broken: recorded as absent
+            continue
+    return out
+
+
+def write_run(
+    out: Path, *, inputs: Sequence[str | Path], config: dict[str, Any], rows: Sequence[dict[str, Any]],
+    metrics: dict[str, Any], fingerprint: dict[str, Any], models: Sequence[str],
+) -> None:
+    """Write a run's ``results.jsonl``, ``metrics.json`` and ``run.json``, each atomically."""
+    write_jsonl(out / "results.jsonl", rows)
+    write_json(out / "metrics.json", metrics)
+    write_json(out / "run.json", {
+        "inputs": [str(p) for p in inputs],
+        "config": config, "judge_fingerprint": fingerprint,
+        "fingerprint_id": fingerprint_id(fingerprint), "versions": versions(), "models": list(models),
+    })
+
+
+def _check_run_dir(path: Path, names: Sequence[str]) -> None:
+    for name in names:
+        if not (path / name).exists():
+            raise OutputError(f"{path / name}: missing; is {path} a run directory?")
+
+
+def rescore_run(run_dir: str | Path, *, compat: str | None = None, max_model_items: int | None = None,
+                min_score: float | None = None) -> dict[str, Any]:
+    """Re-score a saved run from its matrices with new scoring settings (no judge call); rewrite its files."""
+    run_dir = Path(run_dir)
+    _check_run_dir(run_dir, ("run.json", "results.jsonl", "metrics.json"))
+    meta = read_json(run_dir / "run.json")
+    # Only the scoring section matters here: the judge section is kept as saved (re-scoring never judges).
+    changes: dict[str, Any] = {}
+    if compat is not None:
+        changes["compat"] = None if compat.lower() == "none" else compat
+    if max_model_items is not None:
+        changes["max_model_items"] = max_model_items or None
+    if min_score is not None:
+        changes["min_score"] = min_score
+    scoring = validate(ScoringConfig, {**meta["config"].get("scoring", {}), **changes}, f"{run_dir / 'run.json'} scoring")
+    rows = read_jsonl(run_dir / "results.jsonl")
+    scores = score_rows(rows, scoring)
+    old = read_json(run_dir / "metrics.json")
+    metrics = summarize_rows(rows, scores, meta["models"], scoring)
+    for key in ("skipped", "judge", "prefilter"):
+        if key in old:
+            metrics[key] = old[key]
+    meta["config"]["scoring"] = scoring.model_dump(mode="json")
+    write_jsonl(run_dir / "results.jsonl", rows)
+    write_json(run_dir / "metrics.json", metrics)
+    write_json(run_dir / "run.json", meta)
+    return metrics
+
+
+def load_run(path: str | Path) -> SavedRun:
+    path = Path(path)
+    _check_run_dir(path, ("results.jsonl", "run.json"))
+    meta = read_json(path / "run.json")
+    rows = {(str(r["id"]), str(r["model"])): r for r in read_jsonl(path / "results.jsonl")}
+    return SavedRun(path, rows, list(meta.get("models", [])), meta)
+
+
+@dataclass
+class GoldLabels:
+    """Human pair labels: ``(id, model, i, j) -> 0/1`` or ``(human text, item text) -> 0/1``."""
+
+    by_index: dict[tuple[str, str, int, int], int]
+    by_text: dict[tuple[str, str], int]
+
+    def label(self, key: UnitKey, i: int, j: int, human: str, item: str) -> int | None:
+        got = self.by_index.get((key[0], key[1], i, j))
+        return got if got is not None else self.by_text.get((human, item))
+
+
+def load_gold(path: str | Path) -> GoldLabels:
+    """JSONL, one pair a line: ``{"id", "model", "i", "j", "label"}`` (0-based) or ``{"human", "item", "label"}``."""
+    by_index: dict[tuple[str, str, int, int], int] = {}
+    by_text: dict[tuple[str, str], int] = {}
+    for n, rec in enumerate(read_jsonl(path), start=1):
+        where = f"{path}:{n}"
+        if not isinstance(rec, dict) or rec.get("label") not in (0, 1, True, False):
+            raise LoadError(f"{where}: each line needs a 0/1 'label'")
+        if {"id", "model", "i", "j"} <= rec.keys():
+            by_index[(str(rec["id"]), str(rec["model"]), int(rec["i"]), int(rec["j"]))] = int(rec["label"])
+        elif {"human", "item"} <= rec.keys():
+            by_text[(str(rec["human"]), str(rec["item"]))] = int(rec["label"])
+        else:
+            raise LoadError(f"{where}: needs either id/model/i/j or human/item")
+    return GoldLabels(by_index, by_text)
+
+
+def gold_cells(run: SavedRun, gold: GoldLabels) -> dict[UnitKey, np.ndarray]:
+    """Per unit of ``run`` the gold matrix (NaN where unlabelled)."""
+    out: dict[UnitKey, np.ndarray] = {}
+    for key, row in run.rows.items():
+        g = np.full((len(row["human"]), len(row["items"])), np.nan)
+        for i, h in enumerate(row["human"]):
+            for j, s in enumerate(row["items"]):
+                lab = gold.label(key, i, j, h, s)
+                if lab is not None:
+                    g[i, j] = lab
+        if not np.all(np.isnan(g)):
+            out[key] = g
+    return out

@@ -1,0 +1,1 @@
+"""The test suite. ``tests.helpers`` holds the test-only builders (also imported by benchmarks/)."""

@@ -1,0 +1,35 @@
+"""The package imports in any order: the registries discover their modules, and none of those modules needs
+``rationalerm.config`` at import time (the config tree is built from them). ``import rationalerm`` stays light."""
+
+from __future__ import annotations
+
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import rationalerm.judges
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECK = (
+    "import {module}, sys\n"
+    "from rationalerm.judges import JUDGES\n"
+    "from rationalerm.judges.llm import BACKENDS\n"
+    "assert JUDGES.names() == ['embedding', 'llm'], JUDGES.names()\n"
+    "assert BACKENDS.names() == ['openai', 'transformers', 'vllm'], BACKENDS.names()\n"
+    "heavy = [m for m in ('vllm', 'torch', 'openai', 'sentence_transformers') if m in sys.modules]\n"
+    "assert {light} is False or not heavy, heavy\n"
+)
+
+
+def test_every_module_imports_first_with_complete_registries() -> None:
+    judges = [m.name for m in pkgutil.walk_packages(rationalerm.judges.__path__, "rationalerm.judges.")]
+    assert {"rationalerm.judges.fill", "rationalerm.judges.llm.vllm_backend"} <= set(judges)
+    light = {"rationalerm", "rationalerm.config", "rationalerm.judges", "rationalerm.judges.llm"}
+    procs = {
+        m: subprocess.Popen([sys.executable, "-c", CHECK.format(module=m, light=m in light)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for m in ["rationalerm", "rationalerm.config", "rationalerm.pipeline", "rationalerm.judges", *judges]
+    }
+    failed = {m: p.communicate(timeout=300)[0][-600:] for m, p in procs.items()}
+    assert not {m: out for m, out in failed.items() if procs[m].returncode != 0}
