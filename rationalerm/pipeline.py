@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import time
+from datetime import datetime, timezone
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from rationalerm.config import EmbeddingJudgeConfig, RunConfig
 from rationalerm.io import write_json, write_jsonl
 from rationalerm.judges import ListJudge, ListTask, PairJudge, PairScore, make_judge
 from rationalerm.load import LoadResult, Sample, load_samples
+from rationalerm.outcome import add_outcome
 from rationalerm.prefilter import PrefilterStats, topk_keep
 from rationalerm.score import score_sample, summarize_rows
 
@@ -156,7 +158,8 @@ def unit_row(u: Unit, w: np.ndarray | None, cfg: RunConfig, **extra: Any) -> dic
         "source": f"{u.sample.source}:{u.sample.line}",
         "human": u.human, "items": u.items,
         "matrix": None if w is None else np.round(w, 6).tolist(),
-        "labels": {k: v for k, v in u.sample.labels.items() if k.lower() in ("label", u.model.lower())},
+        "labels": {k: v for k, v in u.sample.labels.items()
+                   if k.lower() in ("label", cfg.outcome.label_field.lower(), u.model.lower())},
     }
     row.update(extra)
     return rescore_row(row, cfg)
@@ -192,7 +195,8 @@ def run(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    loaded = load_samples(inputs if isinstance(inputs, list) else [inputs], cfg.models, cfg.strict)
+    loaded = load_samples(inputs if isinstance(inputs, list) else [inputs], cfg.models, cfg.strict,
+                          cfg.outcome.label_field)
     for bad in loaded.skipped:
         log(f"skipped {bad}")
     units = build_units(loaded)
@@ -224,7 +228,7 @@ def run(
     finally:
         judge.close()
         cache.close()
-    metrics = summarize_rows(rows, loaded.models, cfg.scoring)
+    metrics = add_outcome(summarize_rows(rows, loaded.models, cfg.scoring), rows, cfg)
     metrics["skipped"] = loaded.skipped_summary()
     metrics["judge"] = {"fingerprint": fingerprint_id(fingerprint), "judged": judged, "cache_hits": hits}
     if pf_stats is not None:
@@ -235,6 +239,7 @@ def run(
         "inputs": [str(p) for p in (inputs if isinstance(inputs, list) else [inputs])],
         "config": cfg.model_dump(mode="json"), "judge_fingerprint": fingerprint,
         "fingerprint_id": fingerprint_id(fingerprint), "versions": versions(), "models": loaded.models,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     })
     timings["total"] = time.perf_counter() - t0
     return RunOutcome(out, rows, metrics, judged, hits, pf_stats, timings)

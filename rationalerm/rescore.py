@@ -7,6 +7,7 @@ from typing import Any
 
 from rationalerm.config import RunConfig
 from rationalerm.io import read_json, read_jsonl, write_json, write_jsonl
+from rationalerm.outcome import add_outcome
 from rationalerm.pipeline import rescore_row
 from rationalerm.score import summarize_rows
 
@@ -27,7 +28,7 @@ def rescore_run(run_dir: str | Path, *, compat: str | None = None, max_model_ite
         cfg.scoring.min_score = min_score
     rows = [rescore_row(r, cfg) for r in read_jsonl(run_dir / "results.jsonl")]
     old = read_json(run_dir / "metrics.json")
-    metrics = summarize_rows(rows, meta["models"], cfg.scoring)
+    metrics = add_outcome(summarize_rows(rows, meta["models"], cfg.scoring), rows, cfg)
     for key in ("skipped", "judge", "prefilter"):
         if key in old:
             metrics[key] = old[key]
