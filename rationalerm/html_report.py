@@ -13,12 +13,15 @@ group, the four metrics, validity, outcome, matched pairs, the rounded matrix an
 from __future__ import annotations
 
 import json
+import base64
+import gzip
 import math
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -27,6 +30,8 @@ from rationalerm.io import atomic_write_bytes
 from rationalerm.outcome import is_deceptive, row_outcome
 from rationalerm.views import RunView, load_views
 
+COMPRESS_ABOVE = 4_000_000
+"""Page data larger than this (bytes of JSON) is embedded gzip-compressed, in base64."""
 RAW_LIMIT = 4000
 """Listwise answers longer than this many characters are cut in the page (the run keeps them whole)."""
 
@@ -39,10 +44,17 @@ def _r(x: Any, nd: int = 6) -> float | None:
 
 
 def _compact_detail(d: Any) -> Any:
-    if isinstance(d, dict):
-        return {k: (_r(v, 4) if isinstance(v, float) else [_r(p, 4) for p in v] if isinstance(v, list)
-                    and all(isinstance(p, float) for p in v) else v) for k, v in d.items()}
-    return d
+    """A judge's per-cell detail with its floats rounded to 4 places (level probabilities, cosines)."""
+    if not isinstance(d, dict):
+        return d
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, float):
+            v = round(v, 4)
+        elif isinstance(v, list) and v and all(isinstance(p, float) for p in v):
+            v = np.round(np.asarray(v, dtype=float), 4)
+        out[k] = v
+    return out
 
 
 def build_data(views: Sequence[RunView]) -> dict[str, Any]:
@@ -84,14 +96,16 @@ def build_data(views: Sequence[RunView]) -> dict[str, Any]:
             has_matrix = row.get("matrix") is not None
             u["g"].append(g)
             for k, name in (("p", "precision"), ("r", "recall"), ("f", "f1"), ("ap", "ap")):
-                u[k].append(_r(row.get(name)))
+                u[k].append(row.get(name))
             u["v"].append(0 if not has_matrix else 1 if row.get("valid", True) else 2)
             u["x"].append(row.get("excluded"))
             u["ok"].append({"correct": 1, "wrong": 0}.get(o.status))
             u["dec"].append(1 if is_deceptive(row, o, threshold) else 0)
             pairs = [[int(i), int(j), _r(s, 4)] for i, j, s in row.get("pairs") or []]
             u["pairs"].append(pairs)
-            u["w"].append([[_r(c, 3) for c in line] for line in row["matrix"]] if has_matrix else None)
+            # The matrix in hundredths, row-major (the page knows the item counts): small and fast to write.
+            u["w"].append(np.rint(np.asarray(row["matrix"], dtype=float) * 100).astype(np.uint8).ravel()
+                          if has_matrix and len(items) else None)
             details = row.get("details")
             u["pd"].append([_compact_detail(details[i][j]) for i, j, _ in pairs] if details else None)
             out = row.get("judge_output")
@@ -100,6 +114,8 @@ def build_data(views: Sequence[RunView]) -> dict[str, Any]:
                 out = {"valid": out.get("valid"), "attempts": out.get("attempts"), "error": out.get("error"),
                        "raw": raw[:RAW_LIMIT], "cut": max(0, len(raw) - RAW_LIMIT)}
             u["out"].append(out)
+        for k in ("p", "r", "f", "ap"):  # NaN-free by construction; rounded as one array
+            u[k] = np.round(np.asarray(u[k], dtype=float), 6)  # type: ignore[assignment]
         runs.append({"name": v.name, "models": v.models, "threshold": threshold, "label_field": label_field,
                      "units": u})
     return {"texts": list(texts), "domains": [d for d in domains], "models": list(models), "groups": groups,
@@ -108,8 +124,18 @@ def build_data(views: Sequence[RunView]) -> dict[str, Any]:
 
 def _json_for_script(obj: Any) -> str:
     """JSON that is safe inside ``<script type="application/json">`` (no ``</script>``, no ``<!--``)."""
-    text = orjson.dumps(obj).decode()
+    text = orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY).decode()
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def embed_data(obj: Any, compress_above: int = COMPRESS_ABOVE) -> tuple[str, str, str]:
+    """(script type, encoding, text) of the page's data block: plain JSON, or gzip + base64 when larger than
+    ``compress_above`` bytes (the page inflates it with the browser's DecompressionStream)."""
+    raw = orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY)
+    if len(raw) <= compress_above:
+        return "application/json", "json", _json_for_script(obj)
+    packed = gzip.compress(raw, compresslevel=6, mtime=0)
+    return "application/octet-stream", "gzip+base64", base64.b64encode(packed).decode("ascii")
 
 
 def _fmt(x: Any, nd: int = 4) -> str:
@@ -174,7 +200,8 @@ def _provenance(v: RunView) -> dict[str, Any]:
     }
 
 
-def render(views: Sequence[RunView], *, title: str | None = None, compare_threshold: float = 0.5) -> str:
+def render(views: Sequence[RunView], *, title: str | None = None, compare_threshold: float = 0.5,
+           compress_above: int = COMPRESS_ABOVE) -> str:
     """The whole page as a string."""
     from rationalerm.plots import inline_svgs
 
@@ -182,25 +209,28 @@ def render(views: Sequence[RunView], *, title: str | None = None, compare_thresh
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["fmt"] = _fmt
     template = env.get_template("report.html.j2")
-    plots = inline_svgs(views)
-    thresholds = sorted({v.threshold for v in views})
+    table = _table_rows(views)
     data = build_data(views)
+    n_groups = len(data["groups"]["id"])
+    data_type, data_encoding, data_text = embed_data(data, compress_above)
+    del data
     return template.render(
         title=title or "rationalerm report — " + ", ".join(v.name for v in views),
         generated=datetime.now(timezone.utc).isoformat(timespec="seconds"), version=__version__,
-        views=views, table=_table_rows(views), plots=plots, compare=_compare(views, compare_threshold),
+        views=views, table=table, plots=inline_svgs(views), compare=_compare(views, compare_threshold),
         compare_threshold=compare_threshold, provenance=[_provenance(v) for v in views],
-        thresholds=thresholds, labelled=any(r["oa"] is not None for r in _table_rows(views)),
-        n_groups=len(data["groups"]["id"]), data_json=_json_for_script(data),
+        thresholds=sorted({v.threshold for v in views}), labelled=any(r["oa"] is not None for r in table),
+        n_groups=n_groups, data_json=data_text, data_type=data_type, data_encoding=data_encoding,
     )
 
 
 def write_report(run_dirs: Sequence[str | Path], out: str | Path, *, title: str | None = None,
-                 deceptive_threshold: float | None = None, compare_threshold: float = 0.5) -> Path:
+                 deceptive_threshold: float | None = None, compare_threshold: float = 0.5,
+                 compress_above: int = COMPRESS_ABOVE) -> Path:
     if len({Path(p).resolve() for p in run_dirs}) != len(run_dirs):
         raise ValueError("a run directory is given twice")
     views = load_views(list(run_dirs), deceptive_threshold)
-    page = render(views, title=title, compare_threshold=compare_threshold)
+    page = render(views, title=title, compare_threshold=compare_threshold, compress_above=compress_above)
     out = Path(out)
     atomic_write_bytes(out, page.encode("utf-8"))
     return out

@@ -80,9 +80,9 @@ def oa_vs_rc(views: Sequence[RunView]) -> Figure | None:
             pts.append((k, name, oa["accuracy"], oa["ci"], m["recall"], m["ci"]["recall"]))
     if not pts:
         return None
-    fig = plt.figure(figsize=(6.4, 4.6))
-    ax = fig.add_subplot()
     many = len(views) > 1
+    fig = plt.figure(figsize=(6.4, 4.6 + (0.3 * len(views) if many else 0)), layout="constrained")
+    ax = fig.add_subplot()
     models = _models(views)
     seen: set[int] = set()
     for k, name, oa, oa_ci, rc, rc_ci in pts:
@@ -102,9 +102,12 @@ def oa_vs_rc(views: Sequence[RunView]) -> Figure | None:
     ax.set_xlim(max(0.0, min(xs) - 0.08), min(1.0, max(xs) + 0.08) + 0.02)
     ax.set_ylim(max(0.0, min(ys) - 0.08), min(1.0, max(ys) + 0.08) + 0.02)
     if many:
-        ax.legend(loc="best", fontsize=9)
-    fig.tight_layout()
+        _legend_below(fig, len(views))
     return fig
+
+
+def _legend_below(fig: Figure, n: int) -> None:
+    fig.legend(loc="outside lower center", ncol=min(n, 2), fontsize=9)
 
 
 def rc_by_model(views: Sequence[RunView]) -> Figure | None:
@@ -115,7 +118,8 @@ def rc_by_model(views: Sequence[RunView]) -> Figure | None:
     order = list(models)
     first = views[0].metrics.get("models", {})
     models.sort(key=lambda n: -((first.get(n) or {}).get("recall") or -1.0))
-    fig = plt.figure(figsize=(6.4, 1.4 + 0.5 * len(models) * max(1, len(views) ** 0.5)))
+    fig = plt.figure(figsize=(6.4, 1.4 + 0.5 * len(models) * max(1, len(views) ** 0.5)
+                              + (0.3 * len(views) if len(views) > 1 else 0)), layout="constrained")
     ax = fig.add_subplot()
     off = np.linspace(-0.22, 0.22, len(views)) if len(views) > 1 else [0.0]
     for k, v in enumerate(views):
@@ -140,8 +144,7 @@ def rc_by_model(views: Sequence[RunView]) -> Figure | None:
     ax.set_title("RC per model")
     ax.grid(axis="y", visible=False)
     if len(views) > 1:
-        ax.legend(loc="lower right", fontsize=9)
-    fig.tight_layout()
+        _legend_below(fig, len(views))
     return fig
 
 
@@ -157,8 +160,10 @@ def rc_distribution(views: Sequence[RunView]) -> Figure | None:
         return None
     cols = min(3, len(models))
     nrows = math.ceil(len(models) / cols)
-    fig = plt.figure(figsize=(3.0 * cols + 0.6, 2.4 * nrows + 0.7))
+    fig = plt.figure(figsize=(3.0 * cols + 0.6, 2.4 * nrows + 0.7 + (0.3 * len(views) if len(views) > 1 else 0)),
+                     layout="constrained")
     axes = fig.subplots(nrows, cols, sharex=True, sharey=True, squeeze=False)
+    legend_done: set[int] = set()
     for idx, name in enumerate(models):
         ax = axes[idx // cols][idx % cols]
         for k, v in enumerate(views):
@@ -169,7 +174,8 @@ def rc_distribution(views: Sequence[RunView]) -> Figure | None:
             w = np.full(rc.size, 1.0 / rc.size)
             ax.hist(np.clip(rc, 0, 1), bins=BINS, weights=w, histtype="stepfilled" if len(views) == 1 else "step",
                     color=c, alpha=0.55 if len(views) == 1 else 1.0, lw=1.6,
-                    label=_run_label(v, views) if len(views) > 1 else None)
+                    label=_run_label(v, views) if len(views) > 1 and k not in legend_done else None)
+            legend_done.add(k)
             ax.axvline(float(rc.mean()), color=c, ls="--", lw=1.2)
         ax.set_title(_t(name) if len(views) > 1 else f"{_t(name)} (n={_valid_rc(views[0], name).size})",
                      fontsize=10)
@@ -181,9 +187,8 @@ def rc_distribution(views: Sequence[RunView]) -> Figure | None:
     for c in range(cols):
         axes[nrows - 1][c].set_xlabel("per-sample RC")
     if len(views) > 1:
-        axes[0][0].legend(fontsize=8, loc="upper right")
+        _legend_below(fig, len(views))
     fig.suptitle("Distribution of per-sample RC (dashed: mean)", fontsize=11)
-    fig.tight_layout()
     return fig
 
 
@@ -193,9 +198,9 @@ def rc_by_domain(views: Sequence[RunView]) -> Figure | None:
     domains = sorted({d for v in views for m in v.metrics.get("models", {}).values() for d in m.get("by_domain", {})})
     if not domains or not models:
         return None
-    h = 0.8 + len(domains) * (0.22 * len(models) + 0.25)
-    fig = plt.figure(figsize=(6.4 * min(len(views), 2) if len(views) > 1 else 6.4, h))
-    axes = fig.subplots(1, len(views), sharey=True, squeeze=False)[0]
+    h = 1.0 + len(views) * (0.5 + len(domains) * (0.18 * len(models) + 0.2))
+    fig = plt.figure(figsize=(6.4, h), layout="constrained")
+    axes = fig.subplots(len(views), 1, sharex=True, squeeze=False)[:, 0]
     bar = 0.8 / len(models)
     for p, (ax, v) in enumerate(zip(axes, views)):
         ms = v.metrics.get("models", {})
@@ -214,15 +219,14 @@ def rc_by_domain(views: Sequence[RunView]) -> Figure | None:
                 ax.errorbar(xs, ys, xerr=[lo, hi], fmt="none", ecolor=plt.rcParams["text.color"],
                             capsize=2, lw=1)
         ax.set_yticks(range(len(domains)), [_t(d) for d in domains])
+        ax.set_ylim(len(domains) - 0.5, -0.5)
         ax.set_xlim(0, 1)
-        ax.set_xlabel("RC (mean recall, 95% interval)")
         ax.grid(axis="y", visible=False)
         if len(views) > 1:
             ax.set_title(_run_label(v, views), fontsize=10)
-    axes[0].invert_yaxis()
-    axes[0].legend(fontsize=8, loc="best")
+    axes[-1].set_xlabel("RC (mean recall, 95% interval)")
+    fig.legend(loc="outside lower center", ncol=min(len(models), 4), fontsize=9)
     fig.suptitle("RC per domain", fontsize=11)
-    fig.tight_layout()
     return fig
 
 
