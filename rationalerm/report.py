@@ -28,12 +28,16 @@ def results_table(metrics: dict[str, Any], sort_by: str = "recall", title: str |
     listwise = any(m.get("invalid", {}).get("count", 0) for m in models.values())
     labelled = any(_oa(m) is not None for m in models.values())
     threshold = (metrics.get("outcome") or {}).get("deceptive_threshold")
-    table = Table(title=title)
+    caption = None
+    if labelled:
+        caption = (f"OA: outcome accuracy. Deceptive: right label with RC ≤ {threshold:g}, of the right labels"
+                   if threshold is not None else None)
+    table = Table(title=title, caption=caption)
     table.add_column("Model", style="bold")
     for name in ("Precision", "Recall (RC)", "RC 95% CI", "OA", "F1", "AP"):
         table.add_column(name, justify="right")
     if labelled:
-        table.add_column(f"Deceptive (RC ≤ {threshold:g})" if threshold is not None else "Deceptive", justify="right")
+        table.add_column("Deceptive", justify="right")
     table.add_column("Valid", justify="right")
     if listwise:
         table.add_column("Invalid", justify="right")

@@ -125,7 +125,7 @@ def test_add_outcome_uses_the_config_and_leaves_the_rest_alone() -> None:
     console = Console(record=True, width=200)
     console.print(results_table(metrics, "oa"))
     text = console.export_text()
-    assert "OA" in text and "Deceptive (RC ≤ 0.4)" in text and "1.0000" in text
+    assert "OA" in text and "Deceptive" in text and "right label with RC ≤ 0.4" in text and "1.0000" in text
     n_line = next(line for line in text.splitlines() if line.strip().startswith("│ N"))
     assert "—" in n_line
     assert text.index("│ M") < text.index("│ N")  # sorted by OA, the unlabelled model last
