@@ -301,3 +301,24 @@ def test_plots_without_labels_or_domains(tmp_path: Path) -> None:
     assert 'id="deceptive"' not in text
     cells = table_cells(text)
     assert all(c["oa"] == ("None", "—") for c in cells.values())
+
+
+def test_listwise_rows_failed_outputs_and_long_answers(tmp_path: Path) -> None:
+    """Listwise rows carry the judge's answer (cut at 4,000 characters in the page); failed outputs have no matrix."""
+    run = make_run(tmp_path / "listwise", 12, models=("m",))
+    rows = read_jsonl(run / "results.jsonl")
+    for k, r in enumerate(rows):
+        r.pop("details")
+        r["judge_output"] = {"valid": k != 0, "attempts": 1 if k else 3, "error": None if k else "no RESULT block",
+                             "raw": "<RESULT_START>\n- R1@S1: 1.0\n<RESULT_END>" + "x" * (5000 if k == 1 else 0)}
+    rows[0].update(matrix=None, pairs=[], precision=0.0, recall=0.0, f1=0.0, ap=0.0, valid=False,
+                   excluded="invalid judge output")
+    cfg = RunConfig.model_validate(read_json(run / "run.json")["config"])
+    write_jsonl(run / "results.jsonl", rows)
+    write_json(run / "metrics.json", add_outcome(summarize_rows(rows, ["m"], cfg.scoring), rows, cfg))
+    text = write_report([run], tmp_path / "l.html").read_text(encoding="utf-8")
+    u = Page(text).data()["runs"][0]["units"]
+    assert u["v"][0] == 0 and u["w"][0] is None and u["out"][0]["error"] == "no RESULT block"
+    assert len(u["out"][1]["raw"]) == 4000 and u["out"][1]["cut"] == len(rows[1]["judge_output"]["raw"]) - 4000
+    assert u["pd"][1] is None and u["v"][1] == 1
+    assert table_cells(text)[("listwise", "m")]["failed"] == ("1", "1")
