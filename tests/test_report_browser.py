@@ -26,9 +26,9 @@ if not browser_available():
 
 def _count(page: Any, pager: str = "#pager") -> int:
     text = page.inner_text(f"{pager} .count")
-    m = re.search(r"of (\d+) \(", text)
+    m = re.search(r"of ([\d,]+) \(", text)
     assert m, text
-    return int(m.group(1))
+    return int(m.group(1).replace(",", ""))
 
 
 def _only_local_requests(page: Any) -> None:
