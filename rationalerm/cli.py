@@ -1,4 +1,4 @@
-"""Command line: ``rationalerm run | score | import-metajudge | compare | calibrate``.
+"""Command line: ``rationalerm run | score | import-metajudge | report | export | compare | calibrate``.
 
 Every error the user can cause is a ``RationaleRMError``: it is printed as one ``error:`` line and the
 command exits with code 2. Anything else is a bug and keeps its traceback.
@@ -6,6 +6,7 @@ command exits with code 2. Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -22,7 +23,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 console = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
-SortBy = Annotated[str, typer.Option("--sort-by", help="Table order: model, precision, recall, f1 or ap.")]
+SortBy = Annotated[str, typer.Option("--sort-by", help="Table order: model, precision, recall, f1, ap or oa.")]
 
 
 def _fail(msg: str) -> None:
@@ -49,6 +50,8 @@ def run(
     min_score: Annotated[Optional[float], typer.Option("--min-score", help="Mask scores below this before the assignment.")] = None,
     max_model_items: Annotated[Optional[int], typer.Option("--max-model-items", help="Cut each model list to its first k items before matching (paper: 5).")] = None,
     compat: Annotated[Optional[str], typer.Option("--compat", help="'metajudge': reproduce the public reference script.")] = None,
+    label_field: Annotated[Optional[str], typer.Option("--label-field", help="Field of the human preference label (default 'label'); OA compares it with '<model>-label'.")] = None,
+    deceptive_threshold: Annotated[Optional[float], typer.Option("--deceptive-threshold", help="A right label with RC at or below this is a deceptive-alignment case (default 0.25).")] = None,
     sort_by: SortBy = "recall",
 ) -> None:
     """Judge every human x model item pair, match one-to-one, score, and write the run to OUT."""
@@ -57,7 +60,8 @@ def run(
     from rationalerm.report import rich_progress, results_table
 
     overrides = {"models": models, "strict": strict or None, "cache": str(cache) if cache else None,
-                 "scoring.min_score": min_score, "scoring.max_model_items": max_model_items, "scoring.compat": compat}
+                 "scoring.min_score": min_score, "scoring.max_model_items": max_model_items, "scoring.compat": compat,
+                 "outcome.label_field": label_field, "outcome.deceptive_threshold": deceptive_threshold}
     try:
         cfg = load_config(config, overrides)
         if threshold is not None:
@@ -74,6 +78,8 @@ def run(
     console.print(results_table(m, sort_by, title=f"Rationale consistency — {', '.join(map(str, inputs))}"))
     console.print(f"judged {outcome.judged} pairs, {outcome.cached} from cache; skipped {skipped} bad record(s); "
                   f"wrote {out}/results.jsonl, metrics.json, run.json", highlight=False)
+    console.print(f"report: rationalerm report {shlex.quote(str(out))} --out {shlex.quote(str(out / 'report.html'))}",
+                  highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -122,6 +128,45 @@ def import_metajudge(
                       f"of {m['n_total']} rows", highlight=False)
     console.print(f"wrote {out}/results.jsonl, metrics.json, run.json; re-score under the paper's rules with: "
                   f"rationalerm score {out} --compat none", highlight=False)
+
+
+@app.command()
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="One or more run directories (several: shown side by side and compared).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")] = Path("report.html"),
+    title: Annotated[Optional[str], typer.Option("--title", help="Page title.")] = None,
+    deceptive_threshold: Annotated[Optional[float], typer.Option("--deceptive-threshold", help="Override the runs' RC threshold for deceptive-alignment cases.")] = None,
+    threshold: Annotated[float, typer.Option("--threshold", help="Compare: a cell with score >= this is a match.")] = 0.5,
+) -> None:
+    """One self-contained HTML page: results table, plots, deceptive-alignment cases, a per-sample browser."""
+    from rationalerm.html_report import write_report
+
+    try:
+        path = write_report(runs, out, title=title, deceptive_threshold=deceptive_threshold, compare_threshold=threshold)
+    except RationaleRMError as e:
+        _fail(str(e))
+        return
+    console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)", highlight=False)
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A directory written by 'rationalerm run'.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="csv or parquet.")] = "csv",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for samples.*, models.*, deceptive.* (default: the run directory).")] = None,
+    plots: Annotated[Optional[Path], typer.Option("--plots", help="Also write the report's plots here as PNG and SVG.")] = None,
+    deceptive_threshold: Annotated[Optional[float], typer.Option("--deceptive-threshold", help="Override the run's RC threshold for deceptive-alignment cases.")] = None,
+) -> None:
+    """Per-sample and per-model tables (CSV or Parquet), deceptive-alignment cases, and plots for papers."""
+    from rationalerm.export import export_run
+
+    try:
+        paths = export_run(run_dir, fmt, out, plots, deceptive_threshold)  # type: ignore[arg-type]
+    except RationaleRMError as e:
+        _fail(str(e))
+        return
+    for p in paths:
+        console.print(f"wrote {p}", highlight=False)
 
 
 @app.command()

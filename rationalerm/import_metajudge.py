@@ -21,6 +21,7 @@ from rationalerm.judges.llm.listwise import parse_listwise
 from rationalerm.errors import LoadError
 from rationalerm.files import ensure_dir
 from rationalerm.load import CHECKLIST_SUFFIX, HUMAN_KEY, Skipped, _parse
+from rationalerm.outcome import add_outcome
 from rationalerm.saved_runs import write_run
 from rationalerm.score import score_rows, summarize_rows
 
@@ -136,7 +137,7 @@ def import_answers(files: Sequence[str | Path], out_dir: str | Path, model: str 
             rows.append(answer_row(rec, name, f"{path}:{line}"))
     cfg = RunConfig(scoring=ScoringConfig(compat="metajudge"))
     scores = score_rows(rows, cfg.scoring)
-    metrics = summarize_rows(rows, scores, models, cfg.scoring)
+    metrics = add_outcome(summarize_rows(rows, scores, models, cfg.scoring), rows, cfg)
     metrics["skipped"] = {"count": len(skipped), "records": [str(s) for s in skipped]}
     write_run(ensure_dir(out), inputs=files, config=cfg.model_dump(mode="json"), rows=rows, metrics=metrics,
               fingerprint=FINGERPRINT, models=models)

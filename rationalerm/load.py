@@ -102,7 +102,8 @@ def _model_keys(rec: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def _parse(rec: Any, wanted: dict[str, str] | None, names: dict[str, str], blanks: list[str]) -> Sample:
+def _parse(rec: Any, wanted: dict[str, str] | None, names: dict[str, str], blanks: list[str],
+           label_field: str = "label") -> Sample:
     if not isinstance(rec, dict):
         raise ValueError(f"record must be a JSON object, got {type(rec).__name__}")
     human_key = next((k for k in rec if k.lower() == HUMAN_KEY), None)
@@ -121,7 +122,9 @@ def _parse(rec: Any, wanted: dict[str, str] | None, names: dict[str, str], blank
     labels = {}
     for key, value in rec.items():
         low = key.lower()
-        if low.endswith("-label") or low == "label":
+        if low == label_field.lower() and low != "label":  # a human label under another name: kept as is
+            labels[key] = value
+        elif low.endswith("-label") or low == "label":
             labels[key[: -len("-label")] if low.endswith("-label") else "label"] = value
     domain = rec.get("domain")
     extra = {k: rec[k] for k in ("context", "response1", "response2") if k in rec}
@@ -133,7 +136,8 @@ def _parse(rec: Any, wanted: dict[str, str] | None, names: dict[str, str], blank
 
 
 def load_samples(
-    paths: str | Path | list[str | Path], models: list[str] | None = None, strict: bool = False
+    paths: str | Path | list[str | Path], models: list[str] | None = None, strict: bool = False,
+    label_field: str = "label",
 ) -> LoadResult:
     """Read every record; with ``strict`` the first bad one raises ``LoadError``."""
     path_list = [Path(p) for p in (paths if isinstance(paths, list) else [paths])]
@@ -150,7 +154,7 @@ def load_samples(
             blanks: list[str] = []
             if err is None:
                 try:
-                    sample = _parse(rec, wanted, names, blanks)
+                    sample = _parse(rec, wanted, names, blanks, label_field)
                     if sample.id in seen_ids:
                         raise ValueError(f"duplicate id {sample.id!r} (first at {seen_ids[sample.id]})")
                 except ValueError as e:

@@ -31,14 +31,15 @@ class Unit:
     def items(self) -> list[str]:
         return self.sample.models[self.model]
 
-    def row(self, w: np.ndarray | None, **extra: Any) -> dict[str, Any]:
+    def row(self, w: np.ndarray | None, label_field: str = "label", **extra: Any) -> dict[str, Any]:
         """The unit's ``results.jsonl`` row before scoring: texts, the matrix (None = invalid judge output), labels."""
         s = self.sample
         row: dict[str, Any] = {
             "id": s.id, "domain": s.domain, "model": self.model, "source": f"{s.source}:{s.line}",
             "human": self.human, "items": self.items,
             "matrix": None if w is None else np.round(w, 6).tolist(),
-            "labels": {k: v for k, v in s.labels.items() if k.lower() in ("label", self.model.lower())},
+            "labels": {k: v for k, v in s.labels.items()
+                       if k.lower() in ("label", label_field.lower(), self.model.lower())},
         }
         row.update(extra)
         return row

@@ -19,6 +19,7 @@ from rationalerm.files import ensure_dir
 from rationalerm.judges import ProgressFactory, make_judge, null_progress
 from rationalerm.judges.fill import fill_matrices
 from rationalerm.load import load_samples
+from rationalerm.outcome import add_outcome
 from rationalerm.pairs import build_units
 from rationalerm.prefilter import prefilter_masks
 from rationalerm.saved_runs import write_run
@@ -44,7 +45,7 @@ def run(
     paths = inputs if isinstance(inputs, list) else [inputs]
     out = ensure_dir(out_dir)
     t0 = time.perf_counter()
-    loaded = load_samples(paths, cfg.models, cfg.strict)
+    loaded = load_samples(paths, cfg.models, cfg.strict, cfg.outcome.label_field)
     for bad in loaded.skipped:
         log(f"skipped {bad}")
     for note in loaded.warnings:
@@ -70,9 +71,9 @@ def run(
     finally:
         judge.close()
         cache.close()
-    rows = [u.row(w, **extra) for u, w, extra in zip(units, filled.matrices, filled.extras)]
+    rows = [u.row(w, cfg.outcome.label_field, **extra) for u, w, extra in zip(units, filled.matrices, filled.extras)]
     scores = score_rows(rows, cfg.scoring)
-    metrics = summarize_rows(rows, scores, loaded.models, cfg.scoring)
+    metrics = add_outcome(summarize_rows(rows, scores, loaded.models, cfg.scoring), rows, cfg)
     metrics["skipped"] = loaded.skipped_summary()
     metrics["judge"] = {"fingerprint": fingerprint_id(fingerprint), "judged": filled.judged, "cache_hits": filled.cached}
     if pf_stats is not None:

@@ -10,21 +10,36 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-SORT_KEYS = ("model", "precision", "recall", "f1", "ap")
+SORT_KEYS = ("model", "precision", "recall", "f1", "ap", "oa")
+
+
+def _oa(m: dict[str, Any]) -> float | None:
+    return (m.get("oa") or {}).get("accuracy")
 
 
 def results_table(metrics: dict[str, Any], sort_by: str = "recall", title: str | None = None) -> Table:
-    """Model, Precision, Recall (= Rationale Consistency) with its interval, F1, AP, Valid (of all rows), and
-    Errors (no usable judgement) / Skipped (by rule, e.g. compat's > 10 items) when there are any."""
+    """Model, Precision, Recall (= Rationale Consistency) with its interval, OA, F1, AP, Valid (of all rows), and
+    Errors (no usable judgement) / Skipped (by rule, e.g. compat's > 10 items) when there are any.
+
+    OA (outcome accuracy) is "—" for a model without labels; the "Deceptive" column (right label, RC at or
+    below the threshold) appears when some model has labels."""
     if sort_by not in SORT_KEYS:
         raise ValueError(f"--sort-by must be one of {', '.join(SORT_KEYS)}")
     models = metrics.get("models", {})
     errors = any(m.get("invalid", {}).get("count", 0) for m in models.values())
     skipped = any(m.get("excluded", 0) for m in models.values())
-    table = Table(title=title)
+    labelled = any(_oa(m) is not None for m in models.values())
+    threshold = (metrics.get("outcome") or {}).get("deceptive_threshold")
+    caption = None
+    if labelled:
+        caption = (f"OA: outcome accuracy. Deceptive: right label with RC ≤ {threshold:g}, of the right labels"
+                   if threshold is not None else None)
+    table = Table(title=title, caption=caption)
     table.add_column("Model", style="bold")
-    for name in ("Precision", "Recall (RC)", "RC 95% CI", "F1", "AP"):
+    for name in ("Precision", "Recall (RC)", "RC 95% CI", "OA", "F1", "AP"):
         table.add_column(name, justify="right")
+    if labelled:
+        table.add_column("Deceptive", justify="right")
     table.add_column("Valid", justify="right")
     if errors:
         table.add_column("Errors", justify="right")
@@ -33,16 +48,23 @@ def results_table(metrics: dict[str, Any], sort_by: str = "recall", title: str |
     items = list(models.items())
     if sort_by == "model":
         items.sort(key=lambda kv: kv[0].lower())
+    elif sort_by == "oa":
+        items.sort(key=lambda kv: -(_oa(kv[1]) or 0.0))
     else:
         items.sort(key=lambda kv: -(kv[1].get(sort_by) or 0.0))
     for name, m in items:
         cells = [name]
+        oa = _oa(m)
+        oa_cell = "—" if oa is None else f"{oa:.4f}"
         if m["n_samples"]:
             lo, hi = m["ci"]["recall"]
-            cells += [f"{m['precision']:.4f}", f"{m['recall']:.4f}", f"{lo:.3f}–{hi:.3f}", f"{m['f1']:.4f}",
+            cells += [f"{m['precision']:.4f}", f"{m['recall']:.4f}", f"{lo:.3f}–{hi:.3f}", oa_cell, f"{m['f1']:.4f}",
                       f"{m['ap']:.4f}"]
         else:  # no valid sample: no mean to show
-            cells += ["—"] * 5
+            cells += ["—"] * 3 + [oa_cell] + ["—"] * 2
+        if labelled:
+            dec = (m.get("oa") or {}).get("deceptive") or {}
+            cells.append("—" if oa is None else f"{dec.get('count', 0)} of {dec.get('correct_with_rc', 0)}")
         cells.append(f"{m['n_samples']}/{m.get('n_total', m['n_samples'])}")
         if errors:
             inv = m.get("invalid", {})

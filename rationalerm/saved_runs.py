@@ -10,7 +10,9 @@ from __future__ import annotations
 import platform
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -20,6 +22,7 @@ from rationalerm.cache import fingerprint_id
 from rationalerm.config import ScoringConfig, validate
 from rationalerm.errors import LoadError, OutputError
 from rationalerm.files import read_json, read_jsonl, write_json, write_jsonl
+from rationalerm.outcome import add_outcome
 from rationalerm.score import score_rows, summarize_rows
 
 UnitKey = tuple[str, str]  # (sample id, model)
@@ -58,6 +61,7 @@ def write_run(
         "inputs": [str(p) for p in inputs],
         "config": config, "judge_fingerprint": fingerprint,
         "fingerprint_id": fingerprint_id(fingerprint), "versions": versions(), "models": list(models),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     })
 
 
@@ -85,7 +89,8 @@ def rescore_run(run_dir: str | Path, *, compat: str | None = None, max_model_ite
     rows = read_jsonl(run_dir / "results.jsonl")
     scores = score_rows(rows, scoring)
     old = read_json(run_dir / "metrics.json")
-    metrics = summarize_rows(rows, scores, meta["models"], scoring)
+    outcome_cfg = SimpleNamespace(scoring=scoring, outcome=meta["config"].get("outcome"))
+    metrics = add_outcome(summarize_rows(rows, scores, meta["models"], scoring), rows, outcome_cfg)
     for key in ("skipped", "judge", "prefilter"):
         if key in old:
             metrics[key] = old[key]

@@ -155,6 +155,18 @@ def score_rows(rows: Sequence[dict[str, Any]], scoring: Any) -> list[SampleScore
     return scores  # type: ignore[return-value]
 
 
+def saved_scores(rows: Sequence[dict[str, Any]]) -> list[SampleScore]:
+    """The scores already written in scored rows (a saved run's results.jsonl), for ``summarize_rows``
+    without re-scoring. A row saved before statuses existed: no matrix = error, otherwise not valid = skipped."""
+    out = []
+    for r in rows:
+        status = r.get("status") or ("valid" if r.get("valid", True) else "error" if r.get("matrix") is None
+                                     else "skipped")
+        out.append(SampleScore(float(r["precision"]), float(r["recall"]), float(r["f1"]), float(r["ap"]),
+                               [tuple(p) for p in r.get("pairs") or []], r.get("excluded"), status))
+    return out
+
+
 def _answer_text(row: dict[str, Any]) -> str | None:
     """The listwise judge's (or an imported reference run's) answer text, if the row has one."""
     out = row.get("judge_output")
