@@ -88,19 +88,27 @@ def score(
     compat: Annotated[Optional[str], typer.Option("--compat", help="'metajudge' or 'none'.")] = None,
     max_model_items: Annotated[Optional[int], typer.Option("--max-model-items", help="Cut each model list to its first k items before matching.")] = None,
     min_score: Annotated[Optional[float], typer.Option("--min-score", help="Mask scores below this before matching.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Where to write the re-scored run (default: a new directory RUN-rescored beside it; give RUN itself to overwrite it).")] = None,
     sort_by: SortBy = "recall",
 ) -> None:
-    """Recompute every metric from the saved matrices (no judge call) and rewrite the run's files."""
+    """Recompute every metric from the saved judgements (no judge call) and write the re-scored run."""
     _check_sort(sort_by)
     from rationalerm.saved_runs import rescore_run
     from rationalerm.report import results_table
 
     try:
-        metrics = rescore_run(run_dir, compat=compat, max_model_items=max_model_items, min_score=min_score)
+        written, metrics = rescore_run(run_dir, out, compat=compat, max_model_items=max_model_items,
+                                       min_score=min_score)
     except RationaleRMError as e:
         _fail(str(e))
         return
     console.print(results_table(metrics, sort_by, title=f"Rationale consistency — {run_dir} (re-scored)"))
+    if written.resolve() == run_dir.resolve():
+        console.print(f"overwrote {written}/results.jsonl, metrics.json, run.json with the re-scored run",
+                      highlight=False)
+    else:
+        console.print(f"wrote {written}/results.jsonl, metrics.json, run.json ({run_dir} is unchanged)",
+                      highlight=False)
 
 
 @app.command("import-metajudge")

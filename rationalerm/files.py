@@ -25,6 +25,13 @@ def ensure_dir(path: str | Path) -> Path:
     return path
 
 
+def _umask() -> int:
+    """The process umask (read by setting and restoring it: there is no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     ensure_dir(path.parent)
@@ -34,6 +41,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         raise OutputError(f"{path}: cannot write ({e.strerror or e})") from e
     try:
         with os.fdopen(fd, "wb") as f:
+            # mkstemp creates the file 0600; an output file gets the mode open() would give it (0666 - umask),
+            # so a shared run directory stays readable to colleagues.
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

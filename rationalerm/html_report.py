@@ -196,7 +196,7 @@ def _provenance(v: RunView) -> dict[str, Any]:
         "config": json.dumps(v.meta.get("config"), indent=2),
         "versions": v.meta.get("versions") or {}, "models": v.models,
         "skipped_count": skipped.get("count", 0), "skipped_records": (skipped.get("records") or [])[:20],
-        "judge": m.get("judge"), "prefilter": m.get("prefilter"), "scoring": m.get("scoring"),
+        "judge": v.meta.get("process") or m.get("judge"), "prefilter": m.get("prefilter"), "scoring": m.get("scoring"),
         "outcome": m.get("outcome"),
     }
 

@@ -6,6 +6,8 @@ and line, and the good samples are scored.
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,11 @@ class Skipped:
     def __str__(self) -> str:
         return f"{self.source}:{self.line}: {self.reason}"
 
+    @property
+    def kind(self) -> str:
+        """The reason without its particulars (positions, item numbers), to count skips by reason."""
+        return re.sub(r"\d+", "N", self.reason.split(" (")[0])
+
 
 @dataclass
 class Sample:
@@ -50,6 +57,17 @@ class LoadResult:
     warnings: list[Skipped] = field(default_factory=list)
     """Records that were loaded but have something the user should know (blank items)."""
 
+    def skip_report(self, first: int = 10) -> list[str]:
+        """The first skipped records in full, then the rest counted by reason (a wrong file gives a few lines,
+        not one per line of it)."""
+        lines = [f"skipped {s}" for s in self.skipped[:first]]
+        rest = self.skipped[first:]
+        if rest:
+            kinds = Counter(s.kind for s in rest)
+            lines.append(f"... and {len(rest)} more skipped: "
+                         + "; ".join(f"{n} x {kind}" for kind, n in kinds.most_common()))
+        return lines
+
     def skipped_summary(self) -> dict[str, Any]:
         return {"count": len(self.skipped), "records": [str(s) for s in self.skipped]}
 
@@ -63,10 +81,18 @@ def _records(path: Path) -> Iterator[tuple[int, Any, str | None]]:
             table = pq.read_table(path)
         except Exception as e:  # pyarrow raises several types for corrupt files
             raise LoadError(f"{path}:0: not a readable Parquet file ({e})") from e
-        for i, row in enumerate(table.to_pylist(), start=1):
+        try:
+            rows = table.to_pylist()
+        except Exception as e:  # columns pyarrow cannot turn into Python values
+            raise LoadError(f"{path}:0: unreadable Parquet columns ({e})") from e
+        for i, row in enumerate(rows, start=1):
             yield i, row, None
         return
-    with path.open("rb") as f:
+    try:
+        f = path.open("rb")
+    except OSError as e:
+        raise LoadError(f"{path}:0: cannot read ({e.strerror or e})") from e
+    with f:
         for i, raw in enumerate(f, start=1):
             if not raw.strip():
                 continue
@@ -92,13 +118,29 @@ def _items(value: Any, key: str, blanks: list[str], allow_empty: bool = False) -
     return out
 
 
+def _unique_keys(rec: dict[str, Any], suffix: str) -> dict[str, str]:
+    """Lower-cased key -> the record's key, for keys ending in ``suffix`` (case-insensitively); two keys that
+    differ only in case are ambiguous: an error, never a silent choice."""
+    out: dict[str, str] = {}
+    for key in rec:
+        low = key.lower()
+        if not low.endswith(suffix):
+            continue
+        if low in out:
+            raise ValueError(f"keys {out[low]!r} and {key!r} differ only in case: ambiguous")
+        out[low] = key
+    return out
+
+
 def _model_keys(rec: dict[str, Any]) -> dict[str, str]:
     """Lower-cased model name -> the record's key for that model's checklist."""
     out = {}
-    for key in rec:
-        low = key.lower()
-        if low.endswith(CHECKLIST_SUFFIX) and low != HUMAN_KEY:
-            out[low[: -len(CHECKLIST_SUFFIX)]] = key
+    for low, key in _unique_keys(rec, CHECKLIST_SUFFIX).items():
+        if low == HUMAN_KEY:
+            continue
+        if low == CHECKLIST_SUFFIX:
+            raise ValueError(f"key {key!r} names no model (expected '<model>{CHECKLIST_SUFFIX}')")
+        out[low[: -len(CHECKLIST_SUFFIX)]] = key
     return out
 
 
@@ -106,7 +148,7 @@ def _parse(rec: Any, wanted: dict[str, str] | None, names: dict[str, str], blank
            label_field: str = "label") -> Sample:
     if not isinstance(rec, dict):
         raise ValueError(f"record must be a JSON object, got {type(rec).__name__}")
-    human_key = next((k for k in rec if k.lower() == HUMAN_KEY), None)
+    human_key = _unique_keys(rec, CHECKLIST_SUFFIX).get(HUMAN_KEY)
     if human_key is None:
         raise ValueError(f"missing {HUMAN_KEY!r}")
     human = _items(rec[human_key], human_key, blanks)
@@ -117,9 +159,10 @@ def _parse(rec: Any, wanted: dict[str, str] | None, names: dict[str, str], blank
             continue
         if rec[key] is None:
             continue
-        name = names.setdefault(low, wanted[low] if wanted else key[: -len(CHECKLIST_SUFFIX)])
+        name = names.setdefault(low, key[: -len(CHECKLIST_SUFFIX)])  # the data's spelling, even if --models differs
         models[name] = _items(rec[key], key, blanks, allow_empty=True)  # an empty list: no rationale given
     labels = {}
+    _unique_keys(rec, "-label")
     for key, value in rec.items():
         low = key.lower()
         if low == label_field.lower() and low != "label":  # a human label under another name: kept as is
@@ -150,6 +193,8 @@ def load_samples(
     for path in path_list:
         if not path.exists():
             raise LoadError(f"{path}:0: no such file")
+        if not path.is_file():
+            raise LoadError(f"{path}:0: not a file (give JSONL or Parquet files, not a directory)")
         for line, rec, err in _records(path):
             blanks: list[str] = []
             if err is None:
@@ -174,5 +219,9 @@ def load_samples(
         missing = [m for low, m in wanted.items() if low not in names]
         if missing:
             raise LoadError(f"{path_list[0]}:0: no '<model>-checklist' key for model(s) {', '.join(missing)}")
-        found = [wanted[low] for low in wanted]
-    return LoadResult(samples=samples, models=found, skipped=skipped, warnings=warnings)
+        found = [names[low] for low in wanted]
+    result = LoadResult(samples=samples, models=found, skipped=skipped, warnings=warnings)
+    if not samples:
+        where = ", ".join(str(p) for p in path_list)
+        raise LoadError(f"{where}: no valid record; nothing to score\n" + "\n".join(result.skip_report()))
+    return result

@@ -46,8 +46,8 @@ def run(
     out = ensure_dir(out_dir)
     t0 = time.perf_counter()
     loaded = load_samples(paths, cfg.models, cfg.strict, cfg.outcome.label_field)
-    for bad in loaded.skipped:
-        log(f"skipped {bad}")
+    for line in loaded.skip_report():
+        log(line)
     for note in loaded.warnings:
         log(f"warning: {note}")
     units = build_units(loaded)
@@ -75,10 +75,14 @@ def run(
     scores = score_rows(rows, cfg.scoring)
     metrics = add_outcome(summarize_rows(rows, scores, loaded.models, cfg.scoring), rows, cfg)
     metrics["skipped"] = loaded.skipped_summary()
-    metrics["judge"] = {"fingerprint": fingerprint_id(fingerprint), "judged": filled.judged, "cache_hits": filled.cached}
+    # metrics.json is a function of the input and the config: how this process got there (cache hits,
+    # timings) goes to run.json, so a killed and resumed run writes the same metrics.json byte for byte.
+    metrics["judge"] = {"fingerprint": fingerprint_id(fingerprint)}
     if pf_stats is not None:
         metrics["prefilter"] = pf_stats
-    write_run(out, inputs=paths, config=cfg.model_dump(mode="json"), rows=rows, metrics=metrics,
-              fingerprint=fingerprint, models=loaded.models)
     timings["total"] = time.perf_counter() - t0
+    write_run(out, inputs=paths, config=cfg.model_dump(mode="json"), rows=rows, metrics=metrics,
+              fingerprint=fingerprint, models=loaded.models,
+              process={"judged": filled.judged, "cache_hits": filled.cached,
+                       "timings_s": {k: round(v, 3) for k, v in timings.items()}})
     return RunOutcome(out, rows, metrics, filled.judged, filled.cached, pf_stats, timings)

@@ -21,7 +21,7 @@ from rationalerm import __version__
 from rationalerm.cache import fingerprint_id
 from rationalerm.config import ScoringConfig, validate
 from rationalerm.errors import LoadError, OutputError
-from rationalerm.files import read_json, read_jsonl, write_json, write_jsonl
+from rationalerm.files import ensure_dir, read_json, read_jsonl, write_json, write_jsonl
 from rationalerm.outcome import add_outcome
 from rationalerm.score import score_rows, summarize_rows
 
@@ -52,9 +52,12 @@ def versions() -> dict[str, str]:
 
 def write_run(
     out: Path, *, inputs: Sequence[str | Path], config: dict[str, Any], rows: Sequence[dict[str, Any]],
-    metrics: dict[str, Any], fingerprint: dict[str, Any], models: Sequence[str],
+    metrics: dict[str, Any], fingerprint: dict[str, Any], models: Sequence[str], process: dict[str, Any] | None = None,
 ) -> None:
-    """Write a run's ``results.jsonl``, ``metrics.json`` and ``run.json``, each atomically."""
+    """Write a run's ``results.jsonl``, ``metrics.json`` and ``run.json``, each atomically.
+
+    ``process`` (judge calls, cache hits, timings) describes this process, not the result: it goes to run.json
+    only, so results.jsonl and metrics.json stay a function of the input and the config."""
     write_jsonl(out / "results.jsonl", rows)
     write_json(out / "metrics.json", metrics)
     write_json(out / "run.json", {
@@ -62,6 +65,7 @@ def write_run(
         "config": config, "judge_fingerprint": fingerprint,
         "fingerprint_id": fingerprint_id(fingerprint), "versions": versions(), "models": list(models),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **({"process": process} if process is not None else {}),
     })
 
 
@@ -71,11 +75,25 @@ def _check_run_dir(path: Path, names: Sequence[str]) -> None:
             raise OutputError(f"{path / name}: missing; is {path} a run directory?")
 
 
-def rescore_run(run_dir: str | Path, *, compat: str | None = None, max_model_items: int | None = None,
-                min_score: float | None = None) -> dict[str, Any]:
-    """Re-score a saved run from its matrices with new scoring settings (no judge call); rewrite its files."""
+def rescored_dir(run_dir: Path) -> Path:
+    """The default output of ``rationalerm score``: a new directory beside the run (never the run itself)."""
+    k = 1
+    while True:
+        cand = run_dir.parent / f"{run_dir.name}-rescored{'' if k == 1 else f'-{k}'}"
+        if not cand.exists():
+            return cand
+        k += 1
+
+
+def rescore_run(run_dir: str | Path, out_dir: str | Path | None = None, *, compat: str | None = None,
+                max_model_items: int | None = None, min_score: float | None = None) -> tuple[Path, dict[str, Any]]:
+    """Re-score a saved run from its judgements with new scoring settings (no judge call).
+
+    Writes results.jsonl, metrics.json and run.json to ``out_dir`` (default: ``rescored_dir``; the run's own
+    directory only when named explicitly). Returns (the directory written, the metrics)."""
     run_dir = Path(run_dir)
     _check_run_dir(run_dir, ("run.json", "results.jsonl", "metrics.json"))
+    out = Path(out_dir) if out_dir is not None else rescored_dir(run_dir)
     meta = read_json(run_dir / "run.json")
     # Only the scoring section matters here: the judge section is kept as saved (re-scoring never judges).
     changes: dict[str, Any] = {}
@@ -85,6 +103,7 @@ def rescore_run(run_dir: str | Path, *, compat: str | None = None, max_model_ite
         changes["max_model_items"] = max_model_items or None
     if min_score is not None:
         changes["min_score"] = min_score
+    validate(ScoringConfig, {**ScoringConfig().model_dump(), **changes}, "command-line options")
     scoring = validate(ScoringConfig, {**meta["config"].get("scoring", {}), **changes}, f"{run_dir / 'run.json'} scoring")
     rows = read_jsonl(run_dir / "results.jsonl")
     scores = score_rows(rows, scoring)
@@ -95,10 +114,13 @@ def rescore_run(run_dir: str | Path, *, compat: str | None = None, max_model_ite
         if key in old:
             metrics[key] = old[key]
     meta["config"]["scoring"] = scoring.model_dump(mode="json")
-    write_jsonl(run_dir / "results.jsonl", rows)
-    write_json(run_dir / "metrics.json", metrics)
-    write_json(run_dir / "run.json", meta)
-    return metrics
+    if out.resolve() != run_dir.resolve():
+        meta["rescored_from"] = str(run_dir)
+    ensure_dir(out)
+    write_jsonl(out / "results.jsonl", rows)
+    write_json(out / "metrics.json", metrics)
+    write_json(out / "run.json", meta)
+    return out, metrics
 
 
 def load_run(path: str | Path) -> SavedRun:

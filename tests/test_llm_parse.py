@@ -130,9 +130,9 @@ def test_pairwise_prompt_puts_rubric_then_human_then_model():
 def test_listwise_prompt_numbers_both_lists_and_fixes_the_output_format():
     (msg,) = listwise_messages(("h1", "h2"), ("m1", "m2", "m3"))
     text = msg["content"]
-    assert "R1: h1\nR2: h2" in text and "S1: m1\nS2: m2\nS3: m3" in text
+    assert 'R1: "h1"\nR2: "h2"' in text and 'S1: "m1"\nS2: "m2"\nS3: "m3"' in text  # items fenced as JSON strings
     assert "<RESULT_START>" in text and "<RESULT_END>" in text and "@S0" in text
-    assert text.index("S1: m1") < text.index("R1: h1")  # the paper lists the original (model) list first
+    assert text.index("S1: ") < text.index("R1: ")  # the paper lists the original (model) list first
 
 
 class _NoBackend:

@@ -86,9 +86,10 @@ def test_cli_import_then_rescore_under_the_paper_rules(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert "522 valid, 682 errors, 296 skipped of 1500 rows" in res.stdout and "Errors" in res.stdout
     compat = read_json(out / "metrics.json")["models"]["model-x"]
-    res = subprocess.run([*env_cmd, "score", str(out), "--compat", "none"], capture_output=True, text=True,
-                         cwd=ROOT, timeout=300)
+    res = subprocess.run([*env_cmd, "score", str(out), "--compat", "none", "--out", str(tmp_path / "paper")],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert res.returncode == 0, res.stderr
+    out = tmp_path / "paper"
     paper = read_json(out / "metrics.json")
     assert paper["scoring"]["compat"] is None
     rows = read_jsonl(out / "results.jsonl")

@@ -172,5 +172,6 @@ def test_label_field_option_and_rescore(labelled_cli: tuple[Path, Any], tmp_path
     assert all("preference" in r["labels"] for r in rows)
     # re-scoring recomputes OA from the saved rows with the run's own settings
     before = (out / "metrics.json").read_bytes()
-    cli("score", str(out))
+    cli("score", str(out))  # writes OUT-rescored beside the run; the run itself is untouched
+    assert (out.parent / f"{out.name}-rescored" / "metrics.json").read_bytes() == before
     assert (out / "metrics.json").read_bytes() == before

@@ -42,7 +42,8 @@ def test_hybrid_run_judges_only_kept_pairs(tiny_qwen: Path, tmp_path: Path) -> N
     metrics = json.loads((out / "metrics.json").read_text())
     pf = metrics["prefilter"]
     assert pf["pairs_total"] == 283 and pf["pairs_kept"] < pf["pairs_total"]
-    assert metrics["judge"]["judged"] == pf["unique_pairs_kept"] > 0
+    process = json.loads((out / "run.json").read_text())["process"]  # process facts live in run.json
+    assert process["judged"] == pf["unique_pairs_kept"] > 0 and "judged" not in metrics["judge"]
     assert pf["judge_calls_saved"] == pf["unique_pairs_total"] - pf["unique_pairs_kept"] > 0
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert len(rows) == 28

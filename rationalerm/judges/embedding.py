@@ -49,7 +49,10 @@ def load_encoder(model: str | None, device: str | None = None) -> Any:
 
     hf_logging.disable_progress_bar()
 
-    return SentenceTransformer(path, device=device or "cpu")
+    from rationalerm.local_models import loading
+
+    with loading(path, "embedding judge"):
+        return SentenceTransformer(path, device=device or "cpu")
 
 
 def cosine_to_score(cos: np.ndarray | float, threshold: float, mapping: str = "linear") -> np.ndarray:

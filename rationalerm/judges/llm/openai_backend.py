@@ -165,7 +165,10 @@ class OpenAIBackend(Backend):
             return None
         from transformers import AutoTokenizer
 
-        return AutoTokenizer.from_pretrained(source)
+        from rationalerm.local_models import loading
+
+        with loading(source, "openai backend (local tokenizer for the label ids)"):
+            return AutoTokenizer.from_pretrained(source)
 
     def remote_label_ids(self, labels: Sequence[str]) -> list[int] | None:
         """The label ids from a vLLM server's ``/tokenize``; None for another server (labels read as strings)."""

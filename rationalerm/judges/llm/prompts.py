@@ -12,6 +12,7 @@ the human list as R1..Rn, and one line ``- Rx@Sy: score`` per human item between
 from __future__ import annotations
 
 import ast
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +92,16 @@ PAIRWISE_SYSTEM_V1 = (
 )
 
 PAIRWISE_USER_V1 = "Reference critique R:\n{human}\n\nCandidate critique S:\n{model}"
+_PAIR_HEAD, _PAIR_TAIL = PAIRWISE_USER_V1.split("{model}")
+assert _PAIR_TAIL == ""  # the model item ends the message (pairwise_split relies on it)
+
+FENCE = "json-string"
+"""How an item is put into the project's prompts: as a JSON string literal (quotes, backslashes, newlines and
+control characters escaped), so no item text can end its section, start another one or fake an answer."""
+
+
+def fence(text: str) -> str:
+    return json.dumps(text.strip(), ensure_ascii=False)
 
 LISTWISE_V1 = (
     "You are a rigorous analyst of critique alignment. You are given an original evaluation list S and a "
@@ -128,7 +139,7 @@ def pairwise_messages(human: str, model: str, version: str = "v1") -> list[dict[
     check_version(version)
     return [
         {"role": "system", "content": PAIRWISE_SYSTEM_V1},
-        {"role": "user", "content": PAIRWISE_USER_V1.format(human=human.strip(), model=model.strip())},
+        {"role": "user", "content": _PAIR_HEAD.format(human=fence(human)) + fence(model)},
     ]
 
 
@@ -139,15 +150,13 @@ def pairwise_split(human: str, model: str, version: str = "v1") -> tuple[str, st
     (``backend.encode_chats``); the two parts concatenate to the user message content.
     """
     check_version(version)
-    marker = "\x00"
-    head = PAIRWISE_USER_V1.format(human=human.strip(), model=marker)
-    a, _, rest = head.partition(marker)
-    assert rest == ""  # the model item ends the message
-    return a, model.strip()
+    return _PAIR_HEAD.format(human=fence(human)), fence(model)
 
 
-def numbered(items: tuple[str, ...] | list[str], prefix: str) -> str:
-    return "\n".join(f"{prefix}{i}: {text.strip()}" for i, text in enumerate(items, 1)).strip()
+def numbered(items: tuple[str, ...] | list[str], prefix: str, fenced: bool = True) -> str:
+    """``S1: "..."`` lines; ``fenced=False`` writes items bare, as the reference script does (``S1: ...``)."""
+    return "\n".join(f"{prefix}{i}: {fence(text) if fenced else text.strip()}"
+                     for i, text in enumerate(items, 1)).strip()
 
 
 BUILTIN_FIELDS = ("model_list", "human_list")
@@ -225,7 +234,11 @@ def listwise_messages(
         check_version(version)
         template = ListwiseTemplate(LISTWISE_V1, BUILTIN_FIELDS)
     model_field, human_field = template.fields
-    text = fill_template(template.text, {model_field: numbered(model, "S"), human_field: numbered(human, "R")})
+    # The project's own template fences every item; a user's template file (e.g. the reference prompt verbatim)
+    # gets the items as the reference writes them. Both are filled in one pass.
+    fenced = template.fields == BUILTIN_FIELDS
+    text = fill_template(template.text, {model_field: numbered(model, "S", fenced),
+                                         human_field: numbered(human, "R", fenced)})
     return [{"role": "user", "content": text}]
 
 
@@ -235,8 +248,8 @@ def prompt_hash(protocol: str, version: str = "v1", template: str | None = None)
 
     check_version(version)
     if protocol == "pairwise":
-        return stable_hash([PAIRWISE_SYSTEM_V1, PAIRWISE_USER_V1, list(LABELS), list(LEVELS)])
-    return stable_hash([LISTWISE_V1 if template is None else template])
+        return stable_hash([PAIRWISE_SYSTEM_V1, PAIRWISE_USER_V1, list(LABELS), list(LEVELS), FENCE])
+    return stable_hash([LISTWISE_V1, FENCE] if template is None else [template])
 
 
 def judge_fingerprint(cfg: LLMJudgeConfig, protocol: str, **extra: Any) -> dict[str, Any]:

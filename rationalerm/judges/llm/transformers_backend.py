@@ -44,7 +44,10 @@ class TransformersBackend(Backend):
         options: TransformersBackendConfig = cfg.backend  # type: ignore[assignment]
         self.torch = torch
         device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer or cfg.model)
+        from rationalerm.local_models import loading
+
+        with loading(cfg.tokenizer or cfg.model, "transformers backend (tokenizer)"):
+            self.tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer or cfg.model)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         dtype: Any = "auto"
@@ -53,7 +56,8 @@ class TransformersBackend(Backend):
         kwargs: dict[str, Any] = {"dtype": dtype}
         if device == "auto":
             kwargs["device_map"] = "auto"
-        self.model = AutoModelForCausalLM.from_pretrained(cfg.model, **kwargs)
+        with loading(cfg.model, "transformers backend"):
+            self.model = AutoModelForCausalLM.from_pretrained(cfg.model, **kwargs)
         if device != "auto":
             self.model.to(device)
         self.model.eval()

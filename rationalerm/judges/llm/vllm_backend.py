@@ -75,7 +75,10 @@ class VLLMBackend(Backend):
         else:
             kwargs["logprobs_mode"] = "processed_logprobs"
         kwargs.update(options.engine_args)
-        self.llm = LLM(**kwargs)
+        from rationalerm.local_models import loading
+
+        with loading(cfg.model, "vllm backend"):
+            self.llm = LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         from vllm.platforms import current_platform
 
