@@ -1,7 +1,8 @@
 """Command line: ``rationalerm run | score | import-metajudge | compare | calibrate``.
 
 Every error the user can cause is a ``RationaleRMError``: it is printed as one ``error:`` line and the
-command exits with code 2. Anything else is a bug and keeps its traceback.
+command exits with code 2. Anything else is a bug and keeps its traceback. ``run`` exits with code 3 when some
+judge calls failed (the run finished; running the same command again retries exactly them), 0 when complete.
 """
 
 from __future__ import annotations
@@ -74,6 +75,10 @@ def run(
     console.print(results_table(m, sort_by, title=f"Rationale consistency — {', '.join(map(str, inputs))}"))
     console.print(f"judged {outcome.judged} pairs, {outcome.cached} from cache; skipped {skipped} bad record(s); "
                   f"wrote {out}/results.jsonl, metrics.json, run.json", highlight=False)
+    failed = outcome.failure_message()
+    if failed:  # an incomplete run: exit 3 (0 = complete, 2 = an error the user can fix)
+        err.print(f"[yellow]{failed}[/yellow]", markup=True, highlight=False)
+        raise typer.Exit(3)
 
 
 @app.command()

@@ -15,12 +15,14 @@ SORT_KEYS = ("model", "precision", "recall", "f1", "ap")
 
 def results_table(metrics: dict[str, Any], sort_by: str = "recall", title: str | None = None) -> Table:
     """Model, Precision, Recall (= Rationale Consistency) with its interval, F1, AP, Valid (of all rows), and
-    Errors (no usable judgement) / Skipped (by rule, e.g. compat's > 10 items) when there are any."""
+    Errors (no usable judgement) / Skipped (by rule, e.g. compat's > 10 items) / Failed (rows with judge calls
+    that got no answer; the next run retries them) when there are any."""
     if sort_by not in SORT_KEYS:
         raise ValueError(f"--sort-by must be one of {', '.join(SORT_KEYS)}")
     models = metrics.get("models", {})
     errors = any(m.get("invalid", {}).get("count", 0) for m in models.values())
     skipped = any(m.get("excluded", 0) for m in models.values())
+    failed = any(m.get("failed", {}).get("rows", 0) for m in models.values())
     table = Table(title=title)
     table.add_column("Model", style="bold")
     for name in ("Precision", "Recall (RC)", "RC 95% CI", "F1", "AP"):
@@ -30,6 +32,8 @@ def results_table(metrics: dict[str, Any], sort_by: str = "recall", title: str |
         table.add_column("Errors", justify="right")
     if skipped:
         table.add_column("Skipped", justify="right")
+    if failed:
+        table.add_column("Failed", justify="right")
     items = list(models.items())
     if sort_by == "model":
         items.sort(key=lambda kv: kv[0].lower())
@@ -49,6 +53,9 @@ def results_table(metrics: dict[str, Any], sort_by: str = "recall", title: str |
             cells.append(f"{inv.get('count', 0)} ({inv.get('rate', 0.0):.1%})")
         if skipped:
             cells.append(str(m.get("excluded", 0)))
+        if failed:
+            f = m.get("failed", {})
+            cells.append(f"{f.get('rows', 0)} ({f.get('pairs', 0)} pairs)")
         table.add_row(*cells)
     return table
 

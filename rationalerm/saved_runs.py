@@ -33,8 +33,11 @@ class SavedRun:
     meta: dict[str, Any]
 
     def matrix(self, key: UnitKey) -> np.ndarray | None:
+        """The unit's score matrix; None when it has none (invalid) or is incomplete (failed pairs)."""
         m = self.rows[key].get("matrix")
-        return None if m is None else np.asarray(m, dtype=float).reshape(len(self.rows[key]["human"]), -1)
+        if m is None or any(x is None for row in m for x in row):
+            return None
+        return np.asarray(m, dtype=float).reshape(len(self.rows[key]["human"]), -1)
 
 
 def versions() -> dict[str, str]:
