@@ -1,8 +1,8 @@
 """SQLite cache of judged pairs and listwise calls, keyed by the judge's fingerprint and the texts.
 
 Good answers are written as they arrive (``CacheWriter``: buffered, committed at least every
-``interval_s`` = 0.5 s and on close, also when the run is interrupted), so a run killed at any point loses at
-most the last fraction of a second of answers; a rerun judges only what is missing. A *failed* pair or list
+``interval_s`` = 0.5 s, at the end of each chunk and on close, also when the run is interrupted), so a run killed
+at any point loses at most the last fraction of a second of answers; a rerun judges only what is missing. A *failed* pair or list
 (DESIGN.md step 4: no answer the judge could score) is never written, so the next run asks again.
 """
 

@@ -1,8 +1,9 @@
 """Filling the score matrices (DESIGN.md step 4): the cache first, the judge for what is missing.
 
 Pairwise judges see each distinct (human item, model item) text pair of the run once; listwise judges each
-distinct grid once. Answers are committed to the cache as they arrive (``CacheWriter``), so an interrupted run
-resumes where it stopped, and the matrices are assembled from the cache's and the judge's answers.
+distinct grid once. Answers are committed to the cache as they arrive (``CacheWriter``: at least every 0.5 s,
+and at the end of each chunk), so an interrupted run resumes where it stopped, and the matrices are assembled
+from the cache's and the judge's answers.
 
 A pair the judge could not score is *failed* (DESIGN.md step 4): its cell is NaN in the matrix (``null`` in
 ``results.jsonl``) and its details say why; a failed list has no matrix and its ``judge_output`` says why.
@@ -86,6 +87,7 @@ def judge_pairwise(
             scores = judge.score_pairs(list(chunk), on_score=on_score)
             for k, score in enumerate(scores):  # a judge that did not stream its answers
                 on_score(k, score)
+            writer.flush()  # a chunk is never lost once judged, however fast the judge
             known.update(zip(chunk, scores))
     failed = Counter(ps.failed for ps in known.values() if ps.failed)
     matrices = [np.zeros((len(u.human), len(u.items))) for u in units]
@@ -119,6 +121,7 @@ def judge_listwise(
             results = judge.judge_lists([t for _, t in chunk], on_result=on_result)
             for k, r in enumerate(results):  # a judge that did not stream its results
                 on_result(k, r)
+            writer.flush()
             known.update((k, r) for (k, _), r in zip(chunk, results))
     failed = Counter(r.failed for r in known.values() if r.failed)
     matrices, infos = [], []
