@@ -1,7 +1,8 @@
 """Command line: ``rationalerm run | score | import-metajudge | report | export | compare | calibrate``.
 
 Every error the user can cause is a ``RationaleRMError``: it is printed as one ``error:`` line and the
-command exits with code 2. Anything else is a bug and keeps its traceback.
+command exits with code 2. Anything else is a bug and keeps its traceback. ``run`` exits with code 3 when some
+judge calls failed (the run finished; running the same command again retries exactly them), 0 when complete.
 """
 
 from __future__ import annotations
@@ -80,6 +81,10 @@ def run(
                   f"wrote {out}/results.jsonl, metrics.json, run.json", highlight=False)
     console.print(f"report: rationalerm report {shlex.quote(str(out))} --out {shlex.quote(str(out / 'report.html'))}",
                   highlight=False, soft_wrap=True)
+    failed = outcome.failure_message()
+    if failed:  # an incomplete run: exit 3 (0 = complete, 2 = an error the user can fix)
+        err.print(f"[yellow]{failed}[/yellow]", markup=True, highlight=False)
+        raise typer.Exit(3)
 
 
 @app.command()

@@ -32,17 +32,26 @@ class Unit:
         return self.sample.models[self.model]
 
     def row(self, w: np.ndarray | None, label_field: str = "label", **extra: Any) -> dict[str, Any]:
-        """The unit's ``results.jsonl`` row before scoring: texts, the matrix (None = invalid judge output), labels."""
+        """The unit's ``results.jsonl`` row before scoring: texts, the matrix (None = invalid judge output; a None
+        cell = a failed pair), labels."""
         s = self.sample
         row: dict[str, Any] = {
             "id": s.id, "domain": s.domain, "model": self.model, "source": f"{s.source}:{s.line}",
             "human": self.human, "items": self.items,
-            "matrix": None if w is None else np.round(w, 6).tolist(),
+            "matrix": None if w is None else _cells(w),
             "labels": {k: v for k, v in s.labels.items()
                        if k.lower() in ("label", label_field.lower(), self.model.lower())},
         }
         row.update(extra)
         return row
+
+
+def _cells(w: np.ndarray) -> list[list[float | None]]:
+    """The matrix as JSON lists, 6 decimals; a NaN cell (a pair the judge could not score) is None."""
+    rounded = np.round(w, 6).tolist()
+    if not np.isnan(w).any():
+        return rounded
+    return [[None if x != x else x for x in row] for row in rounded]
 
 
 def build_units(loaded: LoadResult) -> list[Unit]:

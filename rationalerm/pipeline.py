@@ -35,6 +35,19 @@ class RunOutcome:
     cached: int = 0
     prefilter: dict[str, Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
+    """Judge calls that got no answer the judge could score (distinct pairs, or lists), by reason: never cached,
+    so running the same command again retries exactly them. Empty when the run is complete."""
+    failed_unit: str = "pairs"
+
+    def failure_message(self) -> str | None:
+        """``N pairs failed (reason counts); run the same command again to retry them``, or None if complete."""
+        n = sum(self.failed.values())
+        if not n:
+            return None
+        reasons = ", ".join(f"{kind}: {k}" for kind, k in sorted(self.failed.items(), key=lambda kv: (-kv[1], kv[0])))
+        unit = self.failed_unit if n != 1 else self.failed_unit.rstrip("s")
+        return f"{n} {unit} failed ({reasons}); run the same command again to retry them"
 
 
 def run(
@@ -83,6 +96,7 @@ def run(
     timings["total"] = time.perf_counter() - t0
     write_run(out, inputs=paths, config=cfg.model_dump(mode="json"), rows=rows, metrics=metrics,
               fingerprint=fingerprint, models=loaded.models,
-              process={"judged": filled.judged, "cache_hits": filled.cached,
+              process={"judged": filled.judged, "cache_hits": filled.cached, "failed_pairs": sum(filled.failed.values()),
                        "timings_s": {k: round(v, 3) for k, v in timings.items()}})
-    return RunOutcome(out, rows, metrics, filled.judged, filled.cached, pf_stats, timings)
+    return RunOutcome(out, rows, metrics, filled.judged, filled.cached, pf_stats, timings,
+                      dict(filled.failed), filled.unit)

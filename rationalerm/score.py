@@ -7,6 +7,7 @@ turns the scored rows into ``metrics.json``.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -16,7 +17,9 @@ import numpy as np
 from rationalerm.assign import Match, as_matrix, assign_stack, group_by_shape, mask_below
 
 Compat = Literal["metajudge"] | None
-Status = Literal["valid", "skipped", "error"]
+Status = Literal["valid", "skipped", "error", "failed"]
+"""``valid`` (scored), ``skipped`` (by rule), ``error`` (the judge's answer is unusable: an invalid listwise output),
+``failed`` (some judge call got no answer that could be scored; the next run of the same command retries it)."""
 METRICS = ("precision", "recall", "f1", "ap")
 
 
@@ -28,7 +31,8 @@ class SampleScore:
     ap: float
     pairs: list[Match] = field(default_factory=list)
     excluded: str | None = None
-    """Why the sample does not count (skipped, or an error such as an invalid judge answer); metrics are then 0."""
+    """Why the sample does not count (skipped, an error such as an invalid judge answer, or failed judge calls);
+    metrics are then 0."""
     status: Status = "valid"
 
     @property
@@ -40,7 +44,7 @@ class SampleScore:
 
     @classmethod
     def failed(cls, status: Status, reason: str) -> "SampleScore":
-        """A sample that is not scored: ``skipped`` (by rule) or ``error`` (no usable judgement)."""
+        """A sample that is not scored: ``skipped`` (by rule), ``error`` (no usable judgement) or ``failed``."""
         return cls(0.0, 0.0, 0.0, 0.0, [], excluded=reason, status=status)
 
 
@@ -129,13 +133,18 @@ def score_rows(rows: Sequence[dict[str, Any]], scoring: Any) -> list[SampleScore
     Paper mode scores the row's matrix (None = the judge gave no usable answer: an error). Under
     ``compat: metajudge`` a listwise answer is re-read from its text by the reference's rules (it may be
     valid there and invalid for the strict paper parser, or the reverse); a pairwise matrix gives best picks.
+    In both modes a row with a failed judge call (a None cell, or a failed listwise request) is ``failed``: a
+    None cell is never read as a number.
     """
     compat, min_score = scoring.compat, scoring.min_score
     scores: list[SampleScore | None] = [None] * len(rows)
     todo: list[int] = []
     for k, row in enumerate(rows):
         answer = _answer_text(row)
-        if compat == "metajudge" and answer is not None:
+        failed = failed_cells(row)
+        if failed:
+            scores[k] = SampleScore.failed("failed", _failure_text(row, failed))
+        elif compat == "metajudge" and answer is not None:
             from rationalerm.metajudge import score_answer
 
             scores[k], parsed = score_answer(answer, len(row["human"]), len(row["items"]), min_score)
@@ -172,6 +181,36 @@ def _answer_text(row: dict[str, Any]) -> str | None:
     out = row.get("judge_output")
     raw = out.get("raw") if isinstance(out, dict) else None
     return raw if isinstance(raw, str) else None
+
+
+def failed_cells(row: dict[str, Any]) -> Counter[str]:
+    """The row's (human item, model item) cells the judge could not score, by reason kind (empty: none).
+
+    A pairwise row marks them as None cells (the reason in ``details``); a failed listwise request fails every
+    cell of its grid."""
+    out = row.get("judge_output")
+    if isinstance(out, dict) and out.get("failed"):
+        return Counter({str(out["failed"]): max(1, len(row.get("human") or ()) * len(row.get("items") or ()))})
+    matrix = row.get("matrix")
+    if not isinstance(matrix, list):
+        return Counter()
+    details = row.get("details") if isinstance(row.get("details"), list) else None
+    kinds: Counter[str] = Counter()
+    for i, cells in enumerate(matrix):
+        for j, x in enumerate(cells if isinstance(cells, list) else ()):
+            if x is None:
+                d = details[i][j] if details and i < len(details) and j < len(details[i]) else None
+                kinds[str(d.get("failed") or "failed") if isinstance(d, dict) else "failed"] += 1
+    return kinds
+
+
+def _failure_text(row: dict[str, Any], failed: Counter[str]) -> str:
+    reasons = ", ".join(f"{kind} {n}" for kind, n in sorted(failed.items(), key=lambda kv: (-kv[1], kv[0])))
+    out = row.get("judge_output")
+    if isinstance(out, dict) and out.get("failed"):
+        return f"judge request failed ({out['failed']}): {out.get('error')}; the next run retries it"
+    n = sum(failed.values())
+    return f"{n} pair{'s' if n != 1 else ''} failed ({reasons}); the next run retries them"
 
 
 def _judge_error(row: dict[str, Any]) -> str:
@@ -222,7 +261,8 @@ def corpus_summary(
 def summarize_rows(
     rows: Sequence[dict[str, Any]], scores: Sequence[SampleScore], models: Sequence[str], scoring: object
 ) -> dict[str, object]:
-    """``metrics.json`` body: per model the corpus means, intervals, invalid count and per-domain means.
+    """``metrics.json`` body: per model the corpus means, intervals, invalid count, failed judge calls
+    (``failed``: rows, pairs and pairs by reason) and per-domain means.
 
     ``scores[k]`` is the score of ``rows[k]`` (``score_rows``).
     """
@@ -236,6 +276,11 @@ def summarize_rows(
         summary["n_total"] = len(mine)
         summary["invalid"] = {"count": errors, "rate": errors / len(mine) if mine else 0.0}
         summary["excluded"] = sum(1 for _, s in mine if s.status == "skipped")
+        reasons: Counter[str] = Counter()
+        for r, _ in mine:
+            reasons.update(failed_cells(r))
+        summary["failed"] = {"rows": sum(1 for _, s in mine if s.status == "failed"),
+                             "pairs": sum(reasons.values()), "reasons": dict(sorted(reasons.items()))}
         domains = sorted({str(r["domain"]) for r, _ in mine if r.get("domain") is not None})
         summary["by_domain"] = {
             d: corpus_summary([s for r, s in mine if str(r.get("domain")) == d], **boot) for d in domains

@@ -10,9 +10,15 @@ test knows the intended score of every cell. Per request it may inject a fault i
 - answers that can never be a score: ``nologprobs`` (a 200 without logprobs), ``nolabels`` (top logprobs
   without any label token), ``onelabel`` (only one label token, at logprob -6), ``nan`` (NaN logprobs).
 
+It answers the listwise protocol too (a request with ``max_tokens`` > 1): a valid ``<RESULT_START>`` block that is
+a pure function of the prompt (``intended_listwise``; n and m are read from the prompt's ``R<i>:`` / ``S<j>:``
+lines). The transient faults apply to it as to pairwise requests; ``garbage`` (a 200 whose text is no result
+block) is its never-valid answer; the pairwise-only kinds answer it normally.
+
 ``rate`` is the chance of a fault per request (kinds drawn uniformly, seeded); ``permanent`` is the share of
-prompts (by hash) that get the same never-a-score fault on every attempt. Request loops are bounded by the
-client; the server stops with ``close()``.
+prompts (by hash) that get the same fault (``permanent_kind``, e.g. ``nolabels`` or ``500``) on every attempt;
+``delay_s`` slows every answer down. The settings may be changed between runs (e.g. faults off). Request loops
+are bounded by the client; the server stops with ``close()``.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import hashlib
 import json
 import math
 import random
+import re
 import socket
 import threading
 import time
@@ -32,6 +39,8 @@ LABELS = ("0", "1", "2", "3", "4")
 LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
 TRANSIENT = ("500", "429", "stall", "reset", "truncated", "nochoices")
 NEVER_A_SCORE = ("nologprobs", "nolabels", "onelabel", "nan")
+LISTWISE_INVALID = ("garbage",)
+LIST_LEVELS = ("0.25", "0.50", "0.75", "1.00")
 
 
 def _digest(text: str) -> bytes:
@@ -50,15 +59,37 @@ def intended_score(messages: list[dict[str, str]]) -> float:
     return sum(math.exp(lp) * level for lp, level in zip(intended_logprobs(messages), LEVELS))
 
 
+def intended_listwise(messages: list[dict[str, str]]) -> str:
+    """The listwise answer the server means for this prompt: per human item R_i one pick (S0 or an S_j, with a
+    level), a pure function of the prompt's text."""
+    text = messages[-1]["content"] if messages else ""
+    n = max((int(x) for x in re.findall(r"(?m)^R(\d+): ", text)), default=0)
+    m = max((int(x) for x in re.findall(r"(?m)^S(\d+): ", text)), default=0)
+    d = _digest(json.dumps(messages, sort_keys=True))
+    lines = []
+    for i in range(1, n + 1):
+        j = d[i % 32] % (m + 1)
+        lines.append(f"- R{i}@S{j}: {LIST_LEVELS[d[(i + 7) % 32] % 4] if j else '0.00'}")
+    return "<RESULT_START>\nScores corresponding to claims:\n" + "\n".join(lines) + "\n<RESULT_END>"
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:  # a client that went away (killed, timed out)
+        pass
+
+
 class FaultServer:
     def __init__(self, rate: float = 0.0, kinds: tuple[str, ...] = TRANSIENT + NEVER_A_SCORE,
-                 permanent: float = 0.0, permanent_kind: str = "nolabels", stall_s: float = 3.0, seed: int = 0):
+                 permanent: float = 0.0, permanent_kind: str = "nolabels", stall_s: float = 3.0, seed: int = 0,
+                 delay_s: float = 0.0):
         self.rate, self.kinds, self.permanent, self.permanent_kind = rate, kinds, permanent, permanent_kind
-        self.stall_s = stall_s
+        self.stall_s, self.delay_s = stall_s, delay_s
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
         self.injected: Counter[str] = Counter()
         self.requests = 0
+        self.asked: list[list[dict[str, str]]] = []
+        """The messages of every request, in arrival order."""
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -71,7 +102,7 @@ class FaultServer:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 server.handle(self, body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
@@ -94,7 +125,11 @@ class FaultServer:
 
     def handle(self, h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
         messages = body.get("messages", [])
+        with self.lock:
+            self.asked.append(messages)
         fault = self._fault(messages)
+        if self.delay_s:
+            time.sleep(self.delay_s)
         if fault:
             with self.lock:
                 self.injected[fault] += 1
@@ -110,6 +145,11 @@ class FaultServer:
             h.connection.close()
             h.close_connection = True
             return None
+        if body.get("max_tokens", 1) != 1:  # listwise: one generated answer
+            text = "I cannot follow the format." if fault == "garbage" else intended_listwise(messages)
+            choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop",
+                      "logprobs": None}
+            return self._reply(h, body, fault, choice)
         lps = intended_logprobs(messages)
         top = [{"token": t, "logprob": lp, "bytes": None} for t, lp in zip(LABELS, lps)]
         best = max(range(5), key=lps.__getitem__)
@@ -128,6 +168,10 @@ class FaultServer:
                 entry["logprob"] = float("nan")
         choice = {"index": 0, "message": {"role": "assistant", "content": LABELS[best]}, "finish_reason": "length",
                   "logprobs": logprobs}
+        return self._reply(h, body, fault, choice)
+
+    @staticmethod
+    def _reply(h: BaseHTTPRequestHandler, body: dict[str, Any], fault: str | None, choice: dict[str, Any]) -> None:
         resp = {"id": "x", "object": "chat.completion", "created": 0, "model": body.get("model", "m"),
                 "choices": [] if fault == "nochoices" else [choice],
                 "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11}}

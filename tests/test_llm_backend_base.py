@@ -1,5 +1,6 @@
 """What the Backend base class owns, on a stub engine with the real Qwen tokenizer: per-call settings, the
-context rule (pairwise: a per-prompt error; listwise: an invalid Generation), label ids, the retry loop."""
+context rule (pairwise: a per-prompt error, a failed pair; listwise: an invalid Generation), label ids, streaming
+answers, the retry loop."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import asyncio
 
 import pytest
 
-from rationalerm import JudgeError
 from rationalerm.judges.base import ListTask
 from rationalerm.judges.llm import LLMJudgeConfig, make_llm_judge
 from rationalerm.judges.llm.backend import Backend, GenerateBatch, Generation, LabelBatch
@@ -60,8 +60,11 @@ def test_pairwise_prompt_too_long_is_a_per_prompt_error(tokenizer):
     assert len(backend.batches[0].prompts) == 2 and sum(seen) == 3  # only prompts that fit reach the engine
     assert backend.label_token_ids(LABELS) == [15, 16, 17, 18, 19]  # one way: the local tokenizer
     judge = make_llm_judge(_cfg(), backend)
-    with pytest.raises(JudgeError, match="1 of 2 pairwise prompts could not be scored: prompt of"):
-        judge.score_pairs([("h", "s"), ("h", "word " * 400)])
+    streamed: dict[int, object] = {}
+    ok, failed = judge.score_pairs([("h", "s"), ("h", "word " * 400)], on_score=streamed.__setitem__)
+    assert ok.score is not None and failed.score is None and failed.failed == "prompt too long"  # never a number
+    assert "no room to answer in the model's context of 600 tokens" in failed.detail["error"]
+    assert streamed == {0: ok, 1: failed}  # every answer is handed over once, as it arrives
 
 
 def test_listwise_prompt_too_long_is_an_invalid_generation_and_budgets_fit_the_context(tokenizer):

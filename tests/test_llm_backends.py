@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from rationalerm import JudgeError
 from rationalerm.judges.base import ListJudge, ListTask, PairJudge
 from rationalerm.judges.llm import LEVELS, LLMJudgeConfig, listwise_regex, make_backend, make_llm_judge
 
@@ -198,8 +197,9 @@ def test_vllm_listwise_without_grammar_is_parsed_strictly(tiny_qwen, vllm_backen
 def test_vllm_prompt_longer_than_the_context(tiny_qwen, vllm_backend):
     long = "word " * 5000  # max_model_len is 4096
     judge = make_llm_judge(_cfg(tiny_qwen, backend="vllm"), vllm_backend)
-    with pytest.raises(JudgeError, match="context of 4096 tokens; raise backend.engine_args.max_model_len"):
-        judge.score_pairs([PAIRS[0], (long, "x")])
+    ok, failed = judge.score_pairs([PAIRS[0], (long, "x")])  # a failed pair, never an exception out of the run
+    assert ok.score is not None and failed.score is None and failed.failed == "prompt too long"
+    assert "context of 4096 tokens; raise backend.engine_args.max_model_len" in failed.detail["error"]
     lj = make_llm_judge(_cfg(tiny_qwen, backend="vllm", protocol="listwise", max_retries=0), vllm_backend)
     ok, bad = lj.judge_lists([TASKS[0], ListTask((long,), ("m",))])
     assert ok.valid and not bad.valid and bad.matrix is None and "context of 4096 tokens" in bad.error
@@ -237,8 +237,9 @@ def test_transformers_backend_pairwise_and_listwise(tiny_qwen, hf_backend):
 
 def test_transformers_prompt_longer_than_the_context(tiny_qwen, hf_backend):
     judge = make_llm_judge(_cfg(tiny_qwen, backend="transformers"), hf_backend)
-    with pytest.raises(JudgeError, match="context of 8192 tokens"):  # max_position_embeddings
-        judge.score_pairs([PAIRS[0], ("word " * 9000, "x")])
+    ok, failed = judge.score_pairs([PAIRS[0], ("word " * 9000, "x")])
+    assert ok.score is not None and failed.failed == "prompt too long"
+    assert "context of 8192 tokens" in failed.detail["error"]  # max_position_embeddings
 
 
 # -- the three backends agree --------------------------------------------------------------------------------------

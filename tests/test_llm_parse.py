@@ -8,7 +8,6 @@ import re
 import pytest
 
 from rationalerm.judges.llm import (
-    JudgeError,
     LLMJudgeConfig,
     LLMListJudge,
     LLMPairJudge,
@@ -95,9 +94,29 @@ def test_score_is_probability_weighted_level_renormalised_over_the_five_labels()
     s = score_from_logprobs([math.log(p * 0.01) for p in probs])
     assert s.score == pytest.approx(sum(p * lv for p, lv in zip(probs, LEVELS)))
     assert s.detail["level"] == 1.0 and sum(s.detail["probs"]) == pytest.approx(1.0)
-    assert score_from_logprobs([None, None, 0.0, None, None]).score == 0.5  # unreported labels count as 0
-    with pytest.raises(JudgeError):
-        score_from_logprobs([None] * 5)
+
+
+
+def test_what_can_never_be_a_score_is_a_failed_pair_never_a_number():
+    full = [math.log(p) for p in (0.1, 0.1, 0.2, 0.2, 0.4)]
+    cases = {
+        "no label logprobs": [None] * 5,
+        "missing label logprobs": [None, None, 0.0, None, None],  # one label: never renormalised to probability 1
+        "NaN logprobs": [*full[:4], float("nan")],
+    }
+    for kind, values in cases.items():
+        s = score_from_logprobs(values)
+        assert s.score is None and s.failed == kind and s.detail["failed"] == kind and s.detail["error"], values
+    assert "only 1 of 5 label logprobs" in score_from_logprobs(cases["missing label logprobs"]).detail["error"]
+    assert score_from_logprobs([None, None, -6.0, None, None], unreported_mass=0.99).failed  # the fault's -6 label
+    # -inf is a probability of 0, not a missing value
+    assert score_from_logprobs([-math.inf, -math.inf, 0.0, -math.inf, -math.inf]).score == 0.5
+    # missing labels whose probability is bounded far below the tolerance cannot move the score: kept
+    near = [math.log(0.5), math.log(0.5 - 1e-9), None, None, None]
+    s = score_from_logprobs(near, unreported_mass=1e-9)
+    assert s.score == pytest.approx(0.125, abs=1e-6) and s.detail["missing_labels"] == 3
+    assert score_from_logprobs(near, unreported_mass=1e-2).failed == "missing label logprobs"
+    assert score_from_logprobs(near).failed == "missing label logprobs"  # no bound: every label is needed
 
 
 def test_labels_are_single_tokens_of_the_qwen_tokenizer(tiny_qwen):

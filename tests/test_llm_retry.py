@@ -140,14 +140,14 @@ def test_retries_on_429_and_500_then_succeeds(server, monkeypatch, caplog):
         judge.close()
 
 
-def test_gives_up_after_max_retries(server):
+def test_gives_up_after_max_retries_with_a_failed_pair_naming_the_server(server):
     server.script = [500] * 10
     judge = _judge(server.url, server={"max_retries": 2})
     try:
-        import openai
-
-        with pytest.raises(openai.InternalServerError):
-            judge.score_pairs([("human", "model")])
+        (score,) = judge.score_pairs([("human", "model")])  # never an exception out of the run
+        assert score.score is None and score.failed == "server error"
+        assert server.url in score.detail["error"] and "500" in score.detail["error"]
+        assert "3 attempts" in score.detail["error"]
         assert len(server.requests) == 3
     finally:
         judge.close()
@@ -157,16 +157,27 @@ def test_client_errors_are_not_retried(server):
     server.script = [400]
     judge = _judge(server.url)
     try:
-        import openai
+        (score,) = judge.score_pairs([("human", "model")])
+        assert score.failed == "HTTP 400" and "1 attempt)" in score.detail["error"]
+        assert len(server.requests) == 1
+    finally:
+        judge.close()
 
-        with pytest.raises(openai.BadRequestError):
+
+def test_a_server_that_refuses_the_client_stops_the_run(server):
+    from rationalerm import JudgeError
+
+    server.script = [401]
+    judge = _judge(server.url)
+    try:
+        with pytest.raises(JudgeError, match=r"refused the request \(HTTP 401.*api_key_env"):
             judge.score_pairs([("human", "model")])
         assert len(server.requests) == 1
     finally:
         judge.close()
 
 
-def test_connection_errors_are_retried_with_backoff():
+def test_connection_errors_are_retried_with_backoff_then_the_server_is_taken_as_down():
     import socket
 
     with socket.socket() as s:  # a port nobody listens on
@@ -174,13 +185,21 @@ def test_connection_errors_are_retried_with_backoff():
         port = s.getsockname()[1]
     judge = _judge(f"http://127.0.0.1:{port}/v1", server={"max_retries": 3, "backoff_s": 0.05})
     try:
-        import openai
-
         t0 = time.monotonic()
-        with pytest.raises(openai.APIConnectionError):
-            judge.score_pairs([("human", "model")])
+        (score,) = judge.score_pairs([("human", "model")])
+        assert score.failed == "connection error" and f"127.0.0.1:{port}" in score.detail["error"]
         assert judge.backend.retries == 3
         assert time.monotonic() - t0 >= 0.05 * (1 + 2 + 4)  # exponential backoff
+    finally:
+        judge.close()
+    # a dead server: after breaker_after attempts failed in a row, the rest are failed without being sent
+    judge = _judge(f"http://127.0.0.1:{port}/v1", server={"max_retries": 1, "backoff_s": 0.0, "breaker_after": 3,
+                                                          "concurrency": 1})
+    try:
+        t0 = time.monotonic()
+        scores = judge.score_pairs([(f"h{i}", "m") for i in range(50)])
+        assert [s.failed for s in scores] == ["not sent"] * 50 and time.monotonic() - t0 < 5
+        assert "failed 3 attempts in a row (last: APIConnectionError" in scores[-1].detail["error"]
     finally:
         judge.close()
 

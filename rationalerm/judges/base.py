@@ -52,10 +52,31 @@ JUDGES: Registry[Callable[..., Any]] = Registry("judge type", package="rationale
 
 @dataclass(frozen=True)
 class PairScore:
-    """A judged (human item, model item) pair; ``detail`` is JSON-able (e.g. level probabilities)."""
+    """A judged (human item, model item) pair; ``detail`` is JSON-able (e.g. level probabilities).
 
-    score: float
+    ``score`` is None when the judge could not score the pair (DESIGN.md step 4: a *failed* pair): ``detail`` is
+    then ``{"failed": kind, "error": reason}``. A failed pair is never a number, never cached, and retried by the
+    next run.
+    """
+
+    score: float | None
     detail: dict[str, Any] | None = None
+
+    @classmethod
+    def failure(cls, kind: str, error: str) -> "PairScore":
+        """A pair the judge could not score; ``kind`` is a short reason (counted), ``error`` the full message."""
+        return cls(None, {"failed": kind, "error": error})
+
+    @property
+    def failed(self) -> str | None:
+        """The failure kind, or None for a scored pair."""
+        if self.score is not None:
+            return None
+        return str((self.detail or {}).get("failed") or "failed")
+
+
+PairSink = Callable[[int, PairScore], None]
+"""Called with (index in the batch, score) as each pair's answer arrives (scores and failures alike)."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +98,13 @@ class ListResult:
     attempts: int = 1
     error: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    failed: str | None = None
+    """Set (to a short reason kind) when the request itself failed after its retries: no answer at all. Unlike
+    an invalid answer (cached, counted as an error), a failed list is never cached and the next run retries it."""
+
+
+ListSink = Callable[[int, ListResult], None]
+"""Called with (index in the batch, result) as each list's final result arrives."""
 
 
 @runtime_checkable
@@ -91,7 +119,11 @@ class PairJudge(Protocol):
         do nothing."""
         ...
 
-    def score_pairs(self, pairs: Sequence[tuple[str, str]], progress: Progress | None = None) -> list[PairScore]: ...
+    def score_pairs(self, pairs: Sequence[tuple[str, str]], progress: Progress | None = None,
+                    on_score: PairSink | None = None) -> list[PairScore]:
+        """Scores in pair order; ``on_score`` (when given) gets each one as soon as it is known, so that good
+        answers can be cached as they arrive. A pair that cannot be scored is a failed ``PairScore``."""
+        ...
 
     def close(self) -> None: ...
 
@@ -102,6 +134,7 @@ class ListJudge(Protocol):
 
     def fingerprint(self) -> dict[str, Any]: ...
 
-    def judge_lists(self, tasks: Sequence[ListTask], progress: Progress | None = None) -> list[ListResult]: ...
+    def judge_lists(self, tasks: Sequence[ListTask], progress: Progress | None = None,
+                    on_result: ListSink | None = None) -> list[ListResult]: ...
 
     def close(self) -> None: ...

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from rationalerm.judges.base import JUDGES, JudgeConfig, PairScore, Progress, ProgressFactory, null_progress
+from rationalerm.judges.base import JUDGES, JudgeConfig, PairScore, PairSink, Progress, ProgressFactory, null_progress
 
 
 class EmbeddingJudgeConfig(JudgeConfig):
@@ -123,7 +123,8 @@ class EmbeddingJudge:
         with progress("embedding texts", len(texts)) as advance:
             self.embedder.embed(texts, advance)
 
-    def score_pairs(self, pairs: Sequence[tuple[str, str]], progress: Progress | None = None) -> list[PairScore]:
+    def score_pairs(self, pairs: Sequence[tuple[str, str]], progress: Progress | None = None,
+                    on_score: PairSink | None = None) -> list[PairScore]:
         if not pairs:
             return []
         self.embedder.embed([t for p in pairs for t in p])
@@ -133,7 +134,11 @@ class EmbeddingJudge:
         scores = cosine_to_score(cos, self.cfg.threshold, self.cfg.mapping)
         if progress:
             progress(len(pairs))
-        return [PairScore(float(s), {"cosine": round(float(c), 6)}) for s, c in zip(scores, cos)]
+        out = [PairScore(float(s), {"cosine": round(float(c), 6)}) for s, c in zip(scores, cos)]
+        if on_score:
+            for k, ps in enumerate(out):
+                on_score(k, ps)
+        return out
 
     def close(self) -> None:
         self.embedder._encoder = None

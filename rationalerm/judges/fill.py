@@ -1,32 +1,44 @@
 """Filling the score matrices (DESIGN.md step 4): the cache first, the judge for what is missing.
 
 Pairwise judges see each distinct (human item, model item) text pair of the run once; listwise judges each
-distinct grid once. Work is committed to the cache chunk by chunk, so an interrupted run resumes where it
-stopped, and the matrices are assembled from the cache's and the judge's answers.
+distinct grid once. Answers are committed to the cache as they arrive (``CacheWriter``: at least every 0.5 s,
+and at the end of each chunk), so an interrupted run resumes where it stopped, and the matrices are assembled
+from the cache's and the judge's answers.
+
+A pair the judge could not score is *failed* (DESIGN.md step 4): its cell is NaN in the matrix (``null`` in
+``results.jsonl``) and its details say why; a failed list has no matrix and its ``judge_output`` says why.
+Failures are never cached, so the next run of the same command asks exactly them again; ``Filled.failed``
+counts them (distinct judge calls, by reason).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
 
-from rationalerm.cache import JudgeCache, task_key
-from rationalerm.judges.base import ListJudge, ListTask, PairJudge, PairScore, ProgressFactory
+from rationalerm.cache import CacheWriter, JudgeCache, task_key
+from rationalerm.judges.base import ListJudge, ListResult, ListTask, PairJudge, PairScore, ProgressFactory
 from rationalerm.pairs import Unit, kept_cells
 
 
 @dataclass
 class Filled:
-    """Per unit its score matrix (None: an invalid listwise output) and what goes beside it in its row."""
+    """Per unit its score matrix (None: an invalid or failed listwise output; NaN cells: failed pairs) and what
+    goes beside it in its row."""
 
     matrices: list[np.ndarray | None]
     extras: list[dict[str, Any]]
     """``{"details": per-cell judge details}`` (pairwise) or ``{"judge_output": ...}`` (listwise)."""
     judged: int
     cached: int
+    failed: Counter[str] = field(default_factory=Counter)
+    """Failed judge calls (distinct pairs, or lists) by reason kind; empty when the run is complete."""
+    unit: str = "pairs"
+    """What ``failed`` counts: ``pairs`` or ``lists``."""
 
 
 def fill_matrices(
@@ -35,10 +47,11 @@ def fill_matrices(
 ) -> Filled:
     """Every unit's matrix from ``judge`` (only the cells ``masks`` keep, when given; the rest score 0)."""
     if judge.kind == "listwise":
-        mats, infos, judged, hits = judge_listwise(cast(ListJudge, judge), cache, units, chunk_size, progress)
-        return Filled(mats, [{"judge_output": info} for info in infos], judged, hits)
-    mats_p, details, judged, hits = judge_pairwise(cast(PairJudge, judge), cache, units, masks, chunk_size, progress)
-    return Filled(list(mats_p), [{"details": d} for d in details], judged, hits)
+        mats, infos, judged, hits, failed = judge_listwise(cast(ListJudge, judge), cache, units, chunk_size, progress)
+        return Filled(mats, [{"judge_output": info} for info in infos], judged, hits, failed, "lists")
+    mats_p, details, judged, hits, failed = judge_pairwise(
+        cast(PairJudge, judge), cache, units, masks, chunk_size, progress)
+    return Filled(list(mats_p), [{"details": d} for d in details], judged, hits, failed, "pairs")
 
 
 def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -49,8 +62,9 @@ def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 def judge_pairwise(
     judge: PairJudge, cache: JudgeCache, units: Sequence[Unit], masks: list[np.ndarray] | None,
     chunk_size: int, progress: ProgressFactory,
-) -> tuple[list[np.ndarray], list[list[list[Any]]], int, int]:
-    """Fill every unit's matrix; only pairs missing from the cache reach the judge, chunk by chunk."""
+) -> tuple[list[np.ndarray], list[list[list[Any]]], int, int, Counter[str]]:
+    """Fill every unit's matrix; only pairs missing from the cache reach the judge, chunk by chunk, and each good
+    answer is cached as it arrives. A failed pair's cell is NaN and its detail says why."""
     pairs = list(dict.fromkeys((h, s) for _, _, _, h, s in kept_cells(units, masks)))
     known: dict[tuple[str, str], PairScore] = cache.get_pairs(pairs)
     todo = [p for p in pairs if p not in known]
@@ -58,33 +72,58 @@ def judge_pairwise(
         # The run's whole text set at once (e.g. embedded in one call): batches (and so the floats) then do not
         # depend on where an interrupted run stopped, and a resumed run writes byte-identical files.
         judge.prepare(list(dict.fromkeys(t for p in pairs for t in p)), progress)
-    with progress("judging pairs", len(todo)) as advance:
+    with progress("judging pairs", len(todo)) as advance, CacheWriter(cache) as writer:
         for chunk in _chunks(todo, chunk_size):
-            scores = judge.score_pairs(list(chunk))
-            cache.put_pairs(chunk, scores)
+            arrived: set[int] = set()
+
+            def on_score(k: int, score: PairScore, chunk: Sequence[tuple[str, str]] = chunk,
+                         arrived: set[int] = arrived) -> None:
+                if k in arrived:
+                    return
+                arrived.add(k)
+                writer.add_pair(chunk[k], score)
+                advance(1)
+
+            scores = judge.score_pairs(list(chunk), on_score=on_score)
+            for k, score in enumerate(scores):  # a judge that did not stream its answers
+                on_score(k, score)
+            writer.flush()  # a chunk is never lost once judged, however fast the judge
             known.update(zip(chunk, scores))
-            advance(len(chunk))
+    failed = Counter(ps.failed for ps in known.values() if ps.failed)
     matrices = [np.zeros((len(u.human), len(u.items))) for u in units]
     details: list[list[list[Any]]] = [[[None] * len(u.items) for _ in u.human] for u in units]
     for k, i, j, h, s in kept_cells(units, masks):
         ps = known[(h, s)]
-        matrices[k][i, j], details[k][i][j] = ps.score, ps.detail
-    return matrices, details, len(todo), len(pairs) - len(todo)
+        matrices[k][i, j] = np.nan if ps.score is None else ps.score
+        details[k][i][j] = ps.detail
+    return matrices, details, len(todo), len(pairs) - len(todo), failed
 
 
 def judge_listwise(
     judge: ListJudge, cache: JudgeCache, units: Sequence[Unit], chunk_size: int, progress: ProgressFactory,
-) -> tuple[list[np.ndarray | None], list[dict[str, Any]], int, int]:
+) -> tuple[list[np.ndarray | None], list[dict[str, Any]], int, int, Counter[str]]:
     tasks = [ListTask(tuple(u.human), tuple(u.items), u.sample.extra.get("context")) for u in units]
     unique = list({task_key(t): t for t in tasks}.items())
     known = cache.get_lists([t for _, t in unique])
     todo = [(k, t) for k, t in unique if k not in known]
-    with progress("judging lists", len(todo)) as advance:
+    with progress("judging lists", len(todo)) as advance, CacheWriter(cache) as writer:
         for chunk in _chunks(todo, chunk_size):
-            results = judge.judge_lists([t for _, t in chunk])
-            cache.put_lists([t for _, t in chunk], results)
+            arrived: set[int] = set()
+
+            def on_result(k: int, result: ListResult, chunk: Sequence[tuple[str, ListTask]] = chunk,
+                          arrived: set[int] = arrived) -> None:
+                if k in arrived:
+                    return
+                arrived.add(k)
+                writer.add_list(chunk[k][1], result)
+                advance(1)
+
+            results = judge.judge_lists([t for _, t in chunk], on_result=on_result)
+            for k, r in enumerate(results):  # a judge that did not stream its results
+                on_result(k, r)
+            writer.flush()
             known.update((k, r) for (k, _), r in zip(chunk, results))
-            advance(len(chunk))
+    failed = Counter(r.failed for r in known.values() if r.failed)
     matrices, infos = [], []
     for t in tasks:
         r = known[task_key(t)]
@@ -93,5 +132,8 @@ def judge_listwise(
             w[[i for i, h in enumerate(t.human) if not h], :] = 0.0
             w[:, [j for j, x in enumerate(t.model) if not x]] = 0.0
         matrices.append(w)
-        infos.append({"valid": r.valid, "attempts": r.attempts, "error": r.error, "raw": r.raw})
-    return matrices, infos, len(todo), len(unique) - len(todo)
+        info = {"valid": r.valid, "attempts": r.attempts, "error": r.error, "raw": r.raw}
+        if r.failed:
+            info["failed"] = r.failed
+        infos.append(info)
+    return matrices, infos, len(todo), len(unique) - len(todo), failed

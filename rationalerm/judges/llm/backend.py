@@ -8,10 +8,15 @@ implements only what differs.
   settings (the calling judge's config, so judges with different settings share one engine), applies the
   context rule, and hands the backend's hooks (``_label_logprobs``, ``_generate``) only the prompts that fit.
 - Context rule (the same for every backend that knows its context length, ``context_length()``): a pairwise
-  prompt that leaves no room for the one answer token gets a per-prompt error (``LabelLogprobs.error``; the
-  pairwise judge raises a ``JudgeError`` naming it), and a listwise prompt that leaves no room to generate is
-  an invalid ``Generation`` with an error (recorded invalid, never scored); a listwise generation budget is
-  cut to the room left. A backend without a local tokenizer (the OpenAI client) leaves the limit to its server.
+  prompt that leaves no room for the one answer token gets a per-prompt error (``LabelLogprobs.error``, fault
+  ``prompt too long``: the pairwise judge makes it a *failed* pair), and a listwise prompt that leaves no room to
+  generate is an invalid ``Generation`` with an error (recorded invalid, never scored); a listwise generation
+  budget is cut to the room left. A backend without a local tokenizer (the OpenAI client) leaves the limit to
+  its server.
+- Per-prompt failures never abort a batch: a prompt the engine could not answer (after the retries, for a
+  server) comes back with ``error`` and ``fault`` set (``LabelLogprobs`` / ``Generation``), and the judge records
+  it as failed (DESIGN.md step 4). Answers are handed to ``on_answer`` as they arrive (a streaming hook calls
+  ``batch.answer(k, ...)``; the base delivers whatever the hook did not), so the caller can cache them at once.
 - Label token ids are found one way, ``label_token_ids``: the backend's local tokenizer (``label_tokenizer()``),
   else the backend's remote lookup (``remote_label_ids()``, e.g. a vLLM server's ``/tokenize``), else None.
 - Transient failures (rate limits, server errors, timeouts) are retried with exponential backoff in one loop,
@@ -90,6 +95,9 @@ class Generation:
     completion_tokens: int | None = None
     error: str | None = None
     """Set when the request itself failed or could not be made (e.g. prompt longer than the context)."""
+    fault: str | None = None
+    """Set (a short reason kind) when the request failed with no answer at all (a server that kept failing):
+    the list is then *failed* (retried by the next run), not invalid."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +107,15 @@ class LabelLogprobs:
     values: list[float | None]
     error: str | None = None
     """Set when the prompt could not be scored (e.g. longer than the context); ``values`` are then all None."""
+    fault: str | None = None
+    """With ``error``: a short reason kind (``prompt too long``, ``timeout``, ``server error``, ...), counted."""
+    unreported_mass: float | None = None
+    """An upper bound on the total probability of the labels missing from ``values`` when the backend can bound
+    it (an OpenAI server's full top-k list); None = unknown (then every label must be reported)."""
+
+
+AnswerSink = Callable[[int, Any], None]
+"""Called with (prompt index, answer) as each prompt's answer arrives."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +127,12 @@ class LabelBatch:
     settings: LLMJudgeConfig
     splits: Sequence[Split] | None = None
     token_ids: Sequence[list[int]] | None = None
+    on_answer: AnswerSink | None = None
+
+    def answer(self, k: int, values: list[float | None] | LabelLogprobs) -> None:
+        """Hand prompt ``k``'s answer over as soon as it is known (optional; the base delivers the rest)."""
+        if self.on_answer is not None:
+            self.on_answer(k, values)
 
 
 @dataclass(frozen=True)
@@ -123,6 +146,34 @@ class GenerateBatch:
     seed: int
     settings: LLMJudgeConfig
     token_ids: Sequence[list[int]] | None = None
+    on_answer: AnswerSink | None = None
+
+    def answer(self, k: int, gen: Generation) -> None:
+        """Hand prompt ``k``'s answer over as soon as it is known (optional; the base delivers the rest)."""
+        if self.on_answer is not None:
+            self.on_answer(k, gen)
+
+
+class _Delivery:
+    """Maps a hook's batch indices to the caller's prompt indices and hands each answer over once."""
+
+    def __init__(self, out: list[Any], on_answer: AnswerSink | None, convert: Callable[[Any], Any]) -> None:
+        self.out, self.on_answer, self.convert = out, on_answer, convert
+        self.fit: list[int] = []
+
+    def put(self, i: int, answer: Any) -> None:
+        if self.out[i] is not None:
+            return
+        self.out[i] = answer = self.convert(answer)
+        if self.on_answer is not None:
+            self.on_answer(i, answer)
+
+    def from_batch(self, k: int, answer: Any) -> None:
+        self.put(self.fit[k], answer)
+
+
+def _as_label_logprobs(x: list[float | None] | LabelLogprobs) -> LabelLogprobs:
+    return x if isinstance(x, LabelLogprobs) else LabelLogprobs(list(x))
 
 
 class Backend(ABC):
@@ -181,22 +232,25 @@ class Backend(ABC):
         *,
         settings: LLMJudgeConfig | None = None,
         splits: Sequence[Split] | None = None,
+        on_answer: Callable[[int, LabelLogprobs], None] | None = None,
     ) -> list[LabelLogprobs]:
         """For each prompt, the next-token log-probability (or logit) of each label, in prompt order.
 
         ``splits`` is an optional tokenisation hint (see ``encode_chats``). A prompt too long for the context
-        gets an error instead of values (and counts as done for ``progress``).
+        gets an error instead of values (and counts as done for ``progress``). ``on_answer(i, answer)`` gets
+        every prompt's answer once, as soon as it is known.
         """
         if not prompts:
             return []
         c = self.settings(settings)
         ids = self.encode(prompts, c, splits)
         out: list[LabelLogprobs | None] = [None] * len(prompts)
+        sink = _Delivery(out, on_answer, _as_label_logprobs)
         for i, x in enumerate(ids or ()):
             error = self._too_long(len(x), 1)
             if error:
-                out[i] = LabelLogprobs([None] * len(labels), error)
-        fit = [i for i, r in enumerate(out) if r is None]
+                sink.put(i, LabelLogprobs([None] * len(labels), error, fault="prompt too long"))
+        sink.fit = fit = [i for i, r in enumerate(out) if r is None]
         if progress and len(fit) < len(prompts):
             progress(len(prompts) - len(fit))
         if fit:
@@ -204,9 +258,10 @@ class Backend(ABC):
                 [prompts[i] for i in fit], tuple(labels), c,
                 [splits[i] for i in fit] if splits is not None else None,
                 [ids[i] for i in fit] if ids is not None else None,
+                on_answer=sink.from_batch,
             )
-            for i, values in zip(fit, self._label_logprobs(batch, progress), strict=True):
-                out[i] = LabelLogprobs(values)
+            for k, values in enumerate(self._label_logprobs(batch, progress)):
+                sink.from_batch(k, values)
         return [r for r in out if r is not None]
 
     def generate(
@@ -218,11 +273,13 @@ class Backend(ABC):
         temperature: float,
         seed: int,
         settings: LLMJudgeConfig | None = None,
+        on_answer: Callable[[int, Generation], None] | None = None,
     ) -> list[Generation]:
         """Free (or regex-constrained) generation, one answer per prompt, in prompt order.
 
         A prompt too long to generate anything is an invalid ``Generation`` with an error; the others get
-        ``max_tokens`` or the room the context leaves, whichever is smaller.
+        ``max_tokens`` or the room the context leaves, whichever is smaller. ``on_answer(i, generation)`` gets
+        every prompt's answer once, as soon as it is known.
         """
         if not prompts:
             return []
@@ -230,33 +287,40 @@ class Backend(ABC):
         ids = self.encode(prompts, c)
         limit = self.context_length() if ids is not None else None
         out: list[Generation | None] = [None] * len(prompts)
+        sink = _Delivery(out, on_answer, lambda g: g)
         budget: dict[int, int] = {}
         for i in range(len(prompts)):
             n = len(ids[i]) if ids is not None else 0
             error = self._too_long(n, 1) if ids is not None else None
             if error:
-                out[i] = Generation("", None, n, 0, error=error)
+                sink.put(i, Generation("", None, n, 0, error=error))
             else:
                 budget[i] = min(max_tokens, limit - n) if limit is not None else max_tokens
-        fit = list(budget)
+        sink.fit = fit = list(budget)
         if fit:
             batch = GenerateBatch(
                 [prompts[i] for i in fit], [regexes[i] for i in fit] if regexes is not None else None,
                 [budget[i] for i in fit], temperature, seed, c,
                 [ids[i] for i in fit] if ids is not None else None,
+                on_answer=sink.from_batch,
             )
-            for i, gen in zip(fit, self._generate(batch), strict=True):
-                out[i] = gen
+            for k, gen in enumerate(self._generate(batch)):
+                sink.from_batch(k, gen)
         return [g for g in out if g is not None]
 
     # -- hooks -------------------------------------------------------------------------------------------------
     @abstractmethod
-    def _label_logprobs(self, batch: LabelBatch, progress: Progress | None) -> list[list[float | None]]:
-        """Label log-probabilities of each prompt of ``batch`` in order; report finished prompts to ``progress``."""
+    def _label_logprobs(
+        self, batch: LabelBatch, progress: Progress | None
+    ) -> Sequence[list[float | None] | LabelLogprobs]:
+        """Label log-probabilities of each prompt of ``batch`` in order (a ``LabelLogprobs`` with ``error`` and
+        ``fault`` for a prompt that could not be answered); report finished prompts to ``progress``. A hook may
+        hand answers over early with ``batch.answer(k, ...)``."""
 
     @abstractmethod
     def _generate(self, batch: GenerateBatch) -> list[Generation]:
-        """One answer per prompt of ``batch``, in order."""
+        """One answer per prompt of ``batch``, in order (``fault`` set where the request failed); a hook may hand
+        answers over early with ``batch.answer(k, gen)``."""
 
     def context_length(self) -> int | None:
         """Tokens of context (prompt + answer) the model accepts; None = unknown here (the server decides)."""
@@ -294,8 +358,8 @@ class Backend(ABC):
                 delay = self.retry_after(exc)
                 if delay is None:
                     delay = self.backoff_s * (2**attempt) * (1.0 + 0.25 * random.random())
-                log.warning("request failed (%s), retry %d/%d in %.2fs",
-                            type(exc).__name__, attempt + 1, self.max_retries, delay)
+                log.info("request failed (%s), retry %d/%d in %.2fs",
+                         type(exc).__name__, attempt + 1, self.max_retries, delay)
                 self.retries += 1
                 attempt += 1
                 await asyncio.sleep(delay)

@@ -4,6 +4,9 @@ An output is valid only if it has exactly one ``<RESULT_START>`` ... ``<RESULT_E
 ``- Rx@Sy: score`` for every human item x = 1..n, with 0 <= y <= m (``S0`` = no match) and 0 <= score <= 1,
 and the generation was not cut off. Anything else is invalid: it is retried ``max_retries`` times and then
 recorded as invalid (``ListResult.valid = False``, no matrix), never turned into a score.
+
+A request that got no answer at all (a server that kept failing after the backend's retries) is different: the
+list is *failed* (``ListResult.failed``), not invalid; it is never cached and the next run asks again.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rationalerm.judges.base import ListResult, ListTask, Progress
+from rationalerm.judges.base import ListResult, ListSink, ListTask, Progress
 from rationalerm.judges.llm.backend import Backend, Generation
 from rationalerm.judges.llm.config import LLMJudgeConfig
 from rationalerm.judges.llm.prompts import judge_fingerprint, listwise_messages, listwise_template
@@ -114,55 +117,64 @@ class LLMListJudge:
         return judge_fingerprint(self.cfg, "listwise", retry_temperature=c.retry_temperature, max_tokens=c.max_tokens,
                                  max_retries=c.max_retries, grammar=self.use_grammar, **extra)
 
-    def judge_lists(self, tasks: Sequence[ListTask], progress: Progress | None = None) -> list[ListResult]:
+    def judge_lists(self, tasks: Sequence[ListTask], progress: Progress | None = None,
+                    on_result: ListSink | None = None) -> list[ListResult]:
+        """One result per task, in order; ``on_result`` gets each final result as soon as it is known."""
         results: list[ListResult | None] = [None] * len(tasks)
+
+        def final(i: int, result: ListResult) -> None:
+            results[i] = result
+            if on_result is not None:
+                on_result(i, result)
+            if progress:
+                progress(1)
+
         pending: list[int] = []
         for i, t in enumerate(tasks):
             if not t.human or not t.model:  # nothing to ask: an empty row set or an all-zero matrix
-                results[i] = ListResult(matrix=[[0.0] * len(t.model) for _ in t.human], valid=True, attempts=0)
+                final(i, ListResult(matrix=[[0.0] * len(t.model) for _ in t.human], valid=True, attempts=0))
             else:
                 pending.append(i)
-        if progress and len(pending) < len(tasks):
-            progress(len(tasks) - len(pending))
         template = listwise_template(self.cfg)
         messages = {i: listwise_messages(tasks[i].human, tasks[i].model, self.cfg.prompt_version, template)
                     for i in pending}
         regexes = {i: listwise_regex(len(tasks[i].human), len(tasks[i].model)) for i in pending} if self.use_grammar else {}
-        last: dict[int, tuple[Generation, ParsedList]] = {}
         lw = self.cfg.listwise
         for attempt in range(lw.max_retries + 1):
             if not pending:
                 break
             temperature = self.cfg.temperature if attempt == 0 else max(self.cfg.temperature, lw.retry_temperature)
-            gens = self.backend.generate(
-                [messages[i] for i in pending],
-                regexes=[regexes[i] for i in pending] if self.use_grammar else None,
-                max_tokens=lw.max_tokens,
-                temperature=temperature,
-                seed=self.cfg.seed + attempt,
-                settings=self.cfg,
-            )
+            asked = pending
             still: list[int] = []
-            done = 0
-            for i, gen in zip(pending, gens):
+
+            def arrived(k: int, gen: Generation, attempt: int = attempt, asked: list[int] = asked,
+                        still: list[int] = still) -> None:
+                i = asked[k]
+                if gen.fault:  # no answer at all: failed, not invalid (never cached, retried by the next run)
+                    final(i, ListResult(None, False, attempts=attempt + 1, error=gen.error, failed=gen.fault,
+                                        detail={"finish_reason": None}))
+                    return
                 t = tasks[i]
                 parsed = (
                     ParsedList(None, gen.error)
                     if gen.error
                     else parse_listwise(gen.text, len(t.human), len(t.model), gen.finish_reason)
                 )
-                last[i] = (gen, parsed)
-                if self._acceptable(gen, parsed):
-                    results[i] = self._result(gen, parsed, attempt + 1)
-                    done += 1
-                elif attempt == lw.max_retries:
-                    results[i] = self._result(gen, parsed, attempt + 1)
-                    done += 1
+                if self._acceptable(gen, parsed) or attempt == lw.max_retries:
+                    final(i, self._result(gen, parsed, attempt + 1))
                 else:
                     still.append(i)
-            if progress and done:
-                progress(done)
-            pending = still
+
+            self.backend.generate(
+                [messages[i] for i in asked],
+                regexes=[regexes[i] for i in asked] if self.use_grammar else None,
+                max_tokens=lw.max_tokens,
+                temperature=temperature,
+                seed=self.cfg.seed + attempt,
+                settings=self.cfg,
+                on_answer=arrived,
+            )
+            pending = sorted(still)  # the order of arrival never changes the next attempt's batch
         return _fill(results)
 
     def _acceptable(self, gen: Generation, parsed: ParsedList) -> bool:

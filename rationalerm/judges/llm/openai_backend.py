@@ -1,8 +1,20 @@
 """Backend for any OpenAI-compatible chat server (e.g. ``vllm serve``).
 
 Async client on a private event-loop thread, bounded concurrency (a semaphore), per-request timeouts,
-and retries with exponential backoff on 429, 5xx, timeouts and connection errors (``Retry-After`` honoured;
-the loop is ``Backend.call_with_retries``). With ``structured_outputs`` (a vLLM server) the pairwise answer is
+and retries with exponential backoff on 429, 5xx, timeouts, connection errors and malformed bodies (a body
+that is not JSON, fails the API schema, or has no ``choices``) (``Retry-After`` honoured; the loop is
+``Backend.call_with_retries``).
+
+A request that still fails after ``max_retries`` (or is rejected, e.g. HTTP 400) never raises out of the run:
+its prompt comes back with an error naming the server and the last error, and the judge records a *failed*
+pair (or list). An answer without logprobs is failed too (never the argmax of the answer text). Only a server
+that refuses the client itself (401, 403, 404: wrong key, URL or model) stops the run with a ``JudgeError``.
+After ``breaker_after`` attempts in a row failed (timeouts, connection errors, 5xx, malformed bodies; rate
+limits aside) with no answer from the server between them, the server is taken as down: the rest of the run's
+prompts are failed without being sent (``not sent``), so a dead server ends the run in seconds, not hours; the
+next run retries them.
+
+With ``structured_outputs`` (a vLLM server) the pairwise answer is
 restricted to the five label tokens (``allowed_token_ids``) and their logprobs are asked for by id
 (``logprob_token_ids``); listwise outputs are forced into the result grammar (``structured_outputs: {regex: ...}``).
 The API key is read from the environment variable the config names and is never logged. The server applies
@@ -13,7 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import logging
+import math
 import os
 import threading
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,7 +39,7 @@ from pydantic import Field
 from rationalerm.errors import JudgeError
 from rationalerm.judges.base import Progress
 from rationalerm.judges.llm.backend import BACKENDS, Backend, BackendConfig, GenerateBatch, Generation
-from rationalerm.judges.llm.backend import LabelBatch, Messages
+from rationalerm.judges.llm.backend import LabelBatch, LabelLogprobs, Messages
 
 if TYPE_CHECKING:
     from rationalerm.judges.llm.config import LLMJudgeConfig
@@ -33,7 +47,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+FATAL_STATUS = frozenset({401, 403, 404})
+"""The server refuses the client itself (key, URL, model name): no request can succeed, the run stops."""
 MAX_RETRY_AFTER_S = 60.0
+TOP_LOGPROBS = 20
+
+
+class MalformedResponse(Exception):
+    """A 200 whose body is not a usable chat completion (e.g. an empty ``choices`` list): transient, retried."""
+
+
+class NotSent(Exception):
+    """The server failed too many requests in a row: the remaining prompts are failed without being sent."""
 
 
 class OpenAIBackendConfig(BackendConfig):
@@ -44,8 +69,15 @@ class OpenAIBackendConfig(BackendConfig):
     api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the key (never logged)")
     concurrency: int = Field(32, ge=1, description="requests in flight")
     timeout_s: float = Field(120.0, gt=0)
-    max_retries: int = Field(5, ge=0, description="retries of a request on 429 / 5xx / timeouts / connection errors")
+    max_retries: int = Field(5, ge=0, description="retries of a request on 429 / 5xx / timeouts / connection errors "
+                             "/ malformed bodies; after them the pair is failed (retried by the next run)")
     backoff_s: float = Field(0.5, ge=0)
+    breaker_after: int | None = Field(
+        None, ge=1,
+        description="attempts failing in a row (timeouts, connection errors, 5xx, malformed bodies; not 429) that "
+        "mark the server down: the run's other prompts are then failed without being sent (default: "
+        "max(32, 4 x concurrency))",
+    )
     structured_outputs: bool = Field(
         True,
         description="the server is vLLM: send structured_outputs (listwise grammar) and allowed_token_ids / "
@@ -56,14 +88,39 @@ class OpenAIBackendConfig(BackendConfig):
 
 
 def retryable(exc: BaseException) -> bool:
-    """Whether an OpenAI client error is worth retrying (rate limit, server error, timeout, connection)."""
+    """Whether an OpenAI client error is worth retrying (rate limit, server error, timeout, connection, a
+    malformed body)."""
     import openai
 
     if isinstance(exc, (openai.APIConnectionError, openai.APITimeoutError)):
         return True
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code in RETRY_STATUS or exc.status_code >= 500
-    return False
+    return isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError, MalformedResponse))
+
+
+def fault_kind(exc: BaseException) -> str:
+    """A short, countable name of a failed request's last error."""
+    import openai
+
+    if isinstance(exc, NotSent):
+        return "not sent"
+    if isinstance(exc, openai.APITimeoutError):
+        return "timeout"
+    if isinstance(exc, openai.APIConnectionError):
+        return "connection error"
+    if isinstance(exc, openai.APIStatusError):
+        if exc.status_code == 429:
+            return "rate limited"
+        return "server error" if exc.status_code >= 500 else f"HTTP {exc.status_code}"
+    if isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError, MalformedResponse)):
+        return "malformed response"
+    return type(exc).__name__
+
+
+def _describe(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
 
 
 def _retry_after(exc: BaseException) -> float | None:
@@ -76,6 +133,22 @@ def _retry_after(exc: BaseException) -> float | None:
         return min(float(value), MAX_RETRY_AFTER_S) if value is not None else None
     except ValueError:
         return None
+
+
+def _unreported_mass(values: Sequence[float | None], top: Sequence[float]) -> float | None:
+    """An upper bound on the total probability of the labels missing from ``values`` (0 when none is missing):
+    each is at most the smallest entry of a full top-k list, and together at most what the list leaves of 1.
+    None when it cannot be bounded (then the answer needs every label)."""
+    missing = sum(v is None for v in values)
+    if not missing:
+        return 0.0
+    finite = [lp for lp in top if lp is not None and math.isfinite(lp) and lp <= 0.0]
+    if not finite or len(finite) < len(top):
+        return None
+    bounds = [max(0.0, 1.0 - sum(math.exp(lp) for lp in finite))]
+    if len(finite) >= TOP_LOGPROBS:  # a full top-k list: a missing label is below its last entry
+        bounds.append(missing * math.exp(min(finite)))
+    return min(bounds)
 
 
 class _LoopThread:
@@ -106,6 +179,11 @@ class OpenAIBackend(Backend):
         self.server: OpenAIBackendConfig = cfg.backend  # type: ignore[assignment]
         self.supports_grammar = bool(self.server.structured_outputs)
         self.max_retries, self.backoff_s = self.server.max_retries, self.server.backoff_s
+        self.breaker_after = self.server.breaker_after or max(32, 4 * self.server.concurrency)
+        self._streak = 0
+        """Attempts failed in a row (transient failures, rate limits aside) since the server last answered."""
+        self._down: str | None = None
+        """Set once ``breaker_after`` attempts failed in a row: why the server is taken as down."""
         self._loop = _LoopThread()
         api_key = os.environ.get(self.server.api_key_env) or "EMPTY"
         self._sem: asyncio.Semaphore | None = None
@@ -132,17 +210,71 @@ class OpenAIBackend(Backend):
         async def bounded() -> T:
             assert self._sem is not None
             async with self._sem:
-                return await make()
+                if self._down is not None:
+                    raise NotSent(self._down)
+                try:
+                    resp = await make()
+                except Exception as exc:
+                    self._note_failure(exc)
+                    raise
+                self._streak = 0
+                return resp
 
         return await self.call_with_retries(bounded)
 
-    def _run_all(self, coros: list[Awaitable[T]], progress: Progress | None) -> list[T]:
+    def _note_failure(self, exc: BaseException) -> None:
+        """Count an attempt that failed for the breaker: transient failures other than rate limits (the server
+        is down or broken); any answer from the server (a success, or e.g. HTTP 400) resets the count."""
+        import openai
+
+        if isinstance(exc, openai.RateLimitError):  # up, asking to slow down: neither up nor down for the count
+            return
+        if not self.should_retry(exc):  # the server answered (e.g. HTTP 400 for this prompt): it is up
+            self._streak = 0
+            return
+        self._streak += 1
+        if self._down is None and self._streak >= self.breaker_after:
+            self._down = (f"not sent: the server at {self.server.base_url} failed {self._streak} attempts in a row "
+                          f"(last: {_describe(exc)})")
+            log.warning("%s; failing the remaining prompts without sending them", self._down)
+
+    async def _answer(self, make: Callable[[], Awaitable[T]]) -> T | tuple[str, str]:
+        """``_call``, but a request that still fails is ``(fault kind, message naming the server)``, not an
+        exception; only a server that refuses the client (``FATAL_STATUS``) raises ``JudgeError``."""
+        url = self.server.base_url
+        try:
+            return await self._call(make)
+        except Exception as exc:  # noqa: BLE001 - every failure of one request is that prompt's, except fatal ones
+            import openai
+
+            if isinstance(exc, NotSent):
+                return "not sent", str(exc)
+            if isinstance(exc, openai.APIStatusError) and exc.status_code in FATAL_STATUS:
+                raise JudgeError(f"the server at {url} refused the request (HTTP {exc.status_code}: "
+                                 f"{_describe(exc)}); check backend.base_url, backend.api_key_env and judge.model "
+                                 f"({self.cfg.model!r})") from exc
+            tries = self.max_retries + 1 if self.should_retry(exc) else 1
+            return fault_kind(exc), f"{url}: {_describe(exc)} ({tries} attempt{'s' if tries > 1 else ''})"
+
+    async def _create(self, **kw: Any) -> Any:
+        """One chat completion whose body has at least one choice (else ``MalformedResponse``, retried)."""
+        resp = await self.client.chat.completions.create(**kw)
+        choices = getattr(resp, "choices", None)
+        if not choices or getattr(choices[0], "message", None) is None:
+            raise MalformedResponse("the answer has no choices" if not choices else "the choice has no message")
+        return resp
+
+    def _run_all(self, coros: list[Awaitable[T]], progress: Progress | None,
+                 on_answer: Callable[[int, T], None] | None = None) -> list[T]:
+        """Run the requests concurrently; each result goes to ``on_answer`` (in this thread) as it arrives."""
         futures = [self._loop.submit(c) for c in coros]
         index = {f: i for i, f in enumerate(futures)}
         out: list[Any] = [None] * len(futures)
         try:
             for f in concurrent.futures.as_completed(futures):
                 out[index[f]] = f.result()
+                if on_answer is not None:
+                    on_answer(index[f], out[index[f]])
                 if progress:
                     progress(1)
         except BaseException:
@@ -196,7 +328,7 @@ class OpenAIBackend(Backend):
             raise JudgeError("a pairwise label is not a single token in the server's tokenizer")
         return [t[0] for t in toks]
 
-    def _label_logprobs(self, batch: LabelBatch, progress: Progress | None) -> list[list[float | None]]:
+    def _label_logprobs(self, batch: LabelBatch, progress: Progress | None) -> list[LabelLogprobs]:
         c, labels = batch.settings, batch.labels
         ids = self.label_token_ids(labels) if self.server.structured_outputs else None
         extra = self._extra(c)
@@ -208,35 +340,40 @@ class OpenAIBackend(Backend):
         if ids is not None:
             by_token.update({f"token_id:{t}": k for k, t in enumerate(ids)})
 
-        async def one(messages: Messages) -> list[float | None]:
-            resp = await self._call(
-                lambda: self.client.chat.completions.create(
+        url = self.server.base_url
+
+        async def one(messages: Messages) -> LabelLogprobs:
+            resp = await self._answer(
+                lambda: self._create(
                     model=self.cfg.model,
                     messages=messages,
                     max_tokens=1,
                     temperature=0.0,
                     seed=c.seed,
                     logprobs=True,
-                    top_logprobs=20,
+                    top_logprobs=TOP_LOGPROBS,
                     extra_body=extra,
                 )
             )
-            values: list[float | None] = [None] * len(labels)
+            if isinstance(resp, tuple):
+                return LabelLogprobs([None] * len(labels), resp[1], fault=resp[0])
             choice = resp.choices[0]
             content = choice.logprobs.content if choice.logprobs and choice.logprobs.content else []
-            if content:
-                for entry in content[0].top_logprobs or []:
-                    k = by_token.get(entry.token)
-                    if k is not None and values[k] is None:
-                        values[k] = entry.logprob
-                k = by_token.get(content[0].token)
+            if not content:  # never the answer text's argmax: that is not the probability-weighted score
+                return LabelLogprobs([None] * len(labels), f"{url}: the answer (text {choice.message.content!r}) has "
+                                     "no logprobs; the server must return logprobs", fault="no logprobs")
+            values: list[float | None] = [None] * len(labels)
+            top = content[0].top_logprobs or []
+            for entry in top:
+                k = by_token.get(entry.token)
                 if k is not None and values[k] is None:
-                    values[k] = content[0].logprob
-            elif choice.message.content in by_token:  # a server without logprobs: the answer itself
-                values[by_token[choice.message.content]] = 0.0
-            return values
+                    values[k] = entry.logprob
+            k = by_token.get(content[0].token)
+            if k is not None and values[k] is None:
+                values[k] = content[0].logprob
+            return LabelLogprobs(values, unreported_mass=_unreported_mass(values, [e.logprob for e in top]))
 
-        return self._run_all([one(m) for m in batch.prompts], progress)
+        return self._run_all([one(m) for m in batch.prompts], progress, batch.answer)
 
     def _generate(self, batch: GenerateBatch) -> list[Generation]:
         async def one(k: int) -> Generation:
@@ -244,8 +381,8 @@ class OpenAIBackend(Backend):
             if batch.regexes is not None:
                 extra["structured_outputs"] = {"regex": batch.regexes[k]}
             extra.update(self.server.extra_body)
-            resp = await self._call(
-                lambda: self.client.chat.completions.create(
+            resp = await self._answer(
+                lambda: self._create(
                     model=self.cfg.model,
                     messages=batch.prompts[k],
                     max_tokens=batch.max_tokens[k],
@@ -254,6 +391,8 @@ class OpenAIBackend(Backend):
                     extra_body=extra,
                 )
             )
+            if isinstance(resp, tuple):
+                return Generation("", None, error=resp[1], fault=resp[0])
             choice = resp.choices[0]
             usage = resp.usage
             return Generation(
@@ -263,7 +402,7 @@ class OpenAIBackend(Backend):
                 usage.completion_tokens if usage else None,
             )
 
-        return self._run_all([one(k) for k in range(len(batch.prompts))], None)
+        return self._run_all([one(k) for k in range(len(batch.prompts))], None, batch.answer)
 
     def close(self) -> None:
         if self._loop.loop.is_closed():

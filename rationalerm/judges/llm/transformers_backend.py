@@ -114,6 +114,7 @@ class TransformersBackend(Backend):
                 logprobs = torch.log_softmax(logits.float(), dim=-1)[:, label_ids].cpu().tolist()
             for i, row in zip(group, logprobs):
                 out[i] = list(row)
+                batch.answer(i, out[i])
             if progress:
                 progress(len(group))
         return out

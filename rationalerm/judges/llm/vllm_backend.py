@@ -156,6 +156,7 @@ class VLLMBackend(Backend):
                     lps = res.outputs[0].logprobs
                     first = lps[0] if lps else {}
                     out[i] = [first[t].logprob if t in first else None for t in label_ids]
+                    batch.answer(i, out[i])  # e.g. cached at once, not when the whole batch is done
                     finished += 1
                 if progress and finished:
                     progress(finished)
