@@ -26,8 +26,8 @@ def test_models_found_case_insensitively_and_items_stripped(tmp_path: Path) -> N
     # a blank item keeps its position (DESIGN.md "Empty and blank items") and is reported as a warning
     assert s.human == ["R1", "R2", ""] and s.models["Qwen"] == ["S1", "S2"] and s.labels == {"Qwen": 1}
     assert [str(w) for w in res.warnings] == [f"{p}:1: 'human-checklist' item 2 is blank: it keeps its position and is never matched"]
-    named = load_samples(p, models=["llama"])
-    assert named.models == ["llama"] and list(named.samples[0].models) == ["llama"]
+    named = load_samples(p, models=["llama"])  # the data's spelling, whatever --models says (issue 14)
+    assert named.models == ["LLAMA"] and list(named.samples[0].models) == ["LLAMA"]
     with pytest.raises(LoadError, match="no '<model>-checklist' key"):
         load_samples(p, models=["gpt"])
 

@@ -427,8 +427,10 @@ def _encode_shared_head(
     if any(not c or c[0].isspace() for c in contents):
         return None
     head_ids, tail_ids = token_batch(tokenizer, [head, tail])
+    # A split is used only at a seam no pre-tokeniser merges across: its first part ends a line and the second
+    # starts with a non-space (pairwise_split: "...S:\n" + '"item"'); the sample check below is a second guard.
     if splits is not None and len(splits) == len(prompts) and all(
-        a + b == c and (not b or not b[0].isspace()) for (a, b), c in zip(splits, contents)
+        a + b == c and a.endswith("\n") and (not b or not b[0].isspace()) for (a, b), c in zip(splits, contents)
     ):
         parts: dict[str, list[int]] = {}
         for (a, b) in splits:
