@@ -137,10 +137,12 @@ def test_interrupted_run_resumes_to_identical_output(
     assert len(ids) == len(set(ids)) == 60
 
 
-def kill_repeatedly(args: list[str], db: Path, kills: int, seed: int, timeout_s: float = 900) -> int:
+def kill_repeatedly(args: list[str], db: Path, ref: Path, kills: int, seed: int, timeout_s: float = 900) -> int:
     """Start the run, wait until the cache gains a commit, kill -9 at a random moment soon after; repeat.
 
-    Returns how many kills landed while the run was still working (a run that finishes first is not killed)."""
+    Returns how many kills landed while the run was still working (a run that finishes first is not killed).
+    A kill can land after the last commit, while the outputs are being written: an output that exists then
+    must be whole (written atomically), never a prefix."""
     rng = random.Random(seed)
     landed = 0
     deadline = time.time() + timeout_s
@@ -157,7 +159,9 @@ def kill_repeatedly(args: list[str], db: Path, kills: int, seed: int, timeout_s:
         proc.wait(timeout=60)
         if proc.returncode == -signal.SIGKILL:
             landed += 1
-            assert not (db.parent / "results.jsonl").exists()  # killed mid-run: nothing half-written
+            for name in ("results.jsonl", "metrics.json"):  # killed mid-run: nothing half-written
+                written = db.parent / name
+                assert not written.exists() or written.read_bytes() == (ref / name).read_bytes(), name
     return landed
 
 
@@ -168,7 +172,7 @@ def kill_resume_and_compare(tmp_path: Path, run_args: list[str], ref: Path, kill
     while landed < kills:
         out = tmp_path / f"out{k}"
         args = [*run_args, "--out", str(out)]
-        got = kill_repeatedly(args, out / "cache.sqlite", kills=kills - landed, seed=seed + k)
+        got = kill_repeatedly(args, out / "cache.sqlite", ref, kills=kills - landed, seed=seed + k)
         assert got > 0 or k == 0, "the run finishes before any kill can land"
         landed, k = landed + got, k + 1
         cli(*args)
