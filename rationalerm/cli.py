@@ -1,4 +1,4 @@
-"""Command line: ``rationalerm run | score | import-metajudge | report | export | compare | calibrate``.
+"""Command line: ``rationalerm run | score | import-metajudge | report | export | compare | calibrate | train``.
 
 Every error the user can cause is a ``RationaleRMError``: it is printed as one ``error:`` line and the
 command exits with code 2. Anything else is a bug and keeps its traceback. ``run`` exits with code 3 when some
@@ -17,6 +17,9 @@ from rich.console import Console
 
 from rationalerm.config import load_config
 from rationalerm.errors import ConfigError, RationaleRMError
+from rationalerm.train import Recipe
+
+_RECIPE = Recipe()  # the defaults of `rationalerm train` (the measured recipe, benchmarks/RESULTS.md)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Rationale consistency of LLM judges and reward models, on local hardware (MetaJudge).")
@@ -47,7 +50,7 @@ def run(
     models: Annotated[Optional[list[str]], typer.Option("--models", "-m", help="Evaluated models (repeatable); default: every '<model>-checklist' key.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Stop at the first bad record instead of skipping it.")] = False,
     cache: Annotated[Optional[Path], typer.Option("--cache", help="SQLite judge cache (default: OUT/cache.sqlite).")] = None,
-    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Embedding judge: cosine threshold.")] = None,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Embedding judge: cosine threshold; cross-encoder: probability threshold.")] = None,
     min_score: Annotated[Optional[float], typer.Option("--min-score", help="Mask scores below this before the assignment.")] = None,
     max_model_items: Annotated[Optional[int], typer.Option("--max-model-items", help="Cut each model list to its first k items before matching (paper: 5).")] = None,
     compat: Annotated[Optional[str], typer.Option("--compat", help="'metajudge': reproduce the public reference script.")] = None,
@@ -66,8 +69,8 @@ def run(
     try:
         cfg = load_config(config, overrides)
         if threshold is not None:
-            if cfg.judge.type != "embedding":
-                raise ConfigError("--threshold applies to the embedding judge only")
+            if cfg.judge.type not in ("embedding", "cross-encoder"):
+                raise ConfigError("--threshold applies to the embedding and cross-encoder judges only")
             cfg = load_config(config, {**overrides, "judge.threshold": threshold})
         with rich_progress(err) as progress:
             outcome = run_pipeline(inputs, cfg, out, progress=progress, log=lambda m: err.print(m, highlight=False))
@@ -252,6 +255,73 @@ def calibrate(
             write_json(json_out, result)
     except RationaleRMError as e:
         _fail(str(e))
+
+
+@app.command()
+def train(
+    labels: Annotated[list[Path], typer.Argument(help="Human pair labels (JSONL or Parquet: {human, item, label 0/1 or in [0, 1]}) and/or run directories of any judge (distillation: every judged cell is a soft label).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the trained CrossEncoder and its training.json.")],
+    base: Annotated[Optional[str], typer.Option("--base", help="Base encoder: a local sentence-transformers/HF folder or a hub name (default: packaged all-MiniLM-L6-v2).")] = None,
+    epochs: Annotated[float, typer.Option("--epochs", help="Passes over the training pairs (fractions allowed).")] = _RECIPE.epochs,
+    lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate (linear warm-up, then linear decay).")] = _RECIPE.lr,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Pairs per optimizer step.")] = _RECIPE.batch_size,
+    max_length: Annotated[int, typer.Option("--max-length", help="Tokens per (human, item) pair; longer pairs are truncated.")] = _RECIPE.max_length,
+    pos_weight: Annotated[str, typer.Option("--pos-weight", help="Weight of the positive term of the loss: 'auto' (negatives / positives) or a number (1 = none).")] = str(_RECIPE.pos_weight),
+    val_fraction: Annotated[float, typer.Option("--val-fraction", help="Share of human items held out (with all their pairs) for validation and the threshold.")] = _RECIPE.val_fraction,
+    max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Stop after this many optimizer steps (overrides --epochs).")] = None,
+    precision: Annotated[str, typer.Option("--precision", help="auto (bf16 autocast where the CPU/GPU has bf16 units), bf16 or fp32.")] = _RECIPE.precision,
+    threshold: Annotated[str, typer.Option("--threshold", help="The judge's default threshold on the calibrated probability, or 'best-f1' (the validation best-F1 one).")] = str(_RECIPE.threshold),
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the split, the initialisation and the batches.")] = _RECIPE.seed,
+    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available).")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for torch (default: torch's choice).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing model folder at --out.")] = False,
+) -> None:
+    """Fit a cross-encoder matcher on human pair labels or on a judge's run (distillation)."""
+    import os
+
+    # Idle OpenMP threads sleep instead of spinning: 2.5-3x faster training on a CPU shared with other jobs.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from rationalerm.train import LabelError, TrainError, read_labels, training_progress, training_table
+    from rationalerm.train import train as fit
+
+    try:
+        pw: float | str = "auto" if pos_weight == "auto" else float(pos_weight)
+    except ValueError:
+        _fail(f"--pos-weight must be 'auto' or a number, not {pos_weight!r}")
+        return
+    try:
+        thr: float | str = "best-f1" if threshold == "best-f1" else float(threshold)
+    except ValueError:
+        _fail(f"--threshold must be a number in [0, 1) or 'best-f1', not {threshold!r}")
+        return
+    if not 0.0 <= val_fraction < 1.0:
+        _fail("--val-fraction must be in [0, 1)")
+    try:
+        label_set = read_labels(labels)
+        recipe = Recipe(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, pos_weight=pw,
+                        max_steps=max_steps, val_fraction=val_fraction, seed=seed, precision=precision,
+                        threshold=thr)
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        err.print(f"{len(label_set.pairs)} labelled pairs from {', '.join(map(str, labels))}"
+                  + (f" ({label_set.duplicates} duplicates merged)" if label_set.duplicates else "")
+                  + ("; skipped: " + ", ".join(f"{v} {k}" for k, v in label_set.skipped.items()) if label_set.skipped else ""),
+                  highlight=False)
+        with training_progress(err) as progress:
+            result = fit(label_set, out, base=base, recipe=recipe, device=device, overwrite=overwrite,
+                         progress=progress, log=lambda m: err.print(m, highlight=False))
+    except (LabelError, TrainError, ConfigError, ValueError, OSError) as e:
+        _fail(str(e))
+        return
+    card = result.card
+    console.print(f"trained on {card['data']['train_pairs']} pairs, validated on {card['data']['val_pairs']} "
+                  f"({card['split']['val_human_items']} held-out human items); {card['recipe']['steps']} steps in "
+                  f"{card['timing']['train_s']:.0f}s on {card['device']}", highlight=False, soft_wrap=True)
+    console.print(training_table(card))
+    console.print(f"wrote {out} (CrossEncoder + training.json); use it with: judge: {{type: cross-encoder, model: {out}}}",
+                  highlight=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -318,3 +318,18 @@ def load_argkp(split: Split, path: str | Path) -> ArgKP:
         pairs += p
         tasks += t
     return ArgKP(split=split, path=root, pairs=pairs, tasks=tasks)
+
+
+def label_records(data: ArgKP, undecided: float | None = None) -> list[dict[str, object]]:
+    """Training labels for ``rationalerm train``: key point = human, argument = item, the crowd label.
+
+    ``undecided``: also emit every unlabelled (key point, argument) cell of a topic-stance group, with this
+    label. ArgKP leaves out the pairs its annotators were undecided on (15-60% said "match"); the KPA-2021
+    strict metric counts them as no match, the relaxed one as a match.
+    """
+    rows: list[dict[str, object]] = [{"human": p.key_point, "item": p.argument, "label": p.label} for p in data.pairs]
+    if undecided is not None:
+        for t in data.tasks:
+            for i, j in zip(*np.nonzero(np.isnan(t.gold))):
+                rows.append({"human": t.key_points[i], "item": t.arguments[j], "label": undecided})
+    return rows
