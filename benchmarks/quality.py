@@ -2,11 +2,15 @@
 """Matcher quality on real human labels (IBM Debater ArgKP, see ../shared/data/README.md).
 
 For each matcher (embedding with the packaged default model, embedding with any local sentence-transformers
-model passed by path, the LLM judge on any local model passed by path) it reports, against the crowd labels:
+model passed by path, the LLM judge on any local model passed by path, a cross-encoder trained by
+``rationalerm train``) it reports, against the crowd labels:
 
 - **pairwise**: ROC AUC, the best-threshold F1 (with the threshold, precision and recall there) and Cohen's
   kappa at that threshold, beside the base rate; plus F1/kappa at a fixed threshold (``--threshold``).
-  Embedding matchers are scored on raw cosine (thresholds in cosine units), the LLM on its [0, 1] score.
+  Embedding matchers are scored on raw cosine (thresholds in cosine units), the LLM on its [0, 1] score,
+  a cross-encoder on its probability; "default" is the matcher's own threshold (a cross-encoder's training.json).
+- **KPA-2021 Track 1 mAP** (strict and relaxed), the shared task's own metric, reproduced exactly from its
+  script (``kpa_track1_map``); official only over all cells of the full split (``kpa_map.official``).
 - **assignment**: per (topic, stance) task, the key points play the human checklist and the arguments the
   model items; the judge's score matrix goes through ``rationalerm.assign.assign`` (one-to-one max-weight
   matching, zero scores never matched) and the matched pairs that carry a human label are compared with the
@@ -25,6 +29,7 @@ run costs exactly one judge call per labelled pair. Every matcher in one run use
 Examples::
 
     python benchmarks/quality.py --split dev --out runs/quality-dev.json
+    python benchmarks/quality.py --split dev --train-cross-encoder runs/ce-argkp --markdown   # train, time, evaluate
     python benchmarks/quality.py --split dev --max-pairs 300 --assign-cells labelled \
         --llm ~/.cache/rationalerm/qwen2.5-coder-0.5b-instruct --llm-backend vllm \
         --llm-engine-arg max_model_len=2048 --out runs/quality-qwen.json
@@ -46,6 +51,9 @@ import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Idle OpenMP threads sleep instead of spinning: on a CPU shared with other jobs, torch's spinning threads
+# made cross-encoder training 2.5-3x slower (measured, see RESULTS.md).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 if __package__ in (None, ""):  # run as a script from a checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -208,6 +216,68 @@ def prefilter_recall(tasks: Sequence[MatchTask], cosines: Sequence[np.ndarray], 
     return out
 
 
+def _pandas_descending_order(scores: np.ndarray) -> np.ndarray:
+    """The row order of pandas ``DataFrame.sort_values(col, ascending=False)`` (default quicksort, no NaN).
+
+    pandas' ``nargsort`` reverses the values, argsorts them with ``kind="quicksort"`` and reverses the result;
+    doing the same here keeps the KPA reference's order of tied scores (which decides the top-50% cut).
+    """
+    idx = np.arange(len(scores))[::-1]
+    return idx[np.asarray(scores, dtype=float)[::-1].argsort(kind="quicksort")][::-1]
+
+
+def kpa_track1_map(tasks: Sequence[MatchTask], scores: Sequence[np.ndarray], top_percentile: float = 0.5) -> dict[str, Any]:
+    """KPA-2021 shared task, Track 1 (key-point matching): mAP strict and relaxed, as the task's own script.
+
+    Reproduces ``code/track_1_kp_matching.py`` of github.com/IBM/KPA_2021_shared_task (commit 2f5e2d5): each
+    argument is paired with its best-scoring key point of its topic and stance (the first key point in file
+    order on ties, as ``max`` over the submitted dict does); per topic-stance group the top
+    ``int(len * 0.5)`` pairs by score are kept (pandas' quicksort order on ties); AP over them
+    (``sklearn.metrics.average_precision_score``) with unlabelled pairs counted as no match (strict) or match
+    (relaxed), times the share of positives among the kept pairs (the script's ``ap_retrieval``); the mean
+    over groups. ``scores[t]`` is task t's key point x argument score matrix; ``-inf`` marks a cell the
+    matcher did not score (never chosen while another key point has a score).
+    """
+    from sklearn.metrics import average_precision_score
+
+    groups = []
+    for task, w in zip(tasks, scores):
+        w = np.asarray(w, dtype=float)
+        if w.shape != task.gold.shape:
+            raise ValueError(f"matrix shape {w.shape} != task shape {task.gold.shape} ({task.topic}, {task.stance})")
+        n_args = w.shape[1]
+        if n_args == 0 or w.shape[0] == 0:
+            continue
+        best = np.argmax(w, axis=0)  # first maximum = first key point in file order
+        cols = np.arange(n_args)
+        best_score = w[best, cols]
+        # An argument with no scored key point is the script's "dummy" pair: score 0 for the cut, label 0,
+        # then score 0.99 among the kept pairs.
+        dummy = ~np.isfinite(best_score)
+        best_score = np.where(dummy, 0.0, best_score)
+        gold = np.where(dummy, 0.0, task.gold[best, cols])
+        top = int(n_args * top_percentile)
+        keep = _pandas_descending_order(best_score)[:top]
+        kept_score = np.where(dummy[keep], 0.99, best_score[keep])
+        row: dict[str, Any] = {"topic": task.topic, "stance": task.stance, "arguments": n_args, "kept": top,
+                               "labelled_kept": int((~np.isnan(gold[keep])).sum())}
+        for variant, fill in (("strict", 0.0), ("relaxed", 1.0)):
+            y = np.nan_to_num(gold[keep], nan=fill).astype(int)
+            if top == 0:
+                row[variant] = float("nan")
+                continue
+            import warnings
+
+            with warnings.catch_warnings():  # a group with no positive in its top half scores 0, as in the script
+                warnings.simplefilter("ignore")
+                ap = float(average_precision_score(y_true=y, y_score=kept_score))
+            row[variant] = ap * int(y.sum()) / top
+        groups.append(row)
+    return {"strict": float(np.mean([g["strict"] for g in groups])) if groups else float("nan"),
+            "relaxed": float(np.mean([g["relaxed"] for g in groups])) if groups else float("nan"),
+            "groups": groups}
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Running matchers
 # ----------------------------------------------------------------------------------------------------------
@@ -247,8 +317,13 @@ def _fill(cells: Cells, value: dict[tuple[str, str], float], missing: float) -> 
 
 
 def evaluate_matcher(name: str, kind: str, judge: Any, cells: Cells, *, fixed_threshold: float,
-                     min_score: float, bootstrap: int = 0, seed: int = 0, load_s: float | None = None) -> dict[str, Any]:
-    """Judge every needed pair once, then compute pairwise, assignment and (embedding) prefilter metrics.
+                     min_score: float, bootstrap: int = 0, seed: int = 0, load_s: float | None = None,
+                     default_threshold: float | None = None) -> dict[str, Any]:
+    """Judge every needed pair once, then compute pairwise, KPA mAP, assignment and (embedding) prefilter metrics.
+
+    Rankings (AUC, best F1, KPA mAP) use the matcher's raw scale: the cosine for embeddings, the sigmoid
+    probability for cross-encoders, the [0, 1] score for LLM judges. ``default_threshold`` (on that scale) is
+    the matcher's own decision threshold (embedding ``threshold``, the cross-encoder's training.json one).
 
     One throw-away pair is judged first so that lazy model loading and engine warm-up stay out of the
     throughput figure (they are reported as ``load_s``).
@@ -263,21 +338,25 @@ def evaluate_matcher(name: str, kind: str, judge: Any, cells: Cells, *, fixed_th
     elapsed = time.perf_counter() - t0
     score = {p: float(r.score) for p, r in zip(pairs, results)}
     cosine = {p: float((r.detail or {})["cosine"]) for p, r in zip(pairs, results)} if kind == "embedding" else None
+    prob = {p: float((r.detail or {})["prob"]) for p, r in zip(pairs, results)} if kind == "cross-encoder" else None
 
-    # Pairwise: labelled pairs; embedding on raw cosine.
-    ranking = cosine if cosine is not None else score
+    # Pairwise: labelled pairs; embedding on raw cosine, cross-encoder on its probability.
+    ranking = cosine if cosine is not None else prob if prob is not None else score
     labels, values = [], []
     for ti, i, j in cells.pair_rows:
         t = cells.tasks[ti]
         labels.append(int(t.gold[i, j]))
         values.append(ranking[(t.key_points[i], t.arguments[j])])
     pairwise = pair_metrics(labels, values, fixed_threshold, bootstrap=bootstrap, seed=seed)
-    pairwise["scale"] = "cosine" if cosine is not None else "score"
+    pairwise["scale"] = "cosine" if cosine is not None else "probability" if prob is not None else "score"
+    if default_threshold is not None and pairwise.get("best") is not None:
+        pairwise["default"] = binary_at(labels, values, default_threshold)
 
     matrices = _fill(cells, score, 0.0)
     result: dict[str, Any] = {
         "name": name, "kind": kind, "fingerprint": _fingerprint(judge),
         "pairwise": pairwise,
+        "kpa_map": kpa_track1_map(cells.tasks, _fill(cells, ranking, -np.inf)),
         "assignment": assignment_metrics(cells.tasks, matrices, min_score=min_score),
         "timing": {"pairs_judged": len(pairs), "seconds": elapsed, "load_s": load_s,
                    "pairs_per_s": len(pairs) / elapsed if elapsed else None},
@@ -303,11 +382,11 @@ def _short_name(path: str) -> str:
     return f"{p.parent.name}/{p.name}" if p.name.lower() in {"model", "models", "snapshot", "main"} else p.name
 
 
-def _parse_engine_args(items: Sequence[str]) -> dict[str, Any]:
+def _parse_engine_args(items: Sequence[str], option: str = "--llm-engine-arg") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
-            raise SystemExit(f"--llm-engine-arg expects KEY=VALUE, got {item!r}")
+            raise SystemExit(f"{option} expects KEY=VALUE, got {item!r}")
         k, v = item.split("=", 1)
         try:
             out[k] = json.loads(v)
@@ -332,6 +411,25 @@ def _auc_cell(pw: dict[str, Any]) -> str:
     return _fmt(pw.get("auc")) + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
 
+SUMMARY_COLUMNS = ("matcher", "scale", "AUC", "F1@best", "kappa@best", "default thr", "kappa@default",
+                   "KPA mAP strict", "KPA mAP relaxed", "train time")
+
+
+def summary_rows(report: dict[str, Any]) -> list[list[str]]:
+    """One row per matcher: ranking quality, agreement at the matcher's own threshold, KPA-2021 Track 1 mAP."""
+    rows = []
+    training = report.get("training") or {}
+    for m in report["matchers"]:
+        pw = m["pairwise"]
+        best, default = pw.get("best") or {}, pw.get("default") or {}
+        kpa = m.get("kpa_map") or {}
+        trained = training and m["name"] == f"cross-encoder:{_short_name(training['out'])}"
+        rows.append([m["name"], pw["scale"], _fmt(pw.get("auc")), _fmt(best.get("f1")), _fmt(best.get("kappa")),
+                     _fmt(default.get("threshold")), _fmt(default.get("kappa")), _fmt(kpa.get("strict")),
+                     _fmt(kpa.get("relaxed")), f"{training['wall_s'] / 60:.1f} min" if trained else "-"])
+    return rows
+
+
 def print_tables(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -342,6 +440,12 @@ def print_tables(report: dict[str, Any]) -> None:
         f"ArgKP {d['split']}: {d['pairs']} labelled pairs ({d['matches']} matches, base rate {d['base_rate']:.3f}), "
         f"{d['tasks']} topic-stance tasks, assignment cells: {d['assign_cells']}"
     )
+    t = Table(title="Summary (KPA mAP: KPA-2021 shared task, Track 1)")
+    for col in SUMMARY_COLUMNS:
+        t.add_column(col, justify="left" if col in ("matcher", "scale") else "right")
+    for row in summary_rows(report):
+        t.add_row(*row)
+    console.print(t)
     t = Table(title="Pairwise agreement with human labels")
     for col in ("matcher", "scale", "AUC [95% CI]", "best thr", "F1@best", "P@best", "R@best", "kappa@best",
                 f"F1@{report['config']['threshold']}", f"kappa@{report['config']['threshold']}", "pairs/s"):
@@ -381,7 +485,9 @@ def print_tables(report: dict[str, Any]) -> None:
 def markdown_tables(report: dict[str, Any]) -> str:
     """The same tables as GitHub markdown (for benchmarks/RESULTS.md)."""
     thr = report["config"]["threshold"]
-    lines = ["| matcher | scale | AUC [95% CI] | best thr | F1@best | P@best | R@best | kappa@best | "
+    lines = ["| " + " | ".join(SUMMARY_COLUMNS) + " |", "|---|---|" + "---:|" * (len(SUMMARY_COLUMNS) - 2)]
+    lines += ["| " + " | ".join(row) + " |" for row in summary_rows(report)]
+    lines += ["", "| matcher | scale | AUC [95% CI] | best thr | F1@best | P@best | R@best | kappa@best | "
              f"F1@{thr} | kappa@{thr} | pairs/s |", "|---|---|" + "---:|" * 9]
     for m in report["matchers"]:
         pw, best, fixed = m["pairwise"], m["pairwise"].get("best") or {}, m["pairwise"].get("fixed") or {}
@@ -426,6 +532,51 @@ def _jsonable(x: Any) -> Any:
 # ----------------------------------------------------------------------------------------------------------
 
 
+def train_on_argkp(out: str, split: str, data_path: str | None, recipe: dict[str, Any] | None, base: str | None,
+                   max_pairs: int | None, seed: int, log: Any, undecided: float | None = None) -> dict[str, Any]:
+    """Train a cross-encoder on the ArgKP train labels (``rationalerm.train``, its default recipe unless told).
+
+    ``undecided``: also train on the unlabelled (annotators undecided) pairs of each group, with this label.
+    """
+    from rationalerm.datasets.argkp import label_records
+    from rationalerm.train import LabelSet, PairLabel, Recipe, train
+
+    if split != "dev":
+        raise SystemExit("--train-cross-encoder trains on ArgKP train and evaluates on dev: use --split dev")
+    data = load_argkp("train", data_path or default_argkp_path()).sample(max_pairs, seed)  # type: ignore[arg-type]
+    rows = label_records(data, undecided)
+    labels = LabelSet([PairLabel(str(r["human"]), str(r["item"]), float(r["label"]), f"argkp-train:{k + 1}")  # type: ignore[arg-type]
+                       for k, r in enumerate(rows)], [f"{data.path} (train{', undecided=' + str(undecided) if undecided is not None else ''})"], ["labels"])
+    rec = Recipe(**(recipe or {}))
+    last = [0.0]
+
+    def progress(step: int, total: int, loss: float) -> None:
+        now = time.perf_counter()
+        if step == total or now - last[0] > 30:
+            last[0] = now
+            log(f"[quality] training: step {step}/{total}, loss {loss:.4f}")
+
+    log(f"[quality] training a cross-encoder on ArgKP train ({len(labels.pairs)} pairs) into {out} ...")
+    t0 = time.perf_counter()
+    res = train(labels, out, base=base, recipe=rec, overwrite=True, progress=progress, log=log)
+    wall = time.perf_counter() - t0
+    card = res.card
+    log(f"[quality] trained in {wall:.0f}s (optimizer steps {card['timing']['train_s']:.0f}s)")
+    import torch
+
+    return {"out": str(out), "wall_s": wall, "train_s": card["timing"]["train_s"], "device": card["device"],
+            "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+            "load_average_start": _load_average(), "recipe": card["recipe"], "data": card["data"],
+            "validation": card["validation"], "threshold": card["threshold"], "base_model": card["base_model"]}
+
+
+def _load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def run(
     *,
     split: str = "dev",
@@ -444,10 +595,17 @@ def run(
     min_score: float = 0.0,
     assign_cells: str = "all",
     bootstrap: int = 200,
+    cross_encoders: Sequence[str] = (),
+    train_cross_encoder: str | None = None,
+    train_recipe: dict[str, Any] | None = None,
+    train_base: str | None = None,
+    train_max_pairs: int | None = None,
+    train_undecided: float | None = None,
     log: Any = print,
 ) -> dict[str, Any]:
     from rationalerm.judges.embedding import EmbeddingJudge, EmbeddingJudgeConfig
     from rationalerm.judges.llm import LLMJudgeConfig
+    from rationalerm.judges.cross_encoder import CrossEncoderJudgeConfig
 
     if assign_cells not in ("all", "labelled"):
         raise ValueError("assign_cells must be all or labelled")
@@ -466,6 +624,11 @@ def run(
         "matchers": [],
     }
 
+    if train_cross_encoder:
+        report["training"] = train_on_argkp(train_cross_encoder, split, data_path, train_recipe, train_base,
+                                            train_max_pairs, seed, log, train_undecided)
+        cross_encoders = [train_cross_encoder, *cross_encoders]
+
     specs: list[tuple[str, str, Any]] = []
     if default_embedding:
         specs.append(("embedding:all-MiniLM-L6-v2 (default)", "embedding", EmbeddingJudgeConfig(threshold=embedding_threshold)))
@@ -483,21 +646,33 @@ def run(
         if llm_batch_size:
             cfg_kwargs["batch_size"] = llm_batch_size
         specs.append((f"llm:{_short_name(path)} ({llm_backend})", "llm", LLMJudgeConfig(**cfg_kwargs)))
+    for path in cross_encoders:
+        specs.append((f"cross-encoder:{_short_name(path)}", "cross-encoder", CrossEncoderJudgeConfig(model=str(path))))
 
     for name, kind, cfg in specs:
         log(f"[quality] {name}: judging {len(cells.unique_pairs())} pairs ...")
         t0 = time.perf_counter()
+        default_threshold = None
         if kind == "embedding":
             judge = EmbeddingJudge(cfg)
+            default_threshold = cfg.threshold
+        elif kind == "cross-encoder":
+            from rationalerm.judges.cross_encoder import CrossEncoderJudge
+
+            judge = CrossEncoderJudge(cfg)
+            default_threshold = judge.threshold
         else:
             from rationalerm.judges.llm import make_llm_judge
 
             judge = make_llm_judge(cfg)
         try:
             res = evaluate_matcher(name, kind, judge, cells, fixed_threshold=threshold, min_score=min_score,
-                                   bootstrap=bootstrap, seed=seed, load_s=time.perf_counter() - t0)
+                                   bootstrap=bootstrap, seed=seed, load_s=time.perf_counter() - t0,
+                                   default_threshold=default_threshold)
         finally:
             judge.close()
+        # The shared task's metric needs every (argument, key point) cell of every group scored.
+        res["kpa_map"]["official"] = assign_cells == "all" and max_pairs is None
         log(f"[quality] {name}: load {res['timing']['load_s']:.1f}s, judging {res['timing']['seconds']:.1f}s")
         report["matchers"].append(res)
     return report
@@ -527,6 +702,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-score", type=float, default=0.0, help="assignment floor (scores below are never matched)")
     ap.add_argument("--assign-cells", choices=["all", "labelled"], default="all")
     ap.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the AUC interval (0: none)")
+    ap.add_argument("--cross-encoder", action="append", default=[], metavar="DIR",
+                    help="a trained cross-encoder folder (rationalerm train --out), repeatable")
+    ap.add_argument("--train-cross-encoder", default=None, metavar="DIR",
+                    help="first train a cross-encoder on ArgKP train (rationalerm's default recipe) into DIR, timed, "
+                    "then evaluate it on --split dev beside the other matchers")
+    ap.add_argument("--train-arg", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a training recipe field (epochs, lr, batch_size, max_length, pos_weight, ...)")
+    ap.add_argument("--train-base", default=None, help="base encoder for --train-cross-encoder (default: packaged MiniLM)")
+    ap.add_argument("--train-max-pairs", type=int, default=None, help="train on a label-stratified subsample")
+    ap.add_argument("--train-undecided", type=float, default=None, metavar="LABEL",
+                    help="also train on the unlabelled (annotators undecided) pairs of ArgKP train, with this label")
     ap.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
     ap.add_argument("--markdown", action="store_true", help="print the tables as markdown instead of rich tables")
     args = ap.parse_args(argv)
@@ -540,7 +726,9 @@ def main(argv: list[str] | None = None) -> int:
                  llm_batch_size=args.llm_batch_size, llm_dtype=args.llm_dtype,
                  embedding_threshold=args.embedding_threshold, threshold=args.threshold,
                  min_score=args.min_score, assign_cells=args.assign_cells, bootstrap=args.bootstrap,
-                 log=log)
+                 cross_encoders=args.cross_encoder, train_cross_encoder=args.train_cross_encoder,
+                 train_recipe=_parse_engine_args(args.train_arg, "--train-arg"), train_base=args.train_base,
+                 train_max_pairs=args.train_max_pairs, train_undecided=args.train_undecided, log=log)
     report["command"] = " ".join(["python", "benchmarks/quality.py", *(argv if argv is not None else sys.argv[1:])])
     if args.markdown:
         print(markdown_tables(report), end="")
