@@ -557,6 +557,7 @@ def train_on_argkp(out: str, split: str, data_path: str | None, recipe: dict[str
             log(f"[quality] training: step {step}/{total}, loss {loss:.4f}")
 
     log(f"[quality] training a cross-encoder on ArgKP train ({len(labels.pairs)} pairs) into {out} ...")
+    load_start = _load_average()
     t0 = time.perf_counter()
     res = train(labels, out, base=base, recipe=rec, overwrite=True, progress=progress, log=log)
     wall = time.perf_counter() - t0
@@ -566,7 +567,8 @@ def train_on_argkp(out: str, split: str, data_path: str | None, recipe: dict[str
 
     return {"out": str(out), "wall_s": wall, "train_s": card["timing"]["train_s"], "device": card["device"],
             "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-            "load_average_start": _load_average(), "recipe": card["recipe"], "data": card["data"],
+            "load_average_start": load_start, "load_average_end": _load_average(), "recipe": card["recipe"],
+            "data": card["data"],
             "validation": card["validation"], "threshold": card["threshold"], "base_model": card["base_model"]}
 
 
