@@ -12,6 +12,7 @@ from rationalerm.config import RunConfig, load_config  # noqa: E402
 from rationalerm.errors import ConfigError, JudgeError, LoadError, OutputError, RationaleRMError  # noqa: E402
 from rationalerm.load import LoadResult, Sample, load_samples  # noqa: E402
 from rationalerm.score import SampleScore, bootstrap_mean, corpus_summary, score_matrices, score_sample  # noqa: E402
+from rationalerm.train import LabelSet, Recipe, read_labels  # noqa: E402
 
 
 if TYPE_CHECKING:
@@ -25,8 +26,16 @@ def run(inputs: str | Path | list[str | Path], cfg: RunConfig, out_dir: str | Pa
     return _run(inputs, cfg, out_dir, **kwargs)
 
 
+def train(labels: LabelSet, out_dir: str | Path, **kwargs: Any) -> Any:
+    """Fit a cross-encoder matcher (``rationalerm.train.train``); torch and the trainer load only when called."""
+    from rationalerm.train import train as _train
+
+    return _train(labels, out_dir, **kwargs)
+
+
 __all__ = [
-    "ConfigError", "JudgeError", "LoadError", "LoadResult", "OutputError", "RationaleRMError", "RunConfig", "Sample",
+    "ConfigError", "JudgeError", "LabelSet", "LoadError", "LoadResult", "OutputError", "RationaleRMError", "Recipe",
+    "RunConfig", "Sample",
     "SampleScore", "__version__", "assign", "best_pick", "bootstrap_mean", "corpus_summary", "load_config",
-    "load_samples", "run", "score_matrices", "score_sample",
+    "load_samples", "read_labels", "run", "score_matrices", "score_sample", "train",
 ]

@@ -15,9 +15,9 @@ CHECK = (
     "import {module}, sys\n"
     "from rationalerm.judges import JUDGES\n"
     "from rationalerm.judges.llm import BACKENDS\n"
-    "assert JUDGES.names() == ['embedding', 'llm'], JUDGES.names()\n"
+    "assert JUDGES.names() == ['cross-encoder', 'embedding', 'llm'], JUDGES.names()\n"
     "assert BACKENDS.names() == ['openai', 'transformers', 'vllm'], BACKENDS.names()\n"
-    "heavy = [m for m in ('vllm', 'torch', 'openai', 'sentence_transformers') if m in sys.modules]\n"
+    "heavy = [m for m in ('vllm', 'torch', 'openai', 'sentence_transformers', 'datasets') if m in sys.modules]\n"
     "assert {light} is False or not heavy, heavy\n"
 )
 
