@@ -6,13 +6,14 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.helpers.runs import cached_pairs
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "rationales.jsonl"
@@ -86,16 +87,6 @@ def _big_corpus(path: Path, n: int) -> None:
             f.write(json.dumps(rec) + "\n")
 
 
-def _cached_pairs(db: Path) -> int:
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(db, timeout=1) as con:
-            return con.execute("SELECT COUNT(*) FROM pairs").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """A 30-sample corpus, a one-pair-per-commit config, and its uninterrupted reference run."""
@@ -119,14 +110,14 @@ def test_interrupted_run_resumes_to_identical_output(
                              "--out", str(out)], env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while _cached_pairs(out / "cache.sqlite") < 10 and time.time() < deadline and proc.poll() is None:
+    while cached_pairs(out / "cache.sqlite") < 10 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.01)
     assert proc.poll() is None, "run finished before it could be interrupted"
     proc.send_signal(sig)
     proc.wait(timeout=60)
     assert not (out / "results.jsonl").exists()  # nothing half-written
-    done = _cached_pairs(out / "cache.sqlite")
-    total = _cached_pairs(ref / "cache.sqlite")
+    done = cached_pairs(out / "cache.sqlite")
+    total = cached_pairs(ref / "cache.sqlite")
     assert 0 < done < total
 
     resumed = cli("run", str(data), "--config", str(cfg), "--out", str(out))
@@ -147,10 +138,10 @@ def kill_repeatedly(args: list[str], db: Path, ref: Path, kills: int, seed: int,
     landed = 0
     deadline = time.time() + timeout_s
     while landed < kills and time.time() < deadline:
-        before = _cached_pairs(db)
+        before = cached_pairs(db)
         proc = subprocess.Popen([sys.executable, "-m", "rationalerm", *args], env=ENV, cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        while _cached_pairs(db) <= before and proc.poll() is None and time.time() < deadline:
+        while cached_pairs(db) <= before and proc.poll() is None and time.time() < deadline:
             time.sleep(0.005)
         if proc.poll() is not None:
             break  # finished before a kill could land

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -39,6 +38,7 @@ from rationalerm.train import (
     weights_sha256,
 )
 from tests.helpers.data import default_argkp_path
+from tests.helpers.runs import cached_pairs
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "rationales.jsonl"
@@ -346,16 +346,6 @@ def test_judge_config_mapping_and_fingerprint(smoke_model: Path, tmp_path: Path)
         CrossEncoderJudge(CrossEncoderJudgeConfig(model=str(tmp_path / "missing")))
 
 
-def _cached_pairs(db: Path) -> int:
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(db, timeout=1) as con:
-            return con.execute("SELECT COUNT(*) FROM pairs").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
-
-
 @needs_data
 def test_full_run_on_examples_cache_and_prefilter(smoke_model: Path, tmp_path: Path) -> None:
     cfg = _config(tmp_path, smoke_model)
@@ -391,13 +381,13 @@ def test_killed_run_resumes_to_identical_output(smoke_model: Path, tmp_path: Pat
     proc = subprocess.Popen([sys.executable, "-m", "rationalerm", "run", str(EXAMPLE), "--config", str(cfg),
                              "--out", str(out)], env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while _cached_pairs(out / "cache.sqlite") < 12 and time.time() < deadline and proc.poll() is None:
+    while cached_pairs(out / "cache.sqlite") < 12 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.01)
     assert proc.poll() is None, "run finished before it could be interrupted"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     assert not (out / "results.jsonl").exists()
-    done = _cached_pairs(out / "cache.sqlite")
+    done = cached_pairs(out / "cache.sqlite")
     assert 0 < done < 283
     resumed = cli("run", str(EXAMPLE), "--config", str(cfg), "--out", str(out))
     assert f"judged {283 - done} pairs, {done} from cache" in resumed.stdout
