@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rationalerm.config import load_config
 from rationalerm.datasets import load_argkp
@@ -221,6 +223,27 @@ def test_training_is_seeded_and_refuses_to_clobber(smoke_model: Path, tmp_path: 
     assert card["threshold"] == card["validation"]["best"]["threshold"] == card["validation"]["at_threshold"]["threshold"]
     with pytest.raises(TrainError, match="threshold"):
         train(_labels(_argkp_slice("train", 160)), tmp_path / "t", recipe=Recipe(threshold=1.5))
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(0, 400), batch_size=st.integers(1, 17), drop_last=st.booleans(), seed=st.integers(0, 3))
+def test_length_grouped_batches_cover_every_pair_once(n: int, batch_size: int, drop_last: bool, seed: int) -> None:
+    """Each epoch: every pair at most once (exactly once unless drop_last), len() equals what iterates, seeded."""
+    from datasets import Dataset
+
+    from rationalerm.trainer_parts import LengthGroupedBatchSampler
+
+    ds = Dataset.from_dict({"human": ["h" * (k % 7) for k in range(n)], "item": ["i" * (k % 13) for k in range(n)],
+                            "label": [0.0] * n})
+    sampler = LengthGroupedBatchSampler(ds, batch_size=batch_size, drop_last=drop_last, seed=seed)
+    first = list(sampler)
+    assert len(first) == len(sampler) and list(sampler) == first
+    flat = [k for b in first for k in b]
+    assert len(flat) == len(set(flat)) and all(1 <= len(b) <= batch_size for b in first)
+    assert set(flat) == set(range(n)) if not drop_last else all(len(b) == batch_size for b in first)
+    sampler.set_epoch(1)
+    second = [k for b in sampler for k in b]
+    assert len(second) == len(flat) and (drop_last or sorted(second) == sorted(flat))
 
 
 # Learning from human labels: a few hundred ArgKP train pairs of two topic-stance groups (key point x argument,
