@@ -264,6 +264,7 @@ def decompose(
     human: Annotated[Optional[str], typer.Option("--human", help="Also decompose this free-text human rationale field into 'human-checklist'.")] = None,
     cache: Annotated[Optional[Path], typer.Option("--cache", help="SQLite cache (default: OUT with suffix .cache.sqlite).")] = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="Generation budget per answer.")] = 1024,
+    max_item_chars: Annotated[int, typer.Option("--max-item-chars", help="Longest item the answer schema allows (characters).")] = 300,
     retries: Annotated[int, typer.Option("--retries", help="Re-asks of a rejected answer.")] = 2,
     no_grammar: Annotated[bool, typer.Option("--no-grammar", help="Do not force the answer schema (parse strictly only).")] = False,
 ) -> None:
@@ -273,8 +274,8 @@ def decompose(
 
     try:
         cfg = load_config(config)
-        settings = DecomposeSettings(max_items=max_items, max_tokens=max_tokens, max_retries=retries,
-                                     structured=not no_grammar)
+        settings = DecomposeSettings(max_items=max_items, max_item_chars=max_item_chars, max_tokens=max_tokens,
+                                     max_retries=retries, structured=not no_grammar)
         with rich_progress(err) as progress:
             outcome = decompose_file(inputs, cfg, out, field=field, human=human, settings=settings, cache=cache,
                                      progress=progress)

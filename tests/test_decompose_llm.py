@@ -144,7 +144,8 @@ def test_decomposed_file_runs_through_rationalerm_run(tiny_qwen: Path, tmp_path:
     cfg = tmp_path / "tiny.yaml"
     tiny_config(tiny_qwen, cfg)
     out = tmp_path / "decomposed.jsonl"
-    dec = cli("decompose", str(src), "--config", str(cfg), "--out", str(out), "--max-items", "3")
+    dec = cli("decompose", str(src), "--config", str(cfg), "--out", str(out), "--max-items", "3",
+              "--max-item-chars", "40", "--max-tokens", "300")
     assert dec.returncode == 0, dec.stderr[-3000:]
     assert "decomposed 5 of 6 rationales in 3 records" in dec.stdout
     assert "1 without a checklist" in dec.stdout and f"skipped {src}:4: invalid JSON" in dec.stderr
@@ -156,5 +157,10 @@ def test_decomposed_file_runs_through_rationalerm_run(tiny_qwen: Path, tmp_path:
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["models"]["Qwen3-8B"]["n_samples"] == 3
 
-    bad = cli("decompose", str(src), "--config", str(ROOT / "configs" / "default.yaml"), "--out", str(out))
-    assert bad.returncode == 2 and "judge must be 'type: llm'" in bad.stderr
+    from typer.testing import CliRunner
+
+    from rationalerm.cli import app
+
+    bad = CliRunner().invoke(app, ["decompose", str(src), "--config", str(ROOT / "configs" / "default.yaml"),
+                                   "--out", str(out)])
+    assert bad.exit_code == 2 and "judge must be 'type: llm'" in bad.output.replace("\n", "")
