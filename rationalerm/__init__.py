@@ -12,6 +12,7 @@ from rationalerm.config import RunConfig, load_config  # noqa: E402
 from rationalerm.errors import ConfigError, JudgeError, LoadError, OutputError, RationaleRMError  # noqa: E402
 from rationalerm.load import LoadResult, Sample, load_samples  # noqa: E402
 from rationalerm.score import SampleScore, bootstrap_mean, corpus_summary, score_matrices, score_sample  # noqa: E402
+from rationalerm.decompose import DecomposeSettings, decompose_file  # noqa: E402
 from rationalerm.reward import (  # noqa: E402
     RewardResult, RewardScorer, compute_score, compute_score_batch, reward_func,
 )
@@ -32,5 +33,6 @@ __all__ = [
     "ConfigError", "JudgeError", "LoadError", "LoadResult", "OutputError", "RationaleRMError", "RunConfig", "Sample",
     "SampleScore", "__version__", "assign", "best_pick", "bootstrap_mean", "corpus_summary", "load_config",
     "load_samples", "run", "score_matrices", "score_sample",
-    "RewardResult", "RewardScorer", "compute_score", "compute_score_batch", "reward_func",
+    "DecomposeSettings", "RewardResult", "RewardScorer", "compute_score", "compute_score_batch", "decompose_file",
+    "reward_func",
 ]
