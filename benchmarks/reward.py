@@ -2,6 +2,7 @@
 
     python -m benchmarks.reward                                 # 256 x 5 vs 5, the embedded embedding judge, CPU
     python -m benchmarks.reward --judge-config reward-ce.yaml   # any judge, e.g. judge: {type: cross-encoder, model: DIR}
+    python -m benchmarks.reward --group 8                       # 32 prompts x 8 rollouts (GRPO-like)
 
 Each round uses fresh texts (every pair is new to the judge: the cost of a new batch of rollouts) through
 ``compute_score_batch``; then the same batch once more, all from the pair memo (the cost of re-scoring). The judge
@@ -32,10 +33,14 @@ def sentence(rng: np.random.Generator, tag: int) -> str:
             f"in step {tag} and {rng.choice(VERBS)} {rng.choice(OBJECTS)}.")
 
 
-def make_batch(rng: np.random.Generator, n: int, k: int, h: int, round_: int) -> tuple[list[str], list[dict]]:
+def make_batch(rng: np.random.Generator, n: int, k: int, h: int, round_: int,
+               group: int = 1) -> tuple[list[str], list[dict]]:
+    """``n`` outputs; each run of ``group`` consecutive outputs answers one prompt (shares its human items)."""
     outputs, truths = [], []
+    human: list[str] = []
     for i in range(n):
-        human = [sentence(rng, 1000 * round_ + 10 * i + j) for j in range(h)]
+        if i % group == 0:
+            human = [sentence(rng, 1000 * round_ + 10 * i + j) for j in range(h)]
         items = [sentence(rng, 1000 * round_ + 10 * i + j) for j in range(k)]
         label = str(rng.choice(["Response 1", "Response 2"]))
         outputs.append("<checklist>\n" + "\n".join(f"{j + 1}. {s}" for j, s in enumerate(items))
@@ -51,6 +56,8 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=5, help="checklist items per policy output")
     ap.add_argument("--human", type=int, default=5, help="human checklist items per sample")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--group", type=int, default=1,
+                    help="rollouts per prompt sharing its human items (1: every output its own prompt, the worst case)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
     args = ap.parse_args()
     if args.threads:
@@ -67,7 +74,7 @@ def main() -> None:
     pairs = args.outputs * args.items * args.human
     cold, hot = [], []
     for r in range(args.rounds):
-        outs, gts = make_batch(rng, args.outputs, args.items, args.human, r)
+        outs, gts = make_batch(rng, args.outputs, args.items, args.human, r, args.group)
         before = scorer.judged
         t0 = time.perf_counter()
         res = compute_score_batch(["bench"] * len(outs), outs, gts, config=args.judge_config)
@@ -80,7 +87,7 @@ def main() -> None:
     judge = scorer.config.judge
     name = judge.type + (f" ({judge.model})" if getattr(judge, "model", None) else "")
     print(f"reward throughput: {args.outputs} outputs x {args.items} items vs {args.human} human items "
-          f"({pairs} pairs, {judged} judged per new batch), judge: {name}")
+          f"({pairs} pairs, {judged} judged per new batch, {args.group} rollouts per prompt), judge: {name}")
     for label, times in (("new batch (judge)", cold), ("same batch (memo)", hot)):
         med = statistics.median(times)
         print(f"  {label:18s} median {med * 1000:8.1f} ms   {args.outputs / med:9.1f} outputs/s   "
