@@ -113,6 +113,34 @@ def test_decompose_structure_cache_and_resume(tiny_qwen: Path, backend, tmp_path
     assert (tmp_path / "again.jsonl").read_bytes() == out.read_bytes()
 
 
+def test_an_interrupted_run_keeps_its_answers_and_resumes(tiny_qwen: Path, backend, tmp_path: Path) -> None:
+    """Interrupted (Ctrl-C) after two answers: no output file, two answers committed; the rerun asks the rest."""
+    from contextlib import contextmanager
+
+    cfg = tiny_config(tiny_qwen)
+    cfg.judge.batch_size = 1  # one prompt per engine call: answers arrive one by one
+    src = write_input(tmp_path / "in.jsonl", RECORDS)
+    out, cache = tmp_path / "out.jsonl", tmp_path / "cache.sqlite"
+
+    @contextmanager
+    def interrupt_after_two(_label: str, _total: int):
+        done = []
+
+        def advance(n: int) -> None:
+            done.append(n)
+            if len(done) == 2:
+                raise KeyboardInterrupt
+
+        yield advance
+
+    with pytest.raises(KeyboardInterrupt):
+        decompose_file(src, cfg, out, settings=SETTINGS, cache=cache, progress=interrupt_after_two, backend=backend)
+    assert not out.exists() and len(cached_rows(cache)) == 2
+    resumed = decompose_file(src, cfg, out, settings=SETTINGS, cache=cache, backend=backend)
+    assert resumed.cached == 2 and resumed.generated == 3 and resumed.decomposed == 5  # 5 distinct texts, 1 blank
+    assert len(cached_rows(cache)) == 5
+
+
 def test_unparseable_answers_leave_no_checklist(tiny_qwen: Path, backend, tmp_path: Path) -> None:
     cfg = tiny_config(tiny_qwen)
     src = write_input(tmp_path / "in.jsonl", RECORDS[:2])
