@@ -27,7 +27,7 @@ An output that cannot be parsed gets reward 0 and a ``reason``: never an excepti
 malformed *ground truth* (the dataset's side) is a ``RewardDataError``: a data bug to fix, not a policy error.
 
 Judged pairs are memoised in the scorer (and in the SQLite judge cache when ``cache`` is set), so a human item
-and a policy item are judged once across calls. Entry points: ``RewardScorer`` (Python API), ``compute_score``
+and a policy item are judged once across calls; past ``memo_pairs`` the memo is dropped (memory stays bounded). Entry points: ``RewardScorer`` (Python API), ``compute_score``
 / ``compute_score_batch`` (verl's custom reward function signatures) and ``reward_func`` (OpenRLHF).
 """
 
@@ -75,6 +75,8 @@ class RewardSettings(ConfigSection):
     gate_base: float = Field(0.5, ge=0.0, le=1.0, description="outcome_gated: reward of a right answer with AP 0")
     parser_regex: str | None = Field(None, description="regex with named groups 'checklist' and 'label'")
     cache: str | None = Field(None, description="SQLite judge cache shared across processes; None = in memory only")
+    memo_pairs: int = Field(1_000_000, ge=1, description="judged pairs kept in memory; past it the memo (and the "
+                            "judge's own, e.g. embeddings) is dropped, so a long RL run's memory stays bounded")
 
 
 def load_reward_config(path: str | Path | None) -> tuple[RunConfig, RewardSettings]:
@@ -376,6 +378,11 @@ class RewardScorer:
                 w = np.array([[self.memo[(h, s)] for s in p.checklist] for h in ref.checklist], dtype=float)
                 matrices.append(w.reshape(len(ref.checklist), len(p.checklist)))
                 todo.append(k)
+            if len(self.memo) > self.settings.memo_pairs:
+                self.memo.clear()
+                forget = getattr(self.judge, "forget", None)
+                if callable(forget):
+                    forget()
         sc = self.config.scoring
         scores = score_matrices(matrices, max_model_items=sc.max_model_items, min_score=sc.min_score, compat=sc.compat)
         for k, s in zip(todo, scores):

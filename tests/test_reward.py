@@ -206,3 +206,13 @@ def test_pairs_are_judged_once_across_calls_and_processes(judge: EmbeddingJudge,
     assert s.judged == 12 and again[0].score == 0.0
     fresh = RewardScorer(settings=RewardSettings(cache=cache), judge=judge)  # e.g. another trainer worker
     assert fresh.score([output(HUMAN[:2], "1")], [REF]) == first[:1] and fresh.judged == 0
+
+
+def test_memo_is_bounded_for_long_runs() -> None:
+    judge = EmbeddingJudge(EmbeddingJudgeConfig())
+    s = RewardScorer(settings=RewardSettings(memo_pairs=10), judge=judge)
+    first = s.score([output(HUMAN[:2], "1")], [REF])  # 6 pairs: kept
+    assert len(s.memo) == 6 and judge.embedder._memo
+    second = s.score([output(UNRELATED, "1")], [REF])  # 12 > 10: memo and embeddings dropped
+    assert not s.memo and not judge.embedder._memo and second[0].score == 0.0
+    assert s.score([output(HUMAN[:2], "1")], [REF]) == first and s.judged == 18  # judged again, same reward
