@@ -216,3 +216,10 @@ def test_memo_is_bounded_for_long_runs() -> None:
     second = s.score([output(UNRELATED, "1")], [REF])  # 12 > 10: memo and embeddings dropped
     assert not s.memo and not judge.embedder._memo and second[0].score == 0.0
     assert s.score([output(HUMAN[:2], "1")], [REF]) == first and s.judged == 18  # judged again, same reward
+
+
+def test_shipped_reward_config_loads() -> None:
+    from rationalerm.reward import load_reward_config
+
+    cfg, settings = load_reward_config(Path(__file__).resolve().parent.parent / "configs" / "reward.yaml")
+    assert cfg.judge.type == "embedding" and cfg.scoring.max_model_items == 5 and settings.combine == "product"
