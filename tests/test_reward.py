@@ -221,5 +221,5 @@ def test_memo_is_bounded_for_long_runs() -> None:
 def test_shipped_reward_config_loads() -> None:
     from rationalerm.reward import load_reward_config
 
-    cfg, settings = load_reward_config(Path(__file__).resolve().parent.parent / "configs" / "reward.yaml")
+    cfg, settings = load_reward_config(Path(__file__).resolve().parent.parent / "examples" / "reward.yaml")
     assert cfg.judge.type == "embedding" and cfg.scoring.max_model_items == 5 and settings.combine == "product"
