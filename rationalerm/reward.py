@@ -28,7 +28,8 @@ malformed *ground truth* (the dataset's side) is a ``RewardDataError``: a data b
 
 Judged pairs are memoised in the scorer (and in the SQLite judge cache when ``cache`` is set), so a human item
 and a policy item are judged once across calls; past ``memo_pairs`` the memo is dropped (memory stays bounded). Entry points: ``RewardScorer`` (Python API), ``compute_score``
-/ ``compute_score_batch`` (verl's custom reward function signatures) and ``reward_func`` (OpenRLHF).
+/ ``compute_score_batch`` (verl's custom reward function signatures) and ``reward_func`` (OpenRLHF); trainers
+load them by path from ``rationalerm/reward_entry.py``.
 """
 
 from __future__ import annotations

@@ -223,3 +223,18 @@ def test_shipped_reward_config_loads() -> None:
 
     cfg, settings = load_reward_config(Path(__file__).resolve().parent.parent / "examples" / "reward.yaml")
     assert cfg.judge.type == "embedding" and cfg.scoring.max_model_items == 5 and settings.combine == "product"
+
+
+def test_trainers_can_load_the_entry_file_by_path(tmp_path: Path) -> None:
+    """As verl and OpenRLHF do: execute the file under another module name, not registered in sys.modules."""
+    import importlib.util
+
+    import rationalerm.reward_entry
+
+    spec = importlib.util.spec_from_file_location("custom_module", rationalerm.reward_entry.__file__)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    gt = json.dumps({"checklist": HUMAN, "label": 1})
+    assert module.compute_score("d", output(HUMAN, "1"), gt)["score"] == pytest.approx(1.0, abs=1e-5)
+    assert module.compute_score_batch(["d"], [output(HUMAN, "2")], [gt])[0]["correct"] == 0.0
+    assert module.reward_func(["P" + output(HUMAN, "1")], ["P"], [gt])["rewards"].tolist() == pytest.approx([1.0], abs=1e-5)
