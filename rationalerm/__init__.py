@@ -12,6 +12,10 @@ from rationalerm.config import RunConfig, load_config  # noqa: E402
 from rationalerm.errors import ConfigError, JudgeError, LoadError, OutputError, RationaleRMError  # noqa: E402
 from rationalerm.load import LoadResult, Sample, load_samples  # noqa: E402
 from rationalerm.score import SampleScore, bootstrap_mean, corpus_summary, score_matrices, score_sample  # noqa: E402
+from rationalerm.decompose import DecomposeSettings, decompose_file  # noqa: E402
+from rationalerm.reward import (  # noqa: E402
+    RewardResult, RewardScorer, compute_score, compute_score_batch, reward_func,
+)
 from rationalerm.train import LabelSet, Recipe, read_labels  # noqa: E402
 
 
@@ -38,4 +42,6 @@ __all__ = [
     "RunConfig", "Sample",
     "SampleScore", "__version__", "assign", "best_pick", "bootstrap_mean", "corpus_summary", "load_config",
     "load_samples", "read_labels", "run", "score_matrices", "score_sample", "train",
+    "DecomposeSettings", "RewardResult", "RewardScorer", "compute_score", "compute_score_batch", "decompose_file",
+    "reward_func",
 ]

@@ -1,4 +1,4 @@
-"""Command line: ``rationalerm run | score | import-metajudge | report | export | compare | calibrate | train``.
+"""Command line: ``rationalerm run | score | import-metajudge | report | export | compare | calibrate | train | decompose``.
 
 Every error the user can cause is a ``RationaleRMError``: it is printed as one ``error:`` line and the
 command exits with code 2. Anything else is a bug and keeps its traceback. ``run`` exits with code 3 when some
@@ -322,6 +322,48 @@ def train(
     console.print(training_table(card))
     console.print(f"wrote {out} (CrossEncoder + training.json); use it with: judge: {{type: cross-encoder, model: {out}}}",
                   highlight=False, soft_wrap=True)
+
+
+@app.command()
+def decompose(
+    inputs: Annotated[list[Path], typer.Argument(help="JSONL or Parquet records with free-text rationales.")],
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML config whose judge is 'type: llm' (the model and backend that decompose).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="JSONL to write: the same records with the checklists filled.")],
+    field: Annotated[str, typer.Option("--field", help="Rationale field of each model; '{model}' names the model.")] = "{model}-generated_text",
+    max_items: Annotated[int, typer.Option("--max-items", help="At most this many items per checklist, most important first.")] = 5,
+    human: Annotated[Optional[str], typer.Option("--human", help="Also decompose this free-text human rationale field into 'human-checklist'.")] = None,
+    cache: Annotated[Optional[Path], typer.Option("--cache", help="SQLite cache (default: OUT with suffix .cache.sqlite).")] = None,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Generation budget per answer.")] = 1024,
+    max_item_chars: Annotated[int, typer.Option("--max-item-chars", help="Longest item the answer schema allows (characters).")] = 300,
+    retries: Annotated[int, typer.Option("--retries", help="Re-asks of a rejected answer.")] = 2,
+    no_grammar: Annotated[bool, typer.Option("--no-grammar", help="Do not force the answer schema (parse strictly only).")] = False,
+) -> None:
+    """Decompose free-text rationales into ranked atomic checklist items with a local LLM ('{model}-checklist')."""
+    from rationalerm.decompose import DecomposeSettings, decompose_file
+    from rationalerm.report import rich_progress
+
+    try:
+        cfg = load_config(config)
+        settings = DecomposeSettings(max_items=max_items, max_item_chars=max_item_chars, max_tokens=max_tokens,
+                                     max_retries=retries, structured=not no_grammar)
+        with rich_progress(err) as progress:
+            outcome = decompose_file(inputs, cfg, out, field=field, human=human, settings=settings, cache=cache,
+                                     progress=progress)
+    except RationaleRMError as e:
+        _fail(str(e))
+        return
+    for bad in outcome.skipped[:10]:
+        err.print(f"skipped {bad}", highlight=False)
+    failed = outcome.targets - outcome.decomposed
+    console.print(f"decomposed {outcome.decomposed} of {outcome.targets} rationales in {outcome.records} records "
+                  f"({outcome.generated} asked, {outcome.cached} from cache); wrote {out}", highlight=False)
+    if failed:
+        reasons = "; ".join(f"{n} x {kind}" for kind, n in outcome.failures.most_common())
+        console.print(f"{failed} without a checklist (reason in 'decompose-errors'): {reasons}", highlight=False)
+    if outcome.faults:  # some requests got no answer: the same command retries exactly them
+        err.print(f"[yellow]{outcome.faults} rationales got no answer; run the same command again to retry them[/yellow]",
+                  markup=True, highlight=False)
+        raise typer.Exit(3)
 
 
 def main() -> None:

@@ -140,5 +140,9 @@ class EmbeddingJudge:
                 on_score(k, ps)
         return out
 
+    def forget(self) -> None:
+        """Drop the memoised vectors: a long-running caller (the RL reward) bounds its memory with it."""
+        self.embedder._memo.clear()
+
     def close(self) -> None:
         self.embedder._encoder = None

@@ -1,0 +1,98 @@
+"""Reward throughput (rationalerm.reward) for one RL batch: N policy outputs x K items against H human items.
+
+    python -m benchmarks.reward                                 # 256 x 5 vs 5, the embedded embedding judge, CPU
+    python -m benchmarks.reward --judge-config reward-ce.yaml   # any judge, e.g. judge: {type: cross-encoder, model: DIR}
+    python -m benchmarks.reward --group 8                       # 32 prompts x 8 rollouts (GRPO-like)
+
+Each round uses fresh texts (every pair is new to the judge: the cost of a new batch of rollouts) through
+``compute_score_batch``; then the same batch once more, all from the pair memo (the cost of re-scoring). The judge
+is loaded and warmed before timing. Prints outputs/s and judged pairs/s for both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SUBJECTS = ["Response 1", "Response 2", "Response A", "Response B"]
+VERBS = ["misstates", "correctly derives", "omits", "explains", "contradicts", "cites", "ignores", "tests"]
+OBJECTS = ["the boundary case n = 0", "the product rule", "the user's word limit", "the O(n) bound",
+           "the safety caveat", "the unit conversion", "the edge case of an empty list", "the final answer",
+           "the requested JSON format", "the citation for the claim", "the time zone offset", "the recursion base case"]
+
+
+def sentence(rng: np.random.Generator, tag: int) -> str:
+    return (f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)} "
+            f"in step {tag} and {rng.choice(VERBS)} {rng.choice(OBJECTS)}.")
+
+
+def make_batch(rng: np.random.Generator, n: int, k: int, h: int, round_: int,
+               group: int = 1) -> tuple[list[str], list[dict]]:
+    """``n`` outputs; each run of ``group`` consecutive outputs answers one prompt (shares its human items)."""
+    outputs, truths = [], []
+    human: list[str] = []
+    for i in range(n):
+        if i % group == 0:
+            human = [sentence(rng, 1000 * round_ + 10 * i + j) for j in range(h)]
+        items = [sentence(rng, 1000 * round_ + 10 * i + j) for j in range(k)]
+        label = str(rng.choice(["Response 1", "Response 2"]))
+        outputs.append("<checklist>\n" + "\n".join(f"{j + 1}. {s}" for j, s in enumerate(items))
+                       + f"\n</checklist>\n<label>{label}</label>")
+        truths.append({"checklist": human, "label": int(rng.integers(1, 3))})
+    return outputs, truths
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--judge-config", default=None, help="reward YAML (judge:, scoring:, reward:); default: embedding")
+    ap.add_argument("--outputs", type=int, default=256)
+    ap.add_argument("--items", type=int, default=5, help="checklist items per policy output")
+    ap.add_argument("--human", type=int, default=5, help="human checklist items per sample")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--group", type=int, default=1,
+                    help="rollouts per prompt sharing its human items (1: every output its own prompt, the worst case)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
+    args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    from rationalerm.reward import compute_score_batch, get_scorer
+
+    scorer = get_scorer(args.judge_config)
+    rng = np.random.default_rng(0)
+    warm_out, warm_gt = make_batch(rng, 8, args.items, args.human, 999)
+    compute_score_batch(["bench"] * 8, warm_out, warm_gt, config=args.judge_config)  # load and warm the judge
+
+    pairs = args.outputs * args.items * args.human
+    cold, hot = [], []
+    for r in range(args.rounds):
+        outs, gts = make_batch(rng, args.outputs, args.items, args.human, r, args.group)
+        before = scorer.judged
+        t0 = time.perf_counter()
+        res = compute_score_batch(["bench"] * len(outs), outs, gts, config=args.judge_config)
+        cold.append(time.perf_counter() - t0)
+        judged = scorer.judged - before
+        t0 = time.perf_counter()
+        compute_score_batch(["bench"] * len(outs), outs, gts, config=args.judge_config)
+        hot.append(time.perf_counter() - t0)
+        assert all(x["parsed"] == 1.0 for x in res)
+    judge = scorer.config.judge
+    name = judge.type + (f" ({judge.model})" if getattr(judge, "model", None) else "")
+    print(f"reward throughput: {args.outputs} outputs x {args.items} items vs {args.human} human items "
+          f"({pairs} pairs, {judged} judged per new batch, {args.group} rollouts per prompt), judge: {name}")
+    for label, times in (("new batch (judge)", cold), ("same batch (memo)", hot)):
+        med = statistics.median(times)
+        print(f"  {label:18s} median {med * 1000:8.1f} ms   {args.outputs / med:9.1f} outputs/s   "
+              f"{pairs / med:10.0f} pairs/s   (rounds: {', '.join(f'{t * 1000:.0f}' for t in times)} ms)")
+
+
+if __name__ == "__main__":
+    main()
