@@ -143,34 +143,34 @@ def run(
     out = ensure_dir(out_dir)
     clock = StageClock()
     t0 = time.perf_counter()
+    with clock("load"):  # before the judge is built: a bad input never waits for an engine to start
+        found = scan(paths, cfg, want_texts=cfg.prefilter.enabled, want_pairs=not cfg.prefilter.enabled)
     judge = make_judge(cfg.judge)
     pairwise = judge.kind != "listwise"
     if cfg.prefilter.enabled and not pairwise:
         judge.close()
         raise ConfigError("the prefilter applies to pairwise judges only (judge.protocol: pairwise)")
-    try:
-        with clock("load"):
-            found = scan(paths, cfg, want_texts=cfg.prefilter.enabled, want_pairs=pairwise and not cfg.prefilter.enabled)
-    except BaseException:
-        judge.close()
-        raise
     loaded = found.loaded
     for line in loaded.skip_report():
         log(line)
     for note in loaded.warnings:
         log(f"warning: {note}")
     fingerprint = judge.fingerprint()
-    cache = JudgeCache(cfg.cache or out / "cache.sqlite", fingerprint)
+    try:
+        cache = JudgeCache(cfg.cache or out / "cache.sqlite", fingerprint)
+    except BaseException:
+        judge.close()
+        raise
     shards = lambda: clock.timed("load", iter_shards(  # noqa: E731 - every pass re-reads the input the same way
         paths, loaded.models, cfg.shard_size, strict=cfg.strict, load=(cfg.models, cfg.outcome.label_field)))
     prefilter: Prefilter | None = None
     judged = JudgedPairs(0, 0)
-    listwise = ListwiseTally()
+    listwise = ShardState()
     tally = CorpusTally(loaded.models, cfg.scoring, cfg)
-    parts = ResultParts(out, {"inputs": input_identity(paths), "version": __version__, "models": loaded.models,
-                              "config": cfg.model_dump(mode="json", exclude={"runner"}),
-                              "fingerprint": fingerprint_id(fingerprint)})
     try:
+        parts = ResultParts(out, {"inputs": input_identity(paths), "version": __version__, "models": loaded.models,
+                                  "config": cfg.model_dump(mode="json", exclude={"runner"}),
+                                  "fingerprint": fingerprint_id(fingerprint)})
         pairs = found.pairs
         if cfg.prefilter.enabled:
             with clock("prefilter"):
@@ -238,17 +238,21 @@ def run(
 
 
 @dataclass
-class ListwiseTally:
-    """A listwise judge judges each shard's grids as the shard comes (the cache deduplicates across shards)."""
+class ShardState:
+    """What the shard pass carries from shard to shard: a listwise judge judges each shard's grids as the shard
+    comes (the cache deduplicates across shards), so its counts add up here; a pairwise run's scores read back
+    from the cache are memoised (bounded)."""
 
     judged: int = 0
     cached: int = 0
     failed: Counter[str] = field(default_factory=Counter)
+    memo: dict[tuple[str, str], Any] = field(default_factory=dict)
+    """Pair scores read back for earlier shards (pairwise judges; bounded, ``fill.shard_scores``)."""
 
 
 def shard_rows(
     units: list[Unit], cfg: RunConfig, judge: PairJudge | ListJudge, cache: JudgeCache, judged: JudgedPairs,
-    prefilter: Prefilter | None, clock: StageClock, listwise: ListwiseTally,
+    prefilter: Prefilter | None, clock: StageClock, listwise: ShardState,
 ) -> list[dict[str, Any]]:
     """A shard's unscored rows: each unit's matrix (from the cache, or the listwise judge) and details."""
     extras: list[dict[str, Any]]
@@ -264,8 +268,8 @@ def shard_rows(
     else:
         with clock("prefilter"):
             masks = [prefilter.mask(u) for u in units] if prefilter is not None else None
-        with clock("judge"):
-            mats_p, details = pair_matrices(units, masks, shard_scores(cache, units, masks, judged))
+        with clock("judge: cache reads"):  # the judge stage's answers, read back for the shard
+            mats_p, details = pair_matrices(units, masks, shard_scores(cache, units, masks, judged, listwise.memo))
         matrices, extras = list(mats_p), [{"details": d} for d in details]
     with clock("write"):
         return [u.row(w, cfg.outcome.label_field, **extra) for u, w, extra in zip(units, matrices, extras)]

@@ -119,10 +119,20 @@ def pair_matrices(
 
 def shard_scores(
     cache: JudgeCache, units: Sequence[Unit], masks: list[np.ndarray] | None, judged: JudgedPairs,
+    memo: dict[tuple[str, str], PairScore] | None = None, memo_size: int = 100_000,
 ) -> dict[tuple[str, str], PairScore]:
-    """The scores of a shard's pairs: from the cache, and this run's failures (which the cache never holds)."""
+    """The scores of a shard's pairs: from the cache, and this run's failures (which the cache never holds).
+
+    ``memo`` keeps up to ``memo_size`` scores read for earlier shards (pairs recur across shards), so memory
+    stays bounded while a corpus with a recurring vocabulary reads each pair from SQLite once."""
     pairs = list(dict.fromkeys((h, s) for _, _, _, h, s in kept_cells(units, masks)))
-    scores = cache.get_pairs(pairs)
+    memo = {} if memo is None else memo
+    scores = {p: memo[p] for p in pairs if p in memo}
+    read = cache.get_pairs([p for p in pairs if p not in scores])
+    for p, ps in read.items():
+        if len(memo) < memo_size:
+            memo[p] = ps
+    scores.update(read)
     scores.update((p, judged.failures[p]) for p in pairs if p in judged.failures)
     return scores
 
