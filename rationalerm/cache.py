@@ -75,6 +75,18 @@ class JudgeCache:
         return {keys[k]: PairScore(score, orjson.loads(detail) if detail else None)
                 for k, (score, detail) in found.items()}
 
+    def missing_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The pairs not in the cache, in the given order (keys only: no score or detail is loaded)."""
+        keys = [pair_key(h, s) for h, s in pairs]
+        found: set[str] = set()
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                found.update(k for (k,) in self._db.execute(
+                    f"SELECT key FROM pairs WHERE fp=? AND key IN ({marks})", (self.fp, *chunk)))
+        return [p for p, k in zip(pairs, keys) if k not in found]
+
     def put_pairs(self, pairs: Sequence[tuple[str, str]], scores: Sequence[PairScore]) -> None:
         """Store scored pairs in one transaction; failed ones (``score`` None) are skipped, never stored."""
         rows = [(self.fp, pair_key(h, s), float(sc.score), orjson.dumps(sc.detail) if sc.detail else None)

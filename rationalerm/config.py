@@ -19,11 +19,14 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from rationalerm.errors import ConfigError
 from rationalerm.judges.base import JUDGES
 from rationalerm.registry import ConfigSection
+from rationalerm.runners import RUNNERS
 
 M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_JUDGE = "embedding"
 JudgeSection = JUDGES.config_union()
+RunnerSection = RUNNERS.config_union()
+"""The ``runner:`` section: where the judge stage runs (``local``, default, or ``ray``)."""
 """The ``judge:`` section: the config class of the judge its ``type`` names (any registered judge)."""
 
 # Kept importable from here (they live beside their judges); the union above already imported them.
@@ -77,6 +80,9 @@ class RunConfig(ConfigSection):
     chunk_size: int | None = Field(
         None, ge=1, description="pairs (or lists) per judge call and cache commit; None = the LLM's batch_size, or 2048"
     )
+    shard_size: int = Field(
+        1000, ge=1, description="samples read, scored and written at a time (memory is bounded by a shard)")
+    runner: RunnerSection = Field(default_factory=lambda: RUNNERS.config("local")())
 
     def resolved_chunk_size(self) -> int:
         """Big enough to keep an LLM engine's batches full, small enough that a kill loses little work."""
@@ -100,6 +106,8 @@ class RunConfig(ConfigSection):
         """A judge section without ``type`` is the embedding judge, as when no section is given."""
         if isinstance(data, dict) and isinstance(data.get("judge"), dict) and "type" not in data["judge"]:
             data = {**data, "judge": {**data["judge"], "type": DEFAULT_JUDGE}}
+        if isinstance(data, dict) and isinstance(data.get("runner"), dict) and "type" not in data["runner"]:
+            data = {**data, "runner": {**data["runner"], "type": "local"}}
         return data
 
 

@@ -78,16 +78,21 @@ def _records(path: Path) -> Iterator[tuple[int, Any, str | None]]:
         import pyarrow.parquet as pq
 
         try:
-            table = pq.read_table(path)
+            batches = pq.ParquetFile(path).iter_batches(batch_size=1024)  # a batch at a time: bounded memory
         except Exception as e:  # pyarrow raises several types for corrupt files
             raise LoadError(f"{path}:0: not a readable Parquet file ({e})") from e
-        try:
-            rows = table.to_pylist()
-        except Exception as e:  # columns pyarrow cannot turn into Python values
-            raise LoadError(f"{path}:0: unreadable Parquet columns ({e})") from e
-        for i, row in enumerate(rows, start=1):
-            yield i, row, None
-        return
+        i = 0
+        while True:
+            try:
+                batch = next(batches, None)
+                rows = [] if batch is None else batch.to_pylist()
+            except Exception as e:  # corrupt pages, or columns pyarrow cannot turn into Python values
+                raise LoadError(f"{path}:0: unreadable Parquet data ({e})") from e
+            if batch is None:
+                return
+            for row in rows:
+                i += 1
+                yield i, row, None
     try:
         f = path.open("rb")
     except OSError as e:
@@ -178,19 +183,48 @@ def _parse(rec: Any, wanted: dict[str, str] | None, names: dict[str, str], blank
                   labels=labels, extra=extra)
 
 
-def load_samples(
-    paths: str | Path | list[str | Path], models: list[str] | None = None, strict: bool = False,
-    label_field: str = "label",
-) -> LoadResult:
-    """Read every record; with ``strict`` the first bad one raises ``LoadError``."""
-    path_list = [Path(p) for p in (paths if isinstance(paths, list) else [paths])]
-    wanted = {m.lower(): m for m in models} if models else None
-    names: dict[str, str] = {}
-    samples: list[Sample] = []
-    skipped: list[Skipped] = []
-    warnings: list[Skipped] = []
-    seen_ids: dict[str, str] = {}
-    for path in path_list:
+class LoadState:
+    """What one pass over the input learns besides the samples: model names (the data's spelling, in first-seen
+    order), skipped records, warnings, and the ids seen so far (duplicates are bad records).
+
+    A streaming run reads the input more than once; each pass starts a fresh state, so every pass yields the
+    same samples."""
+
+    def __init__(self, models: list[str] | None = None, label_field: str = "label") -> None:
+        self.wanted = {m.lower(): m for m in models} if models else None
+        self.label_field = label_field
+        self.names: dict[str, str] = {}
+        self.skipped: list[Skipped] = []
+        self.warnings: list[Skipped] = []
+        self.seen_ids: dict[str, tuple[int, int]] = {}
+        """id -> (file number, line): a compact value, since a streaming run keeps one per sample."""
+
+    def models(self, path_list: list[Path]) -> list[str]:
+        """The evaluated models: ``--models`` in its order (the data's spelling), else every model found."""
+        if self.wanted is None:
+            return list(self.names.values())
+        missing = [m for low, m in self.wanted.items() if low not in self.names]
+        if missing:
+            raise LoadError(f"{path_list[0]}:0: no '<model>-checklist' key for model(s) {', '.join(missing)}")
+        return [self.names[low] for low in self.wanted]
+
+    def current_models(self) -> list[str]:
+        """The model order as known so far: a sample's models keep this relative order in the final list
+        (first-seen order only appends), so a streaming pass can build a sample's units as soon as it is read."""
+        if self.wanted is None:
+            return list(self.names.values())
+        return [self.names[low] for low in self.wanted if low in self.names]
+
+
+def _paths(paths: str | Path | list[str | Path]) -> list[Path]:
+    return [Path(p) for p in (paths if isinstance(paths, list) else [paths])]
+
+
+def iter_samples(paths: str | Path | list[str | Path], state: LoadState, strict: bool = False) -> Iterator[Sample]:
+    """Yield the good samples in input order, one record in memory at a time; bad records go to
+    ``state.skipped`` (with ``strict`` the first one raises ``LoadError``)."""
+    path_list = _paths(paths)
+    for n, path in enumerate(path_list):
         if not path.exists():
             raise LoadError(f"{path}:0: no such file")
         if not path.is_file():
@@ -199,29 +233,38 @@ def load_samples(
             blanks: list[str] = []
             if err is None:
                 try:
-                    sample = _parse(rec, wanted, names, blanks, label_field)
-                    if sample.id in seen_ids:
-                        raise ValueError(f"duplicate id {sample.id!r} (first at {seen_ids[sample.id]})")
+                    sample = _parse(rec, state.wanted, state.names, blanks, state.label_field)
+                    if sample.id in state.seen_ids:
+                        first_n, first_line = state.seen_ids[sample.id]
+                        raise ValueError(f"duplicate id {sample.id!r} (first at {path_list[first_n]}:{first_line})")
                 except ValueError as e:
                     err = str(e)
             if err is not None:
                 bad = Skipped(str(path), line, err)
                 if strict:
                     raise LoadError(str(bad))
-                skipped.append(bad)
+                state.skipped.append(bad)
                 continue
             sample.source, sample.line = str(path), line
-            warnings.extend(Skipped(str(path), line, b) for b in blanks)
-            seen_ids[sample.id] = f"{path}:{line}"
-            samples.append(sample)
-    found = list(names.values())
-    if wanted is not None:
-        missing = [m for low, m in wanted.items() if low not in names]
-        if missing:
-            raise LoadError(f"{path_list[0]}:0: no '<model>-checklist' key for model(s) {', '.join(missing)}")
-        found = [names[low] for low in wanted]
-    result = LoadResult(samples=samples, models=found, skipped=skipped, warnings=warnings)
+            state.warnings.extend(Skipped(str(path), line, b) for b in blanks)
+            state.seen_ids[sample.id] = (n, line)
+            yield sample
+
+
+def no_valid_record(paths: str | Path | list[str | Path], skip_report: list[str]) -> LoadError:
+    where = ", ".join(str(p) for p in _paths(paths))
+    return LoadError(f"{where}: no valid record; nothing to score\n" + "\n".join(skip_report))
+
+
+def load_samples(
+    paths: str | Path | list[str | Path], models: list[str] | None = None, strict: bool = False,
+    label_field: str = "label",
+) -> LoadResult:
+    """Read every record into memory; with ``strict`` the first bad one raises ``LoadError``."""
+    state = LoadState(models, label_field)
+    samples = list(iter_samples(paths, state, strict))
+    found = state.models(_paths(paths))
+    result = LoadResult(samples=samples, models=found, skipped=state.skipped, warnings=state.warnings)
     if not samples:
-        where = ", ".join(str(p) for p in path_list)
-        raise LoadError(f"{where}: no valid record; nothing to score\n" + "\n".join(result.skip_report()))
+        raise no_valid_record(paths, result.skip_report())
     return result

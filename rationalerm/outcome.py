@@ -125,8 +125,13 @@ def is_deceptive(row: dict[str, Any], outcome: Outcome, threshold: float) -> boo
 
 
 def _oa(outcomes: Sequence[Outcome], boot: dict[str, Any]) -> dict[str, Any]:
-    hits = [1.0 if o.status == "correct" else 0.0 for o in outcomes if o.status in ("correct", "wrong")]
-    if not hits:
+    return oa_of_hits([1.0 if o.status == "correct" else 0.0 for o in outcomes if o.status in ("correct", "wrong")],
+                      boot)
+
+
+def oa_of_hits(hits: Sequence[float], boot: dict[str, Any]) -> dict[str, Any]:
+    """OA and its interval from the compared samples' hits (1.0 right, 0.0 wrong) in sample order."""
+    if not len(hits):
         return {"accuracy": None, "ci": None, "n": 0, "correct": 0}
     iv = bootstrap_mean(hits, **boot)
     return {"accuracy": iv.mean, "ci": [iv.low, iv.high], "n": len(hits), "correct": int(sum(hits))}

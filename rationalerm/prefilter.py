@@ -61,23 +61,44 @@ class PrefilterStats:
         }
 
 
+class Prefilter:
+    """The prefilter's embedder and rule: ``prepare`` embeds every unique text of the run once (in the same order
+    and batches whatever the sharding), then ``mask`` is a unit's keep mask and ``tally`` counts what it kept."""
+
+    def __init__(self, cfg: RunConfig) -> None:
+        from rationalerm.judges.embedding import Embedder
+
+        self.rule = cfg.prefilter
+        self.embedder = Embedder(self.rule.model, self.rule.batch_size, cfg.judge.device_hint())
+        self.stats = PrefilterStats()
+        self._all: set[tuple[str, str]] = set()
+        self._kept: set[tuple[str, str]] = set()
+
+    def prepare(self, texts: Sequence[str], progress: ProgressFactory = null_progress) -> None:
+        with progress("prefilter: embedding texts", len(texts)) as advance:
+            self.embedder.embed(texts, advance)
+
+    def mask(self, unit: Unit) -> np.ndarray:
+        return topk_keep(self.embedder.cosine(unit.human, unit.items), self.rule.top_k, self.rule.min_cosine,
+                         self.rule.mode)
+
+    def tally(self, units: Sequence[Unit], masks: list[np.ndarray]) -> None:
+        """Count the units' cells and distinct pairs, total and kept (the stats are corpus-wide)."""
+        for m in masks:
+            self.stats.cells_total += m.size
+            self.stats.cells_kept += int(m.sum())
+        self._all.update((h, s) for _, _, _, h, s in kept_cells(units, None))
+        self._kept.update((h, s) for _, _, _, h, s in kept_cells(units, masks))
+        self.stats.unique_pairs_total = len(self._all)
+        self.stats.unique_pairs_kept = len(self._kept)
+
+
 def prefilter_masks(
     units: Sequence[Unit], cfg: RunConfig, progress: ProgressFactory = null_progress
 ) -> tuple[list[np.ndarray], PrefilterStats]:
     """Per-unit keep masks from embedding cosines; every unique item is embedded once."""
-    from rationalerm.judges.embedding import Embedder
-
-    pf = cfg.prefilter
-    embedder = Embedder(pf.model, pf.batch_size, cfg.judge.device_hint())
-    texts = list(dict.fromkeys(t for u in units for t in (*u.human, *u.items)))
-    with progress("prefilter: embedding texts", len(texts)) as advance:
-        embedder.embed(texts, advance)
-    masks, stats = [], PrefilterStats()
-    for u in units:
-        mask = topk_keep(embedder.cosine(u.human, u.items), pf.top_k, pf.min_cosine, pf.mode)
-        masks.append(mask)
-        stats.cells_total += mask.size
-        stats.cells_kept += int(mask.sum())
-    stats.unique_pairs_total = len({(h, s) for _, _, _, h, s in kept_cells(units, None)})
-    stats.unique_pairs_kept = len({(h, s) for _, _, _, h, s in kept_cells(units, masks)})
-    return masks, stats
+    pf = Prefilter(cfg)
+    pf.prepare(list(dict.fromkeys(t for u in units for t in (*u.human, *u.items))), progress)
+    masks = [pf.mask(u) for u in units]
+    pf.tally(units, masks)
+    return masks, pf.stats

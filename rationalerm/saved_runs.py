@@ -63,14 +63,16 @@ def versions() -> dict[str, str]:
 
 
 def write_run(
-    out: Path, *, inputs: Sequence[str | Path], config: dict[str, Any], rows: Sequence[dict[str, Any]],
+    out: Path, *, inputs: Sequence[str | Path], config: dict[str, Any], rows: Sequence[dict[str, Any]] | None,
     metrics: dict[str, Any], fingerprint: dict[str, Any], models: Sequence[str], process: dict[str, Any] | None = None,
 ) -> None:
     """Write a run's ``results.jsonl``, ``metrics.json`` and ``run.json``, each atomically.
 
     ``process`` (judge calls, cache hits, timings) describes this process, not the result: it goes to run.json
-    only, so results.jsonl and metrics.json stay a function of the input and the config."""
-    write_jsonl(out / "results.jsonl", rows)
+    only, so results.jsonl and metrics.json stay a function of the input and the config. ``rows`` None: the
+    caller has written results.jsonl itself (a streamed run assembles it from its parts, ``shards.py``)."""
+    if rows is not None:
+        write_jsonl(out / "results.jsonl", rows)
     write_json(out / "metrics.json", metrics)
     write_json(out / "run.json", {
         "inputs": [str(p) for p in inputs],

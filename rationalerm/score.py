@@ -226,6 +226,10 @@ class Interval:
     high: float
 
 
+_BOOT_CELLS = 1 << 21
+"""Resampled values per bootstrap block (16 MB of indices)."""
+
+
 def bootstrap_mean(values: Sequence[float], *, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0) -> Interval:
     """Mean with a seeded percentile-bootstrap interval (degenerate when fewer than 2 values)."""
     x = np.asarray(values, dtype=float)
@@ -235,8 +239,14 @@ def bootstrap_mean(values: Sequence[float], *, n_boot: int = 1000, confidence: f
     if x.size < 2 or n_boot == 0:
         return Interval(mean, mean, mean)
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, x.size, size=(n_boot, x.size))
-    means = x[idx].mean(axis=1)
+    # Resamples in blocks of rows, so memory stays bounded at any corpus size (one (n_boot, n) index array is
+    # 8 * n_boot * n bytes: 800 MB at 100k samples). The generator yields the same stream whatever the block
+    # sizes, and each row's mean is its own, so the interval equals the one-block computation bit for bit.
+    means = np.empty(n_boot)
+    step = max(1, _BOOT_CELLS // x.size)
+    for lo in range(0, n_boot, step):
+        hi = min(n_boot, lo + step)
+        means[lo:hi] = x[rng.integers(0, x.size, size=(hi - lo, x.size))].mean(axis=1)
     alpha = (1 - confidence) / 2
     lo, hi = np.quantile(means, [alpha, 1 - alpha])
     return Interval(mean, float(lo), float(hi))
@@ -247,14 +257,24 @@ def corpus_summary(
 ) -> dict[str, object]:
     """Means of the valid samples' metrics, each with its bootstrap interval."""
     valid = [s for s in scores if s.valid]
-    out: dict[str, object] = {"n_samples": len(valid)}
+    return metric_summary({k: [getattr(s, k) for s in valid] for k in METRICS}, n_boot=n_boot,
+                          confidence=confidence, seed=seed)
+
+
+def metric_summary(
+    columns: dict[str, Sequence[float]], *, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> dict[str, object]:
+    """``corpus_summary`` of the valid samples' metric columns (``METRICS`` -> values in sample order): a
+    streaming run keeps only these arrays."""
+    n = len(columns[METRICS[0]])
+    out: dict[str, object] = {"n_samples": n}
     ci: dict[str, list[float]] = {}
     for k in METRICS:
-        iv = bootstrap_mean([getattr(s, k) for s in valid], n_boot=n_boot, confidence=confidence, seed=seed)
+        iv = bootstrap_mean(columns[k], n_boot=n_boot, confidence=confidence, seed=seed)
         out[k] = iv.mean
         ci[k] = [iv.low, iv.high]
     out["ci"] = ci
-    out["std"] = {k: float(np.std([getattr(s, k) for s in valid])) if valid else float("nan") for k in METRICS}
+    out["std"] = {k: float(np.std(np.asarray(columns[k], dtype=float))) if n else float("nan") for k in METRICS}
     return out
 
 

