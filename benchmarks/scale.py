@@ -6,8 +6,8 @@ wall time goes, and the LLM judge's tokens per (sample, model), measured side by
    encodes each sample's items on its own with the same loaded model (two ``encode`` calls per sample x model,
    then its cosine matrix), on two corpora: the cost section's (texts recur, so deduplication counts) and one
    with distinct texts in every sample (only batching and sharing a sample's human items between its models
-   count: the headline last line). The cross-encoder judge is measured the same way (whole pair list vs one call per sample) when a
-   ``cross-encoder`` judge is registered in ``rationalerm.judges`` (issue 15); otherwise this says so.
+   count: the headline last line). The cross-encoder judge is measured the same way (whole pair list vs one call per
+   sample) with ``--cross-encoder DIR``.
 2. Cost against corpus size: ``rationalerm run`` (embedding judge, default config) on generated corpora of 1k,
    10k and 100k samples (6 human x 6 model items, 2 models; item texts from a 120-sentence vocabulary, so the
    distinct pairs the judge sees stay at 14,400 while the samples grow), each in a fresh process: wall time and
@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -124,17 +123,16 @@ def embedding_throughput(samples, naive_budget_s: float) -> tuple[float, float, 
     return cells / judge_s, naive_cells / naive_s, cells
 
 
-def cross_encoder_throughput(n_samples: int) -> str:
-    """The cross-encoder judge on the whole pair list vs one ``score_pairs`` call per sample, when registered.
+def cross_encoder_throughput(n_samples: int, model: str | None) -> str:
+    """The cross-encoder judge on the whole pair list vs one ``score_pairs`` call per sample.
 
-    Hook for issue 15: ``rationalerm.judges`` registers ``cross-encoder`` with a config whose defaults load a
-    model; nothing here depends on how it scores."""
-    from rationalerm.judges import JUDGES, make_judge
+    ``model``: a CrossEncoder folder (``rationalerm train --out``); without one there is nothing to measure."""
+    from rationalerm.judges import make_judge
+    from rationalerm.judges.cross_encoder import CrossEncoderJudgeConfig
 
-    if "cross-encoder" not in JUDGES.names():
-        return ("cross-encoder: no 'cross-encoder' judge registered in rationalerm.judges on this checkout "
-                f"(registered: {', '.join(JUDGES.names())}); this section measures it once issue 15 lands")
-    judge = make_judge(JUDGES.config("cross-encoder")())
+    if not model:
+        return "cross-encoder: not measured (give --cross-encoder DIR, a `rationalerm train` output)"
+    judge = make_judge(CrossEncoderJudgeConfig(model=model, device="cpu"))
     per_sample = _pairs(distinct_corpus(n_samples))
     pairs = [p for ps in per_sample for p in ps]
     judge.score_pairs(pairs[:64])  # load and warm up
@@ -281,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="torch threads for the throughput section (default 1: on a shared machine, OpenMP threads "
                          "that wait for each other at every small call make the naive loop erratic)")
     ap.add_argument("--only", choices=("cost", "llm", "throughput"), help="one section only")
+    ap.add_argument("--cross-encoder", default=None, metavar="DIR",
+                    help="a trained CrossEncoder folder (rationalerm train --out) to measure beside the embedding")
     ap.add_argument("--child", nargs=3, metavar=("N", "DATA", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     if args.only in (None, "cost") and not args.quick:
         sizes = [int(x) for x in args.sizes.split(",")]
-        print(f"cost vs corpus size (rationalerm run, embedding judge, 6x6 items, 2 models, 120-text vocabulary):")
+        print("cost vs corpus size (rationalerm run, embedding judge, 6x6 items, 2 models, 120-text vocabulary):")
         results = cost(sizes, None)
         print("\n| samples | wall (s) | peak RSS (MB) | wall growth | RSS growth |\n|---:|---:|---:|---:|---:|")
         for prev, row in zip([None, *results], results):
@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.quick:
         print()
-        print(cross_encoder_throughput(n))
+        print(cross_encoder_throughput(n, args.cross_encoder))
     import torch
 
     torch.set_num_threads(args.threads)

@@ -25,9 +25,9 @@ M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_JUDGE = "embedding"
 JudgeSection = JUDGES.config_union()
+"""The ``judge:`` section: the config class of the judge its ``type`` names (any registered judge)."""
 RunnerSection = RUNNERS.config_union()
 """The ``runner:`` section: where the judge stage runs (``local``, default, or ``ray``)."""
-"""The ``judge:`` section: the config class of the judge its ``type`` names (any registered judge)."""
 
 # Kept importable from here (they live beside their judges); the union above already imported them.
 from rationalerm.judges.embedding import EmbeddingJudgeConfig  # noqa: E402, F401
