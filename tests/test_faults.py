@@ -165,8 +165,11 @@ def test_all_faults_mixed_with_permanently_failing_prompts(server, data, clean, 
     since = len(server.asked)
     again = run(data, cfg, out)
     assert_asked_exactly(server, since, _pair_prompts(audit.failed_pairs))
-    # (only always-failing prompts left: the server may be taken as down after breaker_after failed attempts)
-    assert again.judged == len(audit.failed_pairs) and set(again.failed) <= {"server error", "not sent"}
+    # The permanent prompts fail again (or are not sent once the breaker takes the server as down); the faults are
+    # still on at 10%, so a re-asked pair that is not permanent may fail again with any injected kind (a stall, or a
+    # slow answer on a loaded machine, past the 0.5 s timeout: CI saw one), but never becomes a wrong number.
+    assert again.judged == len(audit.failed_pairs) and set(again.failed) <= {*KIND_OF.values(), "not sent"}
+    assert again.failed.get("server error", 0) + again.failed.get("not sent", 0) >= len(permanent)
     assert audit_pairwise(read_rows(out)).wrong == 0
     server.rate = server.permanent = 0.0
     done = run(data, cfg, out)

@@ -68,7 +68,7 @@ def test_backend_blocks_are_chosen_by_type(tmp_path):
         ("{type: llm, model: m, backend: {type: openai, engine_args: {}}}", "'engine_args' is a setting of backend type vllm"),
         ("{type: llm, model: m, backend: {type: vllm, base_url: u}}", "'base_url' is a setting of backend type openai"),
         ("{type: llm, model: m, backend: {type: tgi}}", "does not match any of the expected tags: 'openai', 'transformers', 'vllm'"),
-        ("{type: cross-encoder}", "does not match any of the expected tags: 'embedding', 'llm'"),
+        ("{type: bm25}", "does not match any of the expected tags: 'cross-encoder', 'embedding', 'llm'"),
     ],
 )
 def test_old_and_misplaced_keys_name_the_right_place(tmp_path, judge, message):
@@ -85,11 +85,11 @@ def test_registries_find_by_name_and_list_the_known_names():
     from rationalerm.judges.embedding import EmbeddingJudge, EmbeddingJudgeConfig
     from rationalerm.judges.llm import BACKENDS
 
-    assert JUDGES.names() == ["embedding", "llm"] and BACKENDS.names() == ["openai", "transformers", "vllm"]
+    assert JUDGES.names() == ["cross-encoder", "embedding", "llm"] and BACKENDS.names() == ["openai", "transformers", "vllm"]
     assert JUDGES.get("embedding") is EmbeddingJudge and JUDGES.config("embedding") is EmbeddingJudgeConfig
     with pytest.raises(ConfigError, match="unknown LLM backend 'tgi'; registered: openai, transformers, vllm"):
         BACKENDS.get("tgi")
-    with pytest.raises(ConfigError, match="unknown judge type 'x'; registered: embedding, llm"):
+    with pytest.raises(ConfigError, match="unknown judge type 'x'; registered: cross-encoder, embedding, llm"):
         make_judge(EmbeddingJudgeConfig().model_copy(update={"type": "x"}))
 
 
