@@ -284,7 +284,7 @@ def train(
 
     # Idle OpenMP threads sleep instead of spinning: 2.5-3x faster training on a CPU shared with other jobs.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from rationalerm.train import LabelError, TrainError, read_labels, training_progress, training_table
+    from rationalerm.train import read_labels, training_progress, training_table
     from rationalerm.train import train as fit
 
     try:
@@ -315,7 +315,7 @@ def train(
         with training_progress(err) as progress:
             result = fit(label_set, out, base=base, recipe=recipe, device=device, overwrite=overwrite,
                          progress=progress, log=lambda m: err.print(m, highlight=False))
-    except (LabelError, TrainError, ConfigError, ValueError, OSError) as e:
+    except (RationaleRMError, OSError) as e:  # OSError: an --out that cannot be written
         _fail(str(e))
         return
     card = result.card

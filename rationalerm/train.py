@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from rationalerm.errors import LoadError, RationaleRMError
+from rationalerm.errors import ConfigError, LoadError, RationaleRMError
 
 TRAINING_JSON = "training.json"
 CARD_FORMAT = "rationalerm-cross-encoder/1"
@@ -596,9 +596,9 @@ def read_card(folder: str | Path) -> dict[str, Any] | None:
     try:
         card = orjson.loads(p.read_bytes())
     except orjson.JSONDecodeError as e:
-        raise ValueError(f"{p}: invalid JSON ({e})") from e
+        raise ConfigError(f"{p}: invalid JSON ({e})") from e
     if not isinstance(card, dict):
-        raise ValueError(f"{p}: expected a JSON object")
+        raise ConfigError(f"{p}: expected a JSON object")
     return card
 
 

@@ -445,3 +445,15 @@ def test_train_command(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "--pos-weight" in proc.stderr
     proc = cli("train", str(labels), "--out", str(tmp_path / "y"), "--threshold", "high", check=False)
     assert proc.returncode == 2 and "--threshold" in proc.stderr
+
+
+@needs_data
+def test_a_broken_model_card_is_one_error_line(smoke_model: Path, tmp_path: Path) -> None:
+    """A training.json that is not a JSON object stops `run` with an error naming the file, not a traceback."""
+    broken = tmp_path / "broken"
+    shutil.copytree(smoke_model, broken)
+    (broken / "training.json").write_text('{"threshold": 0.5,')
+    proc = cli("run", str(EXAMPLE), "--config", str(_config(tmp_path, broken)), "--out", str(tmp_path / "r"),
+               check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{broken / 'training.json'}: invalid JSON" in proc.stderr.replace("\n", "")
