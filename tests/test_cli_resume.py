@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.runs import cached_pairs
+from tests.helpers.runs import cached_pairs, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "rationales.jsonl"
@@ -21,11 +21,7 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "140"}
 
 
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "rationalerm", *args], capture_output=True, text=True, env=ENV,
-                          cwd=ROOT, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
+    return run_cli(args, ENV, ROOT, check=check, timeout=600)
 
 
 def test_run_example_then_rescore(tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ from rationalerm.train import (
     weights_sha256,
 )
 from tests.helpers.data import default_argkp_path
-from tests.helpers.runs import cached_pairs
+from tests.helpers.runs import cached_pairs, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "rationales.jsonl"
@@ -53,11 +53,7 @@ SMOKE = Recipe(max_steps=3, batch_size=8, max_length=48, val_fraction=0.2, seed=
 
 
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "rationalerm", *args], capture_output=True, text=True, env=ENV,
-                          cwd=ROOT, timeout=900)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
+    return run_cli(args, ENV, ROOT, check=check, timeout=900)
 
 
 def _labels(pairs: list[PairLabel]) -> LabelSet:
