@@ -275,7 +275,7 @@ def train(
     precision: Annotated[str, typer.Option("--precision", help="auto (bf16 autocast where the CPU/GPU has bf16 units), bf16 or fp32.")] = _RECIPE.precision,
     threshold: Annotated[str, typer.Option("--threshold", help="The judge's default threshold on the calibrated probability, or 'best-f1' (the validation best-F1 one).")] = str(_RECIPE.threshold),
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split, the initialisation and the batches.")] = _RECIPE.seed,
-    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available).")] = None,
+    device: Annotated[Optional[str], typer.Option("--device", help="cpu or cuda (default: cuda when available; pick a GPU with CUDA_VISIBLE_DEVICES).")] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for torch (default: torch's choice).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing model folder at --out.")] = False,
 ) -> None:

@@ -480,6 +480,8 @@ def train(
         pos_weight = float(recipe.pos_weight)
 
     dev = _auto_device(device)
+    if dev.startswith("cuda:") and dev != "cuda:0":  # the trainer always trains on the first visible GPU
+        raise TrainError(f"--device {dev}: pick the GPU with CUDA_VISIBLE_DEVICES={dev.split(':', 1)[1]} and --device cuda")
     precision = resolve_precision(recipe.precision, dev)
     from transformers import set_seed
 

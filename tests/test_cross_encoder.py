@@ -219,6 +219,8 @@ def test_training_is_seeded_and_refuses_to_clobber(smoke_model: Path, tmp_path: 
     assert card["threshold"] == card["validation"]["best"]["threshold"] == card["validation"]["at_threshold"]["threshold"]
     with pytest.raises(TrainError, match="threshold"):
         train(_labels(_argkp_slice("train", 160)), tmp_path / "t", recipe=Recipe(threshold=1.5))
+    with pytest.raises(TrainError, match="CUDA_VISIBLE_DEVICES=1"):  # before anything loads: no GPU needed
+        train(_labels(_argkp_slice("train", 160)), tmp_path / "t", recipe=SMOKE, device="cuda:1")
 
 
 @settings(max_examples=60, deadline=None)
