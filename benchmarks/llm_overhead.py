@@ -41,7 +41,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 def read_samples(paths: list[str]) -> list[tuple[list[str], dict[str, list[str]]]]:
     """(human items, {model: items}) per record, via the project's loader when it is there."""
     try:
-        from rationalerm.load import load_samples
+        from rationalerm.inputs.load import load_samples
 
         res = load_samples([Path(p) for p in paths])
         return [(list(s.human), {m: list(v) for m, v in s.models.items()}) for s in res.samples]

@@ -12,14 +12,14 @@ model passed by path, the LLM judge on any local model passed by path, a cross-e
 - **KPA-2021 Track 1 mAP** (strict and relaxed), the shared task's own metric, reproduced exactly from its
   script (``kpa_track1_map``); official only over all cells of the full split (``kpa_map.official``).
 - **assignment**: per (topic, stance) task, the key points play the human checklist and the arguments the
-  model items; the judge's score matrix goes through ``rationalerm.assign.assign`` (one-to-one max-weight
+  model items; the judge's score matrix goes through ``rationalerm.scoring.assign.assign`` (one-to-one max-weight
   matching, zero scores never matched) and the matched pairs that carry a human label are compared with the
   gold matches: precision = gold matches among labelled matched pairs, recall = gold matches recovered / all
   gold matches. ArgKP is many-to-one (a key point matches many arguments), so a one-to-one matching can
   recover at most ``recall_ceiling`` (the size of a maximum matching on the gold matches); it is reported
   beside recall.
 - **prefilter** (embedding matchers): recall of the human matches kept by the embedding top-k per key point
-  (``rationalerm.prefilter.topk_keep``) at k = 1, 2, 3 with its ceiling (sum over key points of
+  (``rationalerm.judges.prefilter.topk_keep``) at k = 1, 2, 3 with its ceiling (sum over key points of
   min(k, gold matches) / all gold matches), and, for reference, top-k per argument.
 
 ``--assign-cells all`` (default) lets the assignment and the prefilter see every (key point, argument) cell of
@@ -58,9 +58,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 if __package__ in (None, ""):  # run as a script from a checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rationalerm.assign import assign  # noqa: E402
 from rationalerm.datasets.argkp import ArgKP, MatchTask, load_argkp  # noqa: E402
-from rationalerm.prefilter import topk_keep  # noqa: E402
+from rationalerm.judges.prefilter import topk_keep  # noqa: E402
+from rationalerm.scoring.assign import assign  # noqa: E402
 from tests.helpers.data import default_argkp_path  # noqa: E402
 
 PREFILTER_KS = (1, 2, 3)
@@ -534,12 +534,12 @@ def _jsonable(x: Any) -> Any:
 
 def train_on_argkp(out: str, split: str, data_path: str | None, recipe: dict[str, Any] | None, base: str | None,
                    max_pairs: int | None, seed: int, log: Any, undecided: float | None = None) -> dict[str, Any]:
-    """Train a cross-encoder on the ArgKP train labels (``rationalerm.train``, its default recipe unless told).
+    """Train a cross-encoder on the ArgKP train labels (``rationalerm.training.trainer``, its default recipe unless told).
 
     ``undecided``: also train on the unlabelled (annotators undecided) pairs of each group, with this label.
     """
     from rationalerm.datasets.argkp import label_records
-    from rationalerm.train import LabelSet, PairLabel, Recipe, train
+    from rationalerm.training.trainer import LabelSet, PairLabel, Recipe, train
 
     if split != "dev":
         raise SystemExit("--train-cross-encoder trains on ArgKP train and evaluates on dev: use --split dev")
@@ -605,9 +605,9 @@ def run(
     train_undecided: float | None = None,
     log: Any = print,
 ) -> dict[str, Any]:
+    from rationalerm.judges.cross_encoder import CrossEncoderJudgeConfig
     from rationalerm.judges.embedding import EmbeddingJudge, EmbeddingJudgeConfig
     from rationalerm.judges.llm import LLMJudgeConfig
-    from rationalerm.judges.cross_encoder import CrossEncoderJudgeConfig
 
     if assign_cells not in ("all", "labelled"):
         raise ValueError("assign_cells must be all or labelled")

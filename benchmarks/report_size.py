@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
-from rationalerm.html_report import write_report  # noqa: E402
+from rationalerm.reporting.html import write_report  # noqa: E402
 from tests.report_fixtures import browser_page, make_run, open_report  # noqa: E402
 
 

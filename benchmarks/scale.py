@@ -151,9 +151,9 @@ def cross_encoder_throughput(n_samples: int, model: str | None) -> str:
 
 def child(n: int, data: str, out: str) -> None:
     """One run in this (fresh) process; the assignment timed inside the scoring stage. Prints run.json's process."""
-    from rationalerm import score as score_module
     from rationalerm.config import load_config
     from rationalerm.pipeline import run
+    from rationalerm.scoring import metrics as score_module
 
     spent = [0.0]
     assign_stack = score_module.assign_stack
@@ -208,10 +208,10 @@ def stage_shares(process: dict[str, object]) -> dict[str, float]:
 def llm_tokens() -> None:
     """Pairwise prompt tokens per (sample, model), the prefix cache's share (engine counters), listwise tokens."""
     from rationalerm.config import load_config
+    from rationalerm.inputs.load import load_samples
     from rationalerm.judges import make_judge
     from rationalerm.judges.base import ListTask
     from rationalerm.judges.llm.prompts import listwise_messages, pairwise_messages
-    from rationalerm.load import load_samples
     from tests.helpers.tiny_qwen import build_tiny_qwen, default_cache_dir
 
     model = build_tiny_qwen(default_cache_dir())

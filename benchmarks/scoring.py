@@ -3,8 +3,8 @@
 10,000 samples of 6 x 8 five-level matrices (seeded). Printed side by side, each the best of ``--repeat``
 timings (this machine is noisy; the ratio is what counts):
 - plain: ``linear_sum_assignment(w, maximize=True)`` per matrix, nothing else;
-- assignment: ``rationalerm.assign.assign_stack`` (the tie rule; all matrices of one shape prepared as one array);
-- scorer: ``rationalerm.score.score_matrices`` (tie-ruled assignment + precision/recall/F1/AP + pairs);
+- assignment: ``rationalerm.scoring.assign.assign_stack`` (the tie rule; all matrices of one shape prepared as one array);
+- scorer: ``rationalerm.scoring.metrics.score_matrices`` (tie-ruled assignment + precision/recall/F1/AP + pairs);
 - previous scorer: the scorer this project had before the tie rule (plain ``linear_sum_assignment`` and the
   same metrics, one sample at a time; copied below from the commit before the change);
 - one by one: ``score_sample`` per matrix (the single-sample API, for reference).
@@ -21,8 +21,8 @@ from collections.abc import Callable
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from rationalerm.assign import assign_stack
-from rationalerm.score import score_matrices, score_sample
+from rationalerm.scoring.assign import assign_stack
+from rationalerm.scoring.metrics import score_matrices, score_sample
 
 
 def best_of(fn: Callable[[], object], repeat: int) -> float:

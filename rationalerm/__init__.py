@@ -7,17 +7,20 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from rationalerm.assign import assign, best_pick  # noqa: E402
 from rationalerm.config import RunConfig, load_config  # noqa: E402
-from rationalerm.errors import ConfigError, JudgeError, LoadError, OutputError, RationaleRMError  # noqa: E402
-from rationalerm.load import LoadResult, Sample, load_samples  # noqa: E402
-from rationalerm.score import SampleScore, bootstrap_mean, corpus_summary, score_matrices, score_sample  # noqa: E402
 from rationalerm.decompose import DecomposeSettings, decompose_file  # noqa: E402
-from rationalerm.reward import (  # noqa: E402
-    RewardResult, RewardScorer, compute_score, compute_score_batch, reward_func,
+from rationalerm.errors import ConfigError, JudgeError, LoadError, OutputError, RationaleRMError  # noqa: E402
+from rationalerm.inputs.load import LoadResult, Sample, load_samples  # noqa: E402
+from rationalerm.reward.scorer import (  # noqa: E402
+    RewardResult,
+    RewardScorer,
+    compute_score,
+    compute_score_batch,
+    reward_func,
 )
-from rationalerm.train import LabelSet, Recipe, read_labels  # noqa: E402
-
+from rationalerm.scoring.assign import assign, best_pick  # noqa: E402
+from rationalerm.scoring.metrics import SampleScore, bootstrap_mean, corpus_summary, score_matrices, score_sample  # noqa: E402
+from rationalerm.training.trainer import LabelSet, Recipe, read_labels  # noqa: E402
 
 if TYPE_CHECKING:
     from rationalerm.pipeline import RunOutcome
@@ -31,8 +34,8 @@ def run(inputs: str | Path | list[str | Path], cfg: RunConfig, out_dir: str | Pa
 
 
 def train(labels: LabelSet, out_dir: str | Path, **kwargs: Any) -> Any:
-    """Fit a cross-encoder matcher (``rationalerm.train.train``); torch and the trainer load only when called."""
-    from rationalerm.train import train as _train
+    """Fit a cross-encoder matcher (``rationalerm.training.trainer.train``); torch and the trainer load only when called."""
+    from rationalerm.training.trainer import train as _train
 
     return _train(labels, out_dir, **kwargs)
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from rationalerm.config import load_config
 from rationalerm.errors import ConfigError, RationaleRMError
-from rationalerm.train import Recipe
+from rationalerm.training.trainer import Recipe
 
 _RECIPE = Recipe()  # the defaults of `rationalerm train` (the measured recipe, benchmarks/RESULTS.md)
 
@@ -36,7 +36,7 @@ def _fail(msg: str) -> None:
 
 
 def _check_sort(sort_by: str) -> None:
-    from rationalerm.report import SORT_KEYS
+    from rationalerm.reporting.terminal import SORT_KEYS
 
     if sort_by not in SORT_KEYS:
         _fail(f"--sort-by must be one of {', '.join(SORT_KEYS)}, not {sort_by!r}")
@@ -45,25 +45,25 @@ def _check_sort(sort_by: str) -> None:
 @app.command()
 def run(
     inputs: Annotated[list[Path], typer.Argument(help="JSONL or Parquet files in the Qwen/RationaleRM format.")],
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML run config (default: embedded embedding judge on CPU).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML run config (default: embedded embedding judge on CPU).")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory (results.jsonl, metrics.json, run.json, cache.sqlite).")] = Path("runs/latest"),
-    models: Annotated[Optional[list[str]], typer.Option("--models", "-m", help="Evaluated models (repeatable); default: every '<model>-checklist' key.")] = None,
+    models: Annotated[list[str] | None, typer.Option("--models", "-m", help="Evaluated models (repeatable); default: every '<model>-checklist' key.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Stop at the first bad record instead of skipping it.")] = False,
-    cache: Annotated[Optional[Path], typer.Option("--cache", help="SQLite judge cache (default: OUT/cache.sqlite).")] = None,
-    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Embedding judge: cosine threshold; cross-encoder: probability threshold.")] = None,
-    min_score: Annotated[Optional[float], typer.Option("--min-score", help="Mask scores below this before the assignment.")] = None,
-    max_model_items: Annotated[Optional[int], typer.Option("--max-model-items", help="Cut each model list to its first k items before matching (paper: 5).")] = None,
-    compat: Annotated[Optional[str], typer.Option("--compat", help="'metajudge': reproduce the public reference script.")] = None,
-    label_field: Annotated[Optional[str], typer.Option("--label-field", help="Field of the human preference label (default 'label'); OA compares it with '<model>-label'.")] = None,
-    deceptive_threshold: Annotated[Optional[float], typer.Option("--deceptive-threshold", help="A right label with RC at or below this is a deceptive-alignment case (default 0.25).")] = None,
-    runner: Annotated[Optional[str], typer.Option("--runner", help="Where the judge runs: 'local' (default) or 'ray' (needs the 'ray' extra of the package).")] = None,
-    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster to join ('auto' or HOST:PORT; implies --runner ray); default: a local Ray instance.")] = None,
+    cache: Annotated[Path | None, typer.Option("--cache", help="SQLite judge cache (default: OUT/cache.sqlite).")] = None,
+    threshold: Annotated[float | None, typer.Option("--threshold", help="Embedding judge: cosine threshold; cross-encoder: probability threshold.")] = None,
+    min_score: Annotated[float | None, typer.Option("--min-score", help="Mask scores below this before the assignment.")] = None,
+    max_model_items: Annotated[int | None, typer.Option("--max-model-items", help="Cut each model list to its first k items before matching (paper: 5).")] = None,
+    compat: Annotated[str | None, typer.Option("--compat", help="'metajudge': reproduce the public reference script.")] = None,
+    label_field: Annotated[str | None, typer.Option("--label-field", help="Field of the human preference label (default 'label'); OA compares it with '<model>-label'.")] = None,
+    deceptive_threshold: Annotated[float | None, typer.Option("--deceptive-threshold", help="A right label with RC at or below this is a deceptive-alignment case (default 0.25).")] = None,
+    runner: Annotated[str | None, typer.Option("--runner", help="Where the judge runs: 'local' (default) or 'ray' (needs the 'ray' extra of the package).")] = None,
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help="Ray cluster to join ('auto' or HOST:PORT; implies --runner ray); default: a local Ray instance.")] = None,
     sort_by: SortBy = "recall",
 ) -> None:
     """Judge every human x model item pair, match one-to-one, score, and write the run to OUT."""
     _check_sort(sort_by)
     from rationalerm.pipeline import run as run_pipeline
-    from rationalerm.report import rich_progress, results_table
+    from rationalerm.reporting.terminal import results_table, rich_progress
 
     overrides = {"models": models, "strict": strict or None, "cache": str(cache) if cache else None,
                  "scoring.min_score": min_score, "scoring.max_model_items": max_model_items, "scoring.compat": compat,
@@ -96,16 +96,16 @@ def run(
 @app.command()
 def score(
     run_dir: Annotated[Path, typer.Argument(help="A directory written by 'rationalerm run'.")],
-    compat: Annotated[Optional[str], typer.Option("--compat", help="'metajudge' or 'none'.")] = None,
-    max_model_items: Annotated[Optional[int], typer.Option("--max-model-items", help="Cut each model list to its first k items before matching.")] = None,
-    min_score: Annotated[Optional[float], typer.Option("--min-score", help="Mask scores below this before matching.")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Where to write the re-scored run (default: a new directory RUN-rescored beside it; give RUN itself to overwrite it).")] = None,
+    compat: Annotated[str | None, typer.Option("--compat", help="'metajudge' or 'none'.")] = None,
+    max_model_items: Annotated[int | None, typer.Option("--max-model-items", help="Cut each model list to its first k items before matching.")] = None,
+    min_score: Annotated[float | None, typer.Option("--min-score", help="Mask scores below this before matching.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Where to write the re-scored run (default: a new directory RUN-rescored beside it; give RUN itself to overwrite it).")] = None,
     sort_by: SortBy = "recall",
 ) -> None:
     """Recompute every metric from the saved judgements (no judge call) and write the re-scored run."""
     _check_sort(sort_by)
-    from rationalerm.saved_runs import rescore_run
-    from rationalerm.report import results_table
+    from rationalerm.reporting.terminal import results_table
+    from rationalerm.runs.directory import rescore_run
 
     try:
         written, metrics = rescore_run(run_dir, out, compat=compat, max_model_items=max_model_items,
@@ -126,13 +126,13 @@ def score(
 def import_metajudge(
     files: Annotated[list[Path], typer.Argument(help="Answer files of the reference pipeline (metajudge_infer.py output, JSONL).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write (results.jsonl, metrics.json, run.json).")],
-    model: Annotated[Optional[str], typer.Option("--model", help="Evaluated model (default: found as the reference finds it, from the first row's metadata).")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Evaluated model (default: found as the reference finds it, from the first row's metadata).")] = None,
     sort_by: SortBy = "recall",
 ) -> None:
     """Score the reference pipeline's answers exactly as its analysis script does (compat: metajudge)."""
     _check_sort(sort_by)
-    from rationalerm.import_metajudge import import_answers
-    from rationalerm.report import results_table
+    from rationalerm.reporting.terminal import results_table
+    from rationalerm.runs.import_metajudge import import_answers
 
     try:
         outcome = import_answers(files, out, model)
@@ -153,12 +153,12 @@ def import_metajudge(
 def report(
     runs: Annotated[list[Path], typer.Argument(help="One or more run directories (several: shown side by side and compared).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")] = Path("report.html"),
-    title: Annotated[Optional[str], typer.Option("--title", help="Page title.")] = None,
-    deceptive_threshold: Annotated[Optional[float], typer.Option("--deceptive-threshold", help="Override the runs' RC threshold for deceptive-alignment cases.")] = None,
+    title: Annotated[str | None, typer.Option("--title", help="Page title.")] = None,
+    deceptive_threshold: Annotated[float | None, typer.Option("--deceptive-threshold", help="Override the runs' RC threshold for deceptive-alignment cases.")] = None,
     threshold: Annotated[float, typer.Option("--threshold", help="Compare: a cell with score >= this is a match.")] = 0.5,
 ) -> None:
     """One self-contained HTML page: results table, plots, deceptive-alignment cases, a per-sample browser."""
-    from rationalerm.html_report import write_report
+    from rationalerm.reporting.html import write_report
 
     try:
         path = write_report(runs, out, title=title, deceptive_threshold=deceptive_threshold, compare_threshold=threshold)
@@ -172,12 +172,12 @@ def report(
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A directory written by 'rationalerm run'.")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="csv or parquet.")] = "csv",
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for samples.*, models.*, deceptive.* (default: the run directory).")] = None,
-    plots: Annotated[Optional[Path], typer.Option("--plots", help="Also write the report's plots here as PNG and SVG.")] = None,
-    deceptive_threshold: Annotated[Optional[float], typer.Option("--deceptive-threshold", help="Override the run's RC threshold for deceptive-alignment cases.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for samples.*, models.*, deceptive.* (default: the run directory).")] = None,
+    plots: Annotated[Path | None, typer.Option("--plots", help="Also write the report's plots here as PNG and SVG.")] = None,
+    deceptive_threshold: Annotated[float | None, typer.Option("--deceptive-threshold", help="Override the run's RC threshold for deceptive-alignment cases.")] = None,
 ) -> None:
     """Per-sample and per-model tables (CSV or Parquet), deceptive-alignment cases, and plots for papers."""
-    from rationalerm.export import export_run
+    from rationalerm.reporting.export import export_run
 
     try:
         paths = export_run(run_dir, fmt, out, plots, deceptive_threshold)  # type: ignore[arg-type]
@@ -191,16 +191,16 @@ def export(
 @app.command()
 def compare(
     run_a: Annotated[Path, typer.Argument(help="First run directory (e.g. the LLM judge).")],
-    run_b: Annotated[Optional[Path], typer.Argument(help="Second run directory (e.g. the embedding judge).")] = None,
-    gold: Annotated[Optional[Path], typer.Option("--gold", help="Human pair labels, JSONL: {id, model, i, j, label} or {human, item, label}.")] = None,
+    run_b: Annotated[Path | None, typer.Argument(help="Second run directory (e.g. the embedding judge).")] = None,
+    gold: Annotated[Path | None, typer.Option("--gold", help="Human pair labels, JSONL: {id, model, i, j, label} or {human, item, label}.")] = None,
     threshold: Annotated[float, typer.Option("--threshold", help="A cell with score >= this is a match.")] = 0.5,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full comparison as JSON here.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the full comparison as JSON here.")] = None,
 ) -> None:
     """Agreement of two runs over the same input (pairs, samples, model ranking), and/or of runs vs gold labels."""
-    from rationalerm.compare import compare_runs, compare_with_gold
-    from rationalerm.files import write_json
-    from rationalerm.report import compare_tables, gold_table
-    from rationalerm.saved_runs import load_gold, load_run
+    from rationalerm._util.files import write_json
+    from rationalerm.analysis.compare import compare_runs, compare_with_gold
+    from rationalerm.reporting.terminal import compare_tables, gold_table
+    from rationalerm.runs.directory import load_gold, load_run
 
     if run_b is None and gold is None:
         _fail("give a second run, --gold FILE, or both")
@@ -226,21 +226,21 @@ def compare(
 @app.command()
 def calibrate(
     reference: Annotated[Path, typer.Argument(help="A run directory: its scores are the reference (its texts are used with --gold).")],
-    gold: Annotated[Optional[Path], typer.Option("--gold", help="Calibrate against human pair labels instead of the run's scores.")] = None,
-    embedding_model: Annotated[Optional[str], typer.Option("--embedding-model", help="sentence-transformers path or name (default: packaged all-MiniLM-L6-v2).")] = None,
+    gold: Annotated[Path | None, typer.Option("--gold", help="Calibrate against human pair labels instead of the run's scores.")] = None,
+    embedding_model: Annotated[str | None, typer.Option("--embedding-model", help="sentence-transformers path or name (default: packaged all-MiniLM-L6-v2).")] = None,
     match_threshold: Annotated[float, typer.Option("--match-threshold", help="A reference cell with score >= this is a match.")] = 0.5,
     target_recall: Annotated[float, typer.Option("--target-recall", help="Smallest prefilter k keeping this share of reference matches.")] = 0.95,
-    base_config: Annotated[Optional[Path], typer.Option("--base-config", help="Config to start from (default: the embedded default).")] = None,
-    write_config: Annotated[Optional[Path], typer.Option("--write-config", help="Write the base config with the chosen values here.")] = None,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full grid as JSON here.")] = None,
+    base_config: Annotated[Path | None, typer.Option("--base-config", help="Config to start from (default: the embedded default).")] = None,
+    write_config: Annotated[Path | None, typer.Option("--write-config", help="Write the base config with the chosen values here.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the full grid as JSON here.")] = None,
 ) -> None:
     """Choose the embedding threshold and prefilter k that best agree with a reference run or gold labels."""
-    from rationalerm.calibrate import calibrate as run_calibration
-    from rationalerm.calibrate import write_calibrated_config
-    from rationalerm.files import write_json
+    from rationalerm._util.files import write_json
+    from rationalerm.analysis.calibrate import calibrate as run_calibration
+    from rationalerm.analysis.calibrate import write_calibrated_config
     from rationalerm.judges.embedding import Embedder
-    from rationalerm.report import calibrate_tables
-    from rationalerm.saved_runs import load_gold, load_run
+    from rationalerm.reporting.terminal import calibrate_tables
+    from rationalerm.runs.directory import load_gold, load_run
 
     try:
         run_ = load_run(reference)
@@ -264,19 +264,19 @@ def calibrate(
 def train(
     labels: Annotated[list[Path], typer.Argument(help="Human pair labels (JSONL or Parquet: {human, item, label 0/1 or in [0, 1]}) and/or run directories of any judge (distillation: every judged cell is a soft label).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the trained CrossEncoder and its training.json.")],
-    base: Annotated[Optional[str], typer.Option("--base", help="Base encoder: a local sentence-transformers/HF folder or a hub name (default: packaged all-MiniLM-L6-v2).")] = None,
+    base: Annotated[str | None, typer.Option("--base", help="Base encoder: a local sentence-transformers/HF folder or a hub name (default: packaged all-MiniLM-L6-v2).")] = None,
     epochs: Annotated[float, typer.Option("--epochs", help="Passes over the training pairs (fractions allowed).")] = _RECIPE.epochs,
     lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate (linear warm-up, then linear decay).")] = _RECIPE.lr,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Pairs per optimizer step.")] = _RECIPE.batch_size,
     max_length: Annotated[int, typer.Option("--max-length", help="Tokens per (human, item) pair; longer pairs are truncated.")] = _RECIPE.max_length,
     pos_weight: Annotated[str, typer.Option("--pos-weight", help="Weight of the positive term of the loss: 'auto' (negatives / positives) or a number (1 = none).")] = str(_RECIPE.pos_weight),
     val_fraction: Annotated[float, typer.Option("--val-fraction", help="Share of human items held out (with all their pairs) for validation and the threshold.")] = _RECIPE.val_fraction,
-    max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Stop after this many optimizer steps (overrides --epochs).")] = None,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", help="Stop after this many optimizer steps (overrides --epochs).")] = None,
     precision: Annotated[str, typer.Option("--precision", help="auto (bf16 autocast where the CPU/GPU has bf16 units), bf16 or fp32.")] = _RECIPE.precision,
     threshold: Annotated[str, typer.Option("--threshold", help="The judge's default threshold on the calibrated probability, or 'best-f1' (the validation best-F1 one).")] = str(_RECIPE.threshold),
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split, the initialisation and the batches.")] = _RECIPE.seed,
-    device: Annotated[Optional[str], typer.Option("--device", help="cpu or cuda (default: cuda when available; pick a GPU with CUDA_VISIBLE_DEVICES).")] = None,
-    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for torch (default: torch's choice).")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="cpu or cuda (default: cuda when available; pick a GPU with CUDA_VISIBLE_DEVICES).")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for torch (default: torch's choice).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing model folder at --out.")] = False,
 ) -> None:
     """Fit a cross-encoder matcher on human pair labels or on a judge's run (distillation)."""
@@ -284,8 +284,8 @@ def train(
 
     # Idle OpenMP threads sleep instead of spinning: 2.5-3x faster training on a CPU shared with other jobs.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from rationalerm.train import read_labels, training_progress, training_table
-    from rationalerm.train import train as fit
+    from rationalerm.training.trainer import read_labels, training_progress, training_table
+    from rationalerm.training.trainer import train as fit
 
     try:
         pw: float | str = "auto" if pos_weight == "auto" else float(pos_weight)
@@ -334,8 +334,8 @@ def decompose(
     out: Annotated[Path, typer.Option("--out", "-o", help="JSONL to write: the same records with the checklists filled.")],
     field: Annotated[str, typer.Option("--field", help="Rationale field of each model; '{model}' names the model.")] = "{model}-generated_text",
     max_items: Annotated[int, typer.Option("--max-items", help="At most this many items per checklist, most important first.")] = 5,
-    human: Annotated[Optional[str], typer.Option("--human", help="Also decompose this free-text human rationale field into 'human-checklist'.")] = None,
-    cache: Annotated[Optional[Path], typer.Option("--cache", help="SQLite cache (default: OUT with suffix .cache.sqlite).")] = None,
+    human: Annotated[str | None, typer.Option("--human", help="Also decompose this free-text human rationale field into 'human-checklist'.")] = None,
+    cache: Annotated[Path | None, typer.Option("--cache", help="SQLite cache (default: OUT with suffix .cache.sqlite).")] = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="Generation budget per answer.")] = 1024,
     max_item_chars: Annotated[int, typer.Option("--max-item-chars", help="Longest item the answer schema allows (characters).")] = 300,
     retries: Annotated[int, typer.Option("--retries", help="Re-asks of a rejected answer.")] = 2,
@@ -343,7 +343,7 @@ def decompose(
 ) -> None:
     """Decompose free-text rationales into ranked atomic checklist items with a local LLM ('{model}-checklist')."""
     from rationalerm.decompose import DecomposeSettings, decompose_file
-    from rationalerm.report import rich_progress
+    from rationalerm.reporting.terminal import rich_progress
 
     try:
         cfg = load_config(config)

@@ -18,8 +18,8 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from rationalerm.errors import ConfigError
 from rationalerm.judges.base import JUDGES
+from rationalerm.judges.runners import RUNNERS
 from rationalerm.registry import ConfigSection
-from rationalerm.runners import RUNNERS
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -45,7 +45,7 @@ class PrefilterConfig(ConfigSection):
     batch_size: int = Field(64, ge=1)
 
     @model_validator(mode="after")
-    def _some_rule(self) -> "PrefilterConfig":
+    def _some_rule(self) -> PrefilterConfig:
         if self.enabled and self.top_k is None and self.min_cosine is None:
             raise ValueError("prefilter needs top_k and/or min_cosine")
         return self
@@ -62,7 +62,7 @@ class ScoringConfig(ConfigSection):
 
 
 class OutcomeConfig(ConfigSection):
-    """Outcome accuracy beside RC (rationalerm/outcome.py): which field holds the human label, and the RC at
+    """Outcome accuracy beside RC (rationalerm/scoring/outcome.py): which field holds the human label, and the RC at
     or below which a right answer counts as a deceptive-alignment case."""
 
     label_field: str = Field("label", min_length=1, description="the human preference label's field")
@@ -92,7 +92,7 @@ class RunConfig(ConfigSection):
         return hint if hint is not None else 2048
 
     @model_validator(mode="after")
-    def _compat_format_check(self) -> "RunConfig":
+    def _compat_format_check(self) -> RunConfig:
         """Under compat: metajudge a listwise judge re-asks as the reference does, unless told otherwise."""
         j = self.judge
         if (self.scoring.compat == "metajudge" and isinstance(j, LLMJudgeConfig) and j.protocol == "listwise"

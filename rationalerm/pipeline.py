@@ -31,20 +31,20 @@ from typing import Any, cast
 import numpy as np
 
 from rationalerm import __version__
-from rationalerm.cache import JudgeCache, fingerprint_id
+from rationalerm._util.files import ensure_dir, read_jsonl
 from rationalerm.config import RunConfig
 from rationalerm.errors import ConfigError
-from rationalerm.files import ensure_dir, read_jsonl
+from rationalerm.inputs.grids import Unit, kept_cells
+from rationalerm.inputs.load import LoadResult, LoadState, iter_samples, no_valid_record
 from rationalerm.judges import ListJudge, PairJudge, ProgressFactory, make_judge, null_progress
-from rationalerm.judges.fill import JudgedPairs, judge_listwise, pair_matrices, shard_scores
-from rationalerm.load import LoadResult, LoadState, iter_samples, no_valid_record
-from rationalerm.pairs import Unit, kept_cells
-from rationalerm.prefilter import Prefilter
-from rationalerm.runners import make_runner
-from rationalerm.saved_runs import write_run
-from rationalerm.score import score_rows
-from rationalerm.shards import ResultParts, input_identity, iter_shards
-from rationalerm.tally import CorpusTally
+from rationalerm.judges.cache import JudgeCache, fingerprint_id
+from rationalerm.judges.prefilter import Prefilter
+from rationalerm.judges.runners import make_runner
+from rationalerm.judges.stage import JudgedPairs, judge_listwise, pair_matrices, shard_scores
+from rationalerm.runs.directory import write_run
+from rationalerm.runs.parts import ResultParts, input_identity, iter_shards
+from rationalerm.scoring.metrics import score_rows
+from rationalerm.scoring.summary import CorpusTally
 
 
 @dataclass

@@ -41,11 +41,13 @@ class ConfigSection(BaseModel):
 class Registry(Generic[F]):
     """Name -> (factory, config class) for one kind of component (``kind`` is used in messages)."""
 
-    def __init__(self, kind: str, package: str | None, pattern: str = "*") -> None:
+    def __init__(self, kind: str, package: str | None, pattern: str = "*", exclude: tuple[str, ...] = ()) -> None:
         self.kind = kind
         self.package = package
         """Every module of this package whose name matches ``pattern`` is imported to register (None: none)."""
         self.pattern = pattern
+        self.exclude = exclude
+        """Modules of ``package`` that are not components (the stage code that lives beside them)."""
         self._factories: dict[str, F] = {}
         self._configs: dict[str, type[ConfigSection]] = {}
         self._loaded = False
@@ -71,7 +73,8 @@ class Registry(Generic[F]):
         self._loaded = True
         package = importlib.import_module(self.package)
         for info in pkgutil.iter_modules(package.__path__):
-            if not info.name.startswith("_") and fnmatch.fnmatchcase(info.name, self.pattern):
+            if (not info.name.startswith("_") and info.name not in self.exclude
+                    and fnmatch.fnmatchcase(info.name, self.pattern)):
                 importlib.import_module(f"{self.package}.{info.name}")
 
     def names(self) -> list[str]:

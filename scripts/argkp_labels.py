@@ -14,8 +14,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script from a checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from rationalerm._util.files import write_jsonl  # noqa: E402
 from rationalerm.datasets.argkp import label_records, load_argkp  # noqa: E402
-from rationalerm.files import write_jsonl  # noqa: E402
 from tests.helpers.data import default_argkp_path  # noqa: E402
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 # The report tests' session fixtures (a scored examples/ run, a generated 20,000-sample run) and browser helper.
-pytest_plugins = ["tests.report_fixtures"]
+pytest_plugins = ["tests.helpers.report_fixtures"]
 
 # vLLM on CPU: a small KV cache, and an in-process engine core (starts in seconds instead of spawning a
 # process). A test that starts `vllm serve` as a subprocess re-enables multiprocessing in that process only.

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from rationalerm import ConfigError, JudgeError, LoadError, OutputError, RationaleRMError
 from rationalerm.cli import app
+from tests.helpers.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "rationales.jsonl"
 
 
@@ -19,8 +19,8 @@ def test_every_user_error_shares_one_base() -> None:
         assert issubclass(cls, RationaleRMError)
     # the names stay importable from where they were, and keep their old bases
     from rationalerm.config import ConfigError as C
+    from rationalerm.inputs.load import LoadError as L
     from rationalerm.judges.llm import JudgeError as J
-    from rationalerm.load import LoadError as L
 
     assert (C, J, L) == (ConfigError, JudgeError, LoadError)
     assert issubclass(ConfigError, ValueError) and issubclass(LoadError, ValueError)

@@ -6,11 +6,10 @@ from __future__ import annotations
 import pkgutil
 import subprocess
 import sys
-from pathlib import Path
 
 import rationalerm.judges
+from tests.helpers.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 CHECK = (
     "import {module}, sys\n"
     "from rationalerm.judges import JUDGES\n"
@@ -24,7 +23,7 @@ CHECK = (
 
 def test_every_module_imports_first_with_complete_registries() -> None:
     judges = [m.name for m in pkgutil.walk_packages(rationalerm.judges.__path__, "rationalerm.judges.")]
-    assert {"rationalerm.judges.fill", "rationalerm.judges.llm.vllm_backend"} <= set(judges)
+    assert {"rationalerm.judges.stage", "rationalerm.judges.llm.vllm_backend"} <= set(judges)
     light = {"rationalerm", "rationalerm.config", "rationalerm.judges", "rationalerm.judges.llm"}
     procs = {
         m: subprocess.Popen([sys.executable, "-c", CHECK.format(module=m, light=m in light)], cwd=ROOT,

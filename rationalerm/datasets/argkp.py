@@ -99,7 +99,7 @@ class MatchTask:
         rows, cols = np.nonzero(self.labelled)
         yield from zip(rows.tolist(), cols.tolist())
 
-    def subset_columns(self, cols: Sequence[int]) -> "MatchTask":
+    def subset_columns(self, cols: Sequence[int]) -> MatchTask:
         cols = list(cols)
         return MatchTask(
             split=self.split,
@@ -136,7 +136,7 @@ class ArgKP:
                 return t
         raise KeyError((topic, stance))
 
-    def sample(self, max_pairs: int | None, seed: int = 0) -> "ArgKP":
+    def sample(self, max_pairs: int | None, seed: int = 0) -> ArgKP:
         """A reproducible subsample of at most ``max_pairs`` labelled pairs, stratified by label.
 
         Tasks are restricted to the arguments that keep at least one sampled pair, and their gold matrices

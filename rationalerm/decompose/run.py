@@ -25,12 +25,12 @@ from typing import Any
 
 import orjson
 
+from rationalerm._util.files import write_jsonl
 from rationalerm.config import RunConfig
 from rationalerm.decompose.prompt import answer_regex, messages, parse_answer, prompt_hash
 from rationalerm.errors import ConfigError, LoadError
-from rationalerm.files import write_jsonl
+from rationalerm.inputs.load import HUMAN_KEY, Skipped, _records
 from rationalerm.judges.base import ProgressFactory, null_progress
-from rationalerm.load import HUMAN_KEY, Skipped, _records
 
 ERRORS_KEY = "decompose-errors"
 """Per record: ``{target key: reason}`` for each rationale that got no checklist."""
@@ -77,7 +77,7 @@ class DecomposeCache:
     """SQLite cache of decompositions: ``(fingerprint id, text hash) -> result``, committed per answer."""
 
     def __init__(self, path: str | Path, fingerprint: dict[str, Any]) -> None:
-        from rationalerm.cache import fingerprint_id
+        from rationalerm.judges.cache import fingerprint_id
 
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.fp = fingerprint_id(fingerprint)

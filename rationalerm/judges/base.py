@@ -46,7 +46,8 @@ class JudgeConfig(ConfigSection):
         return None
 
 
-JUDGES: Registry[Callable[..., Any]] = Registry("judge type", package="rationalerm.judges")
+JUDGES: Registry[Callable[..., Any]] = Registry(
+    "judge type", package="rationalerm.judges", exclude=("base", "cache", "prefilter", "stage", "runners"))
 """Judge type -> factory taking its config (``make_judge``): every module of ``rationalerm.judges`` may register."""
 
 
@@ -63,7 +64,7 @@ class PairScore:
     detail: dict[str, Any] | None = None
 
     @classmethod
-    def failure(cls, kind: str, error: str) -> "PairScore":
+    def failure(cls, kind: str, error: str) -> PairScore:
         """A pair the judge could not score; ``kind`` is a short reason (counted), ``error`` the full message."""
         return cls(None, {"failed": kind, "error": error})
 

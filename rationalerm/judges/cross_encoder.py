@@ -2,7 +2,7 @@
 
 The human item goes first, the model item second (the order ``rationalerm train`` uses), one logit per pair;
 the output in [0, 1] is the sigmoid of the logit (a model trained by rationalerm is calibrated that way, see
-``rationalerm.train``), then mapped like the embedding judge's cosine:
+``rationalerm.training.trainer``), then mapped like the embedding judge's cosine:
 
 - ``linear``: ``clip((p - threshold) / (1 - threshold), 0, 1)`` (at or below the threshold scores 0);
 - ``binary``: 1 at or above the threshold, else 0;
@@ -60,7 +60,7 @@ class CrossEncoderJudge:
     kind = "pairwise"
 
     def __init__(self, cfg: CrossEncoderJudgeConfig) -> None:
-        from rationalerm.train import read_card, weights_sha256
+        from rationalerm.training.trainer import read_card, weights_sha256
 
         self.cfg = cfg
         path = Path(cfg.model).expanduser()
@@ -85,7 +85,7 @@ class CrossEncoderJudge:
     @property
     def model(self) -> Any:
         if self._model is None:
-            from rationalerm.train import load_cross_encoder
+            from rationalerm.training.trainer import load_cross_encoder
 
             self._model = load_cross_encoder(self.model_path, self.cfg.device, self.max_length)
         return self._model
@@ -96,7 +96,7 @@ class CrossEncoderJudge:
                 "order": "human-item"}
 
     def probabilities(self, pairs: Sequence[tuple[str, str]], progress: Progress | None = None) -> np.ndarray:
-        from rationalerm.train import predict_probs
+        from rationalerm.training.trainer import predict_probs
 
         if not pairs:
             return np.zeros(0)

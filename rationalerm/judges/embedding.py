@@ -49,7 +49,7 @@ def load_encoder(model: str | None, device: str | None = None) -> Any:
 
     hf_logging.disable_progress_bar()
 
-    from rationalerm.local_models import loading
+    from rationalerm._util.local_models import loading
 
     with loading(path, "embedding judge"):
         return SentenceTransformer(path, device=device or "cpu")

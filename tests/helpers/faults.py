@@ -1,5 +1,5 @@
 """The fault scenarios shared by ``tests/test_faults.py`` and ``benchmarks/faults.py``: a small generated dataset,
-a run config for the openai backend against ``tests/fault_server.py``, and the per-cell audit of a run's
+a run config for the openai backend against ``tests/helpers/fault_server.py``, and the per-cell audit of a run's
 ``results.jsonl`` against the server's intended answers."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from rationalerm.judges.llm.listwise import parse_listwise
 from rationalerm.judges.llm.prompts import listwise_messages, pairwise_messages
-from tests.fault_server import intended_listwise, intended_score
+from tests.helpers.fault_server import intended_listwise, intended_score
 
 MODELS = ("Alpha", "Beta")
 WORDS = ("coherence", "fact", "safety", "style", "math", "code", "tone", "length", "source", "logic", "format",

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rationalerm.cache import JudgeCache, fingerprint_id
+from rationalerm._util.files import ensure_dir, write_json, write_jsonl
 from rationalerm.config import RunConfig
-from rationalerm.files import ensure_dir, write_json, write_jsonl
+from rationalerm.inputs.grids import build_units
+from rationalerm.inputs.load import load_samples
 from rationalerm.judges import make_judge, null_progress
-from rationalerm.judges.fill import fill_matrices
-from rationalerm.load import load_samples
-from rationalerm.outcome import add_outcome
-from rationalerm.pairs import build_units
-from rationalerm.prefilter import prefilter_masks
-from rationalerm.score import score_rows, summarize_rows
+from rationalerm.judges.cache import JudgeCache, fingerprint_id
+from rationalerm.judges.prefilter import prefilter_masks
+from rationalerm.judges.stage import fill_matrices
+from rationalerm.scoring.metrics import score_rows, summarize_rows
+from rationalerm.scoring.outcome import add_outcome
 
 
 def reference_run(inputs: list[Path], cfg: RunConfig, out_dir: Path) -> None:

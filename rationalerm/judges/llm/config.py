@@ -102,7 +102,7 @@ class LLMJudgeConfig(JudgeConfig):
         return data
 
     @model_validator(mode="after")
-    def _listwise_only(self) -> "LLMJudgeConfig":
+    def _listwise_only(self) -> LLMJudgeConfig:
         if self.listwise.prompt_file is not None and self.protocol != "listwise":
             raise ValueError("listwise.prompt_file applies to protocol: listwise only")
         return self

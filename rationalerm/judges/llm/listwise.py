@@ -181,7 +181,7 @@ class LLMListJudge:
         """Whether to stop re-asking: a strictly valid answer, or under ``format_check: metajudge`` one the
         reference inference script accepts (its scores are then read by the reference's rules)."""
         if self.cfg.listwise.format_check == "metajudge":
-            from rationalerm.metajudge import format_errors
+            from rationalerm.scoring.metajudge import format_errors
 
             return not gen.error and not format_errors(gen.text)
         return parsed.valid

@@ -38,8 +38,16 @@ from pydantic import Field
 
 from rationalerm.errors import JudgeError
 from rationalerm.judges.base import Progress
-from rationalerm.judges.llm.backend import BACKENDS, Backend, BackendConfig, GenerateBatch, Generation
-from rationalerm.judges.llm.backend import LabelBatch, LabelLogprobs, Messages
+from rationalerm.judges.llm.backend import (
+    BACKENDS,
+    Backend,
+    BackendConfig,
+    GenerateBatch,
+    Generation,
+    LabelBatch,
+    LabelLogprobs,
+    Messages,
+)
 
 if TYPE_CHECKING:
     from rationalerm.judges.llm.config import LLMJudgeConfig
@@ -195,7 +203,6 @@ class OpenAIBackend(Backend):
             )
 
         self.client = self._loop.submit(init()).result()
-        del api_key
 
     # -- plumbing ---------------------------------------------------------------------------------------------
     def should_retry(self, exc: BaseException) -> bool:
@@ -297,7 +304,7 @@ class OpenAIBackend(Backend):
             return None
         from transformers import AutoTokenizer
 
-        from rationalerm.local_models import loading
+        from rationalerm._util.local_models import loading
 
         with loading(source, "openai backend (local tokenizer for the label ids)"):
             return AutoTokenizer.from_pretrained(source)

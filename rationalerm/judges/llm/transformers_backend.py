@@ -44,7 +44,7 @@ class TransformersBackend(Backend):
         options: TransformersBackendConfig = cfg.backend  # type: ignore[assignment]
         self.torch = torch
         device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        from rationalerm.local_models import loading
+        from rationalerm._util.local_models import loading
 
         with loading(cfg.tokenizer or cfg.model, "transformers backend (tokenizer)"):
             self.tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer or cfg.model)

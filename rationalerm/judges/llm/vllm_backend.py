@@ -75,7 +75,7 @@ class VLLMBackend(Backend):
         else:
             kwargs["logprobs_mode"] = "processed_logprobs"
         kwargs.update(options.engine_args)
-        from rationalerm.local_models import loading
+        from rationalerm._util.local_models import loading
 
         with loading(cfg.model, "vllm backend"):
             self.llm = LLM(**kwargs)

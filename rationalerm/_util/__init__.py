@@ -1,0 +1,1 @@
+"""Leaf helpers every layer may use: files, hashing, the SQLite store, local models. Imports nothing above errors."""

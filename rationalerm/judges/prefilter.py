@@ -1,0 +1,104 @@
+"""Embedding prefilter (DESIGN.md step 3): narrow each R x S grid before an expensive judge.
+
+Cells that are not kept score 0 without a judge call; the run reports how many it kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from rationalerm.inputs.grids import Unit, kept_cells
+from rationalerm.judges.base import ProgressFactory, null_progress
+
+if TYPE_CHECKING:
+    from rationalerm.config import RunConfig
+
+
+def topk_keep(cos: np.ndarray, top_k: int | None, min_cosine: float | None, mode: str = "union") -> np.ndarray:
+    """Boolean mask over a cosine matrix (rows = human items): per row its top-k and/or cells >= floor."""
+    cos = np.asarray(cos, dtype=float)
+    if cos.size == 0:
+        return np.zeros(cos.shape, dtype=bool)
+    rules = []
+    if top_k is not None:
+        k = min(top_k, cos.shape[1])
+        order = np.argsort(-cos, axis=1, kind="stable")[:, :k]
+        top = np.zeros(cos.shape, dtype=bool)
+        np.put_along_axis(top, order, True, axis=1)
+        rules.append(top)
+    if min_cosine is not None:
+        rules.append(cos >= min_cosine)
+    if not rules:
+        return np.ones(cos.shape, dtype=bool)
+    if mode == "intersection":
+        return np.logical_and.reduce(rules)
+    return np.logical_or.reduce(rules)
+
+
+@dataclass
+class PrefilterStats:
+    cells_total: int = 0
+    cells_kept: int = 0
+    unique_pairs_total: int = 0
+    unique_pairs_kept: int = 0
+
+    @property
+    def judge_calls_saved(self) -> int:
+        return self.unique_pairs_total - self.unique_pairs_kept
+
+    def as_dict(self) -> dict[str, int | float]:
+        return {
+            "pairs_total": self.cells_total,
+            "pairs_kept": self.cells_kept,
+            "kept_fraction": self.cells_kept / self.cells_total if self.cells_total else 0.0,
+            "unique_pairs_total": self.unique_pairs_total,
+            "unique_pairs_kept": self.unique_pairs_kept,
+            "judge_calls_saved": self.judge_calls_saved,
+        }
+
+
+class Prefilter:
+    """The prefilter's embedder and rule: ``prepare`` embeds every unique text of the run once (in the same order
+    and batches whatever the sharding), then ``mask`` is a unit's keep mask and ``tally`` counts what it kept."""
+
+    def __init__(self, cfg: RunConfig) -> None:
+        from rationalerm.judges.embedding import Embedder
+
+        self.rule = cfg.prefilter
+        self.embedder = Embedder(self.rule.model, self.rule.batch_size, cfg.judge.device_hint())
+        self.stats = PrefilterStats()
+        self._all: set[tuple[str, str]] = set()
+        self._kept: set[tuple[str, str]] = set()
+
+    def prepare(self, texts: Sequence[str], progress: ProgressFactory = null_progress) -> None:
+        with progress("prefilter: embedding texts", len(texts)) as advance:
+            self.embedder.embed(texts, advance)
+
+    def mask(self, unit: Unit) -> np.ndarray:
+        return topk_keep(self.embedder.cosine(unit.human, unit.items), self.rule.top_k, self.rule.min_cosine,
+                         self.rule.mode)
+
+    def tally(self, units: Sequence[Unit], masks: list[np.ndarray]) -> None:
+        """Count the units' cells and distinct pairs, total and kept (the stats are corpus-wide)."""
+        for m in masks:
+            self.stats.cells_total += m.size
+            self.stats.cells_kept += int(m.sum())
+        self._all.update((h, s) for _, _, _, h, s in kept_cells(units, None))
+        self._kept.update((h, s) for _, _, _, h, s in kept_cells(units, masks))
+        self.stats.unique_pairs_total = len(self._all)
+        self.stats.unique_pairs_kept = len(self._kept)
+
+
+def prefilter_masks(
+    units: Sequence[Unit], cfg: RunConfig, progress: ProgressFactory = null_progress
+) -> tuple[list[np.ndarray], PrefilterStats]:
+    """Per-unit keep masks from embedding cosines; every unique item is embedded once."""
+    pf = Prefilter(cfg)
+    pf.prepare(list(dict.fromkeys(t for u in units for t in (*u.human, *u.items))), progress)
+    masks = [pf.mask(u) for u in units]
+    pf.tally(units, masks)
+    return masks, pf.stats

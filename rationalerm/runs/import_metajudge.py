@@ -1,0 +1,144 @@
+"""Bring answer files of the public reference pipeline (``metajudge_infer.py`` output) into a run directory.
+
+Each row of such a file holds ``metadata`` (the input record: ``human-checklist``, ``{model}-checklist``, ...)
+and ``samples[0].generated_text`` (the judge's listwise answer, optional ``finish_reason``). The import
+writes a normal run (results.jsonl in input order, metrics.json, run.json) scored with
+``compat: metajudge``, so its numbers equal the reference analysis script's; ``rationalerm score DIR
+--compat none`` then re-scores the same answers under the paper's rules (strict parse, one-to-one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from rationalerm._util.files import ensure_dir
+from rationalerm.config import RunConfig, ScoringConfig, stable_hash
+from rationalerm.errors import LoadError
+from rationalerm.inputs.load import CHECKLIST_SUFFIX, HUMAN_KEY, Skipped, _parse
+from rationalerm.judges.llm.listwise import parse_listwise
+from rationalerm.runs.directory import write_run
+from rationalerm.scoring.metrics import score_rows, summarize_rows
+from rationalerm.scoring.outcome import add_outcome
+
+FINGERPRINT = {"judge": "imported", "format": "metajudge_infer"}
+
+
+@dataclass
+class ImportOutcome:
+    out_dir: Path
+    rows: list[dict[str, Any]]
+    metrics: dict[str, Any]
+    skipped: list[Skipped]
+
+
+def reference_model(metadata: Any) -> str | None:
+    """The model as the reference finds it: the first ``*-checklist`` key other than ``human-checklist``."""
+    if not isinstance(metadata, dict):
+        return None
+    for key in metadata:
+        if key.endswith(CHECKLIST_SUFFIX) and key != HUMAN_KEY:
+            return key.replace(CHECKLIST_SUFFIX, "")
+    return None
+
+
+def _lines(path: Path) -> list[tuple[int, Any, str | None]]:
+    out: list[tuple[int, Any, str | None]] = []
+    try:
+        raw_lines = path.read_bytes().splitlines()
+    except OSError as e:
+        raise LoadError(f"{path}:0: cannot read ({e.strerror or e})") from e
+    for i, raw in enumerate(raw_lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            out.append((i, orjson.loads(raw), None))
+        except orjson.JSONDecodeError as e:
+            out.append((i, None, f"invalid JSON ({e.args[0] if e.args else e})"))
+    return out
+
+
+def _find_key(metadata: dict[str, Any], model: str) -> str | None:
+    want = f"{model}{CHECKLIST_SUFFIX}".lower()
+    return next((k for k in metadata if k.lower() == want), None)
+
+
+def _as_items(value: Any) -> list[str]:
+    return [x if isinstance(x, str) else orjson.dumps(x).decode() for x in value] if isinstance(value, list) else []
+
+
+def answer_row(rec: dict[str, Any], model: str, source: str) -> dict[str, Any]:
+    """One results.jsonl row (before scoring) for one reference answer row."""
+    metadata = rec.get("metadata") if isinstance(rec.get("metadata"), dict) else {}
+    samples = rec.get("samples")
+    first = samples[0] if isinstance(samples, list) and samples and isinstance(samples[0], dict) else None
+    text = first.get("generated_text") if first is not None else None
+    finish = first.get("finish_reason") if first is not None else None
+    key = _find_key(metadata, model)
+    human, items = _as_items(metadata.get(HUMAN_KEY)), _as_items(metadata.get(key) if key else None)
+    problem = None
+    if first is None:
+        problem = "no samples in the row"
+    elif not isinstance(text, str):
+        problem = "samples[0] has no generated_text string"
+    elif key is None or HUMAN_KEY not in metadata:
+        problem = f"metadata lacks {HUMAN_KEY!r}" if key else f"metadata lacks '{model}{CHECKLIST_SUFFIX}'"
+    try:
+        sample = _parse(metadata, None, {}, [])
+        sid, domain, labels = sample.id, sample.domain, sample.labels
+    except ValueError:  # not a loadable input record: identify the row by its content
+        sid, domain, labels = "h" + stable_hash([rec.get("prompt"), text]), metadata.get("domain"), {}
+    output: dict[str, Any] = {"raw": text if problem is None else None, "finish_reason": finish}
+    matrix = None
+    if problem is None:
+        strict = parse_listwise(text, len(human), len(items), finish)  # the paper's parser, for --compat none
+        matrix = strict.matrix
+        output.update(valid=strict.valid, error=strict.error)
+    else:
+        output.update(valid=False, error=problem)
+    return {
+        "id": str(rec.get("id", metadata.get("id", sid))), "domain": None if domain is None else str(domain),
+        "model": model, "source": source, "human": human, "items": items, "matrix": matrix,
+        "labels": {k: v for k, v in labels.items() if k.lower() in ("label", model.lower())},
+        "judge_output": output,
+    }
+
+
+def import_answers(files: Sequence[str | Path], out_dir: str | Path, model: str | None = None) -> ImportOutcome:
+    """Read reference answer files and write a run directory scored with ``compat: metajudge``."""
+    out = Path(out_dir)
+    rows: list[dict[str, Any]] = []
+    skipped: list[Skipped] = []
+    models: list[str] = []
+    for f in files:
+        path = Path(f)
+        if not path.is_file():
+            raise LoadError(f"{path}:0: no such file")
+        lines = _lines(path)
+        name = model
+        if name is None:
+            first = next((rec for _, rec, err in lines if err is None), None)
+            name = reference_model(first.get("metadata") if isinstance(first, dict) else None)
+        if name is None:
+            raise LoadError(f"{path}:1: no '<model>-checklist' key in the first row's metadata; name the model "
+                            "with --model")
+        if name not in models:
+            models.append(name)
+        for line, rec, err in lines:
+            if err is None and not isinstance(rec, dict):
+                err = f"row must be a JSON object, got {type(rec).__name__}"
+            if err is not None:
+                skipped.append(Skipped(str(path), line, err))
+                continue
+            rows.append(answer_row(rec, name, f"{path}:{line}"))
+    cfg = RunConfig(scoring=ScoringConfig(compat="metajudge"))
+    scores = score_rows(rows, cfg.scoring)
+    metrics = add_outcome(summarize_rows(rows, scores, models, cfg.scoring), rows, cfg)
+    metrics["skipped"] = {"count": len(skipped), "records": [str(s) for s in skipped]}
+    write_run(ensure_dir(out), inputs=files, config=cfg.model_dump(mode="json"), rows=rows, metrics=metrics,
+              fingerprint=FINGERPRINT, models=models)
+    return ImportOutcome(out, rows, metrics, skipped)

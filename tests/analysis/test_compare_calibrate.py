@@ -1,0 +1,139 @@
+"""compare, calibrate and the prefilter on small constructed runs with known answers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rationalerm._util.files import write_json, write_jsonl
+from rationalerm.analysis.calibrate import calibrate, write_calibrated_config
+from rationalerm.analysis.compare import binary_agreement, compare_runs, compare_with_gold, model_agreement
+from rationalerm.config import load_config
+from rationalerm.judges.embedding import Embedder
+from rationalerm.judges.prefilter import topk_keep
+from rationalerm.pipeline import run as run_pipeline
+from rationalerm.runs.directory import load_gold, load_run
+from rationalerm.scoring.metrics import score_sample
+from tests.helpers.paths import ROOT
+
+EXAMPLE = ROOT / "examples" / "rationales.jsonl"
+
+
+def make_run(path: Path, units: dict[tuple[str, str], list[list[float]]]) -> Path:
+    rows = []
+    for (sid, model), w in units.items():
+        s = score_sample(w)
+        rows.append({"id": sid, "model": model, "domain": None, "human": [f"{sid}-h{i}" for i in range(len(w))],
+                     "items": [f"{sid}-s{j}" for j in range(len(w[0]))], "matrix": w,
+                     "pairs": [list(p) for p in s.pairs], **s.metrics(), "valid": True})
+    write_jsonl(path / "results.jsonl", rows)
+    write_json(path / "run.json", {"models": sorted({m for _, m in units}), "config": {}})
+    return path
+
+
+def test_binary_agreement_known_values() -> None:
+    a = np.array([1, 1, 0, 0, 1, 0, 0, 0], dtype=bool)
+    b = np.array([1, 0, 0, 0, 1, 1, 0, 0], dtype=bool)
+    r = binary_agreement(a, b)
+    # po = 6/8, pe = (3/8)(3/8) + (5/8)(5/8) = 34/64 -> kappa = (0.75 - 0.53125) / 0.46875
+    assert r["kappa"] == pytest.approx((0.75 - 34 / 64) / (1 - 34 / 64))
+    assert r["precision"] == pytest.approx(2 / 3) and r["recall"] == pytest.approx(2 / 3)
+    assert r["base_rate_a"] == pytest.approx(3 / 8)
+    assert binary_agreement(a, a)["kappa"] == pytest.approx(1.0)
+
+
+def test_model_agreement_is_the_matcher_swap_fit() -> None:
+    r = model_agreement({"x": 0.2, "y": 0.4, "z": 0.6}, {"x": 0.3, "y": 0.5, "z": 0.7})
+    assert r["kendall_tau"] == pytest.approx(1.0) and r["r2"] == pytest.approx(1.0)
+    assert r["slope"] == pytest.approx(1.0) and r["intercept"] == pytest.approx(0.1) and r["rmse"] == pytest.approx(0.1)
+    flipped = model_agreement({"x": 0.2, "y": 0.4, "z": 0.6}, {"x": 0.6, "y": 0.4, "z": 0.2})
+    assert flipped["kendall_tau"] == pytest.approx(-1.0)
+
+
+def test_compare_runs_and_gold(tmp_path: Path) -> None:
+    a = make_run(tmp_path / "a", {("s1", "m1"): [[1.0, 0.0], [0.0, 0.75]], ("s2", "m2"): [[0.5, 0.0]],
+                                  ("s3", "m1"): [[0.0, 1.0]]})
+    b = make_run(tmp_path / "b", {("s1", "m1"): [[1.0, 0.0], [0.0, 0.25]], ("s2", "m2"): [[0.75, 0.0]],
+                                  ("s3", "m1"): [[0.0, 1.0]]})
+    res = compare_runs(load_run(a), load_run(b), threshold=0.5)
+    cells = res["pairs"]["cells"]
+    assert res["units"] == 3 and cells["n"] == 8
+    assert cells["precision"] == pytest.approx(3 / 4) and cells["recall"] == pytest.approx(1.0)
+    assert res["per_model_rc"]["n_models"] == 2
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text("\n".join(json.dumps(g) for g in [
+        {"id": "s1", "model": "m1", "i": 0, "j": 0, "label": 1},
+        {"id": "s1", "model": "m1", "i": 1, "j": 1, "label": 0},
+        {"human": "s2-h0", "item": "s2-s0", "label": 1},
+    ]) + "\n")
+    g = compare_with_gold(load_run(a), load_gold(gold), threshold=0.5)
+    assert g["labelled_pairs"] == 3 and g["cells"]["precision"] == pytest.approx(2 / 3)
+    assert g["cells"]["recall"] == pytest.approx(1.0) and g["auc"] == pytest.approx(0.5)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "s1", "label": 1}\n')
+    with pytest.raises(ValueError, match="bad.jsonl:1"):
+        load_gold(bad)
+
+
+def test_topk_keep_rules() -> None:
+    cos = np.array([[0.9, 0.1, 0.5], [0.2, 0.3, 0.1]])
+    assert topk_keep(cos, 1, None).tolist() == [[True, False, False], [False, True, False]]
+    assert topk_keep(cos, None, 0.45).tolist() == [[True, False, True], [False, False, False]]
+    assert topk_keep(cos, 1, 0.45).tolist() == [[True, False, True], [False, True, False]]
+    assert topk_keep(cos, 2, 0.45, "intersection").tolist() == [[True, False, True], [False, False, False]]
+    assert topk_keep(cos, 5, None).all()
+
+
+@pytest.fixture(scope="module")
+def example_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("ref")
+    run_pipeline(EXAMPLE, load_config(None, {"judge.threshold": 0.35}), out)
+    return out
+
+
+def test_prefilter_accounting_and_zeroed_cells(tmp_path: Path, example_run: Path) -> None:
+    cfg = load_config(None, {"judge.threshold": 0.35, "prefilter.enabled": True, "prefilter.top_k": 1})
+    outcome = run_pipeline(EXAMPLE, cfg, tmp_path)
+    pf = outcome.metrics["prefilter"]
+    assert pf["pairs_total"] == 283 and pf["pairs_kept"] == sum(len(r["human"]) for r in outcome.rows)
+    assert outcome.judged == pf["unique_pairs_kept"] and pf["judge_calls_saved"] == 283 - pf["unique_pairs_kept"]
+    full = {(r["id"], r["model"]): r for r in load_run(example_run).rows.values()}
+    for r in outcome.rows:
+        ref = np.array(full[(r["id"], r["model"])]["matrix"])
+        w = np.array(r["matrix"])
+        kept = w > 0
+        assert np.allclose(w[kept], ref[kept], atol=1e-4)  # kept cells carry the judge's score
+        assert (kept.sum(axis=1) <= 1).all()  # top-1 per human item, the rest are 0
+        assert r["recall"] <= full[(r["id"], r["model"])]["recall"] + 1e-4
+
+
+def test_calibrate_recovers_the_reference_threshold(tmp_path: Path, example_run: Path) -> None:
+    res = calibrate(load_run(example_run), embedder=Embedder())
+    assert res["best"]["threshold"] == pytest.approx(0.35) and res["best"]["kappa"] == pytest.approx(1.0)
+    recalls = [r["recall"] for r in res["prefilter"]["top_k"]]
+    assert recalls == sorted(recalls) and recalls[-1] == pytest.approx(1.0)
+    chosen = res["prefilter"]["chosen"]
+    rules = [*res["prefilter"]["top_k"], *res["prefilter"]["min_cosine"]]
+    assert chosen["recall"] >= 0.95
+    assert chosen["kept_fraction"] == min(r["kept_fraction"] for r in rules if r["recall"] >= 0.95)
+    cfg = write_calibrated_config(res, tmp_path / "calibrated.yaml")
+    again = load_config(tmp_path / "calibrated.yaml")
+    assert again.judge.threshold == pytest.approx(0.35) == cfg.judge.threshold
+    assert (again.prefilter.top_k, again.prefilter.min_cosine) == (chosen["top_k"], chosen["min_cosine"])
+
+
+def test_calibrate_against_gold_labels(tmp_path: Path, example_run: Path) -> None:
+    """Gold labels that are exactly the reference run's matches give the same answer as the run itself."""
+    ref = load_run(example_run)
+    gold = tmp_path / "gold.jsonl"
+    with gold.open("w") as f:
+        for (sid, model), row in ref.rows.items():
+            for i, line in enumerate(row["matrix"]):
+                for j, v in enumerate(line):
+                    f.write(json.dumps({"id": sid, "model": model, "i": i, "j": j, "label": int(v >= 0.5)}) + "\n")
+    res = calibrate(ref, gold=load_gold(gold), embedder=Embedder())
+    assert res["reference"] == "gold" and res["best"]["threshold"] == pytest.approx(0.35)
+    assert res["labelled_pairs"] == 283 and "rc_mae" not in res["best"]
