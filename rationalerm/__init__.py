@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
+from rationalerm._version import __version__
 from rationalerm.config import RunConfig, load_config  # noqa: E402
 from rationalerm.decompose import DecomposeSettings, decompose_file  # noqa: E402
 from rationalerm.errors import ConfigError, JudgeError, LoadError, OutputError, RationaleRMError  # noqa: E402

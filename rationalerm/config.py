@@ -8,11 +8,9 @@ the union below is built from the registry, so a new judge never edits this file
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import orjson
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
@@ -156,7 +154,3 @@ def validate(model: type[M], data: Any, source: str) -> M:
     except ValidationError as e:
         raise ConfigError(_format_validation(e, source)) from e
 
-
-def stable_hash(obj: Any) -> str:
-    """Short content hash of a JSON-able object (sorted keys), used for fingerprints and ids."""
-    return hashlib.sha256(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]

@@ -30,8 +30,8 @@ from typing import Any, cast
 
 import numpy as np
 
-from rationalerm import __version__
 from rationalerm._util.files import ensure_dir, read_jsonl
+from rationalerm._version import __version__
 from rationalerm.config import RunConfig
 from rationalerm.errors import ConfigError
 from rationalerm.inputs.grids import Unit, kept_cells

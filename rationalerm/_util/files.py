@@ -1,10 +1,12 @@
-"""Atomic output files (a reader never sees a half-written file, and a crash keeps the old one) and JSON reading."""
+"""Atomic output files (a reader never sees a half-written file, and a crash keeps the old one), and the one
+reader of record files (JSONL or Parquet) that every input of the project goes through."""
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,15 +67,75 @@ def read_json(path: str | Path) -> Any:
     return orjson.loads(Path(path).read_bytes())
 
 
+PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
+
+
+@dataclass(frozen=True)
+class Record:
+    """One record of a record file: where it is (``path:line``; a Parquet row counts as a line, from 1), and
+    either its decoded value or why it could not be decoded (then ``value`` is None)."""
+
+    path: Path
+    line: int
+    value: Any = None
+    error: str | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.path}:{self.line}"
+
+    def decoded(self) -> Any:
+        """The value; an undecodable record is a ``LoadError`` naming ``path:line``."""
+        if self.error is not None:
+            raise LoadError(f"{self.where}: {self.error}")
+        return self.value
+
+
+def iter_records(path: str | Path) -> Iterator[Record]:
+    """The records of a JSONL file (one JSON value a non-blank line) or a Parquet file (one row a record), a
+    record at a time (bounded memory). A line that is not JSON is yielded with its ``error`` so the caller
+    decides whether to skip it or stop; a file that cannot be opened or read at all is a ``LoadError``."""
+    path = Path(path)
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        yield from _parquet_records(path)
+        return
+    try:
+        f = path.open("rb")
+    except OSError as e:
+        raise LoadError(f"{path}:0: cannot read ({e.strerror or e})") from e
+    with f:
+        for i, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            try:
+                yield Record(path, i, orjson.loads(raw))
+            except orjson.JSONDecodeError as e:
+                yield Record(path, i, error=f"invalid JSON ({e.args[0] if e.args else e})")
+
+
+def _parquet_records(path: Path) -> Iterator[Record]:
+    import pyarrow.parquet as pq
+
+    try:
+        batches = pq.ParquetFile(path).iter_batches(batch_size=1024)  # a batch at a time: bounded memory
+    except Exception as e:  # pyarrow raises several types for corrupt files
+        raise LoadError(f"{path}:0: not a readable Parquet file ({e})") from e
+    i = 0
+    while True:
+        try:
+            batch = next(batches, None)
+            rows = [] if batch is None else batch.to_pylist()
+        except Exception as e:  # corrupt pages, or columns pyarrow cannot turn into Python values
+            raise LoadError(f"{path}:0: unreadable Parquet data ({e})") from e
+        if batch is None:
+            return
+        for row in rows:
+            i += 1
+            yield Record(path, i, row)
+
+
 def read_jsonl(path: str | Path) -> list[Any]:
-    rows = []
+    """Every record of a file the project wrote itself; any bad line is a ``LoadError`` naming ``path:line``."""
     if not Path(path).is_file():
         raise LoadError(f"{path}: no such file")
-    with Path(path).open("rb") as f:
-        for i, line in enumerate(f, start=1):
-            if line.strip():
-                try:
-                    rows.append(orjson.loads(line))
-                except orjson.JSONDecodeError as e:
-                    raise LoadError(f"{path}:{i}: invalid JSON ({e})") from e
-    return rows
+    return [rec.decoded() for rec in iter_records(path)]

@@ -14,6 +14,7 @@ import json
 import re
 from dataclasses import dataclass
 
+from rationalerm._util.hashing import stable_hash
 from rationalerm.errors import ConfigError
 from rationalerm.judges.llm.prompts import fence
 
@@ -64,7 +65,6 @@ def messages(text: str, max_items: int, version: str = "v1") -> list[dict[str, s
 
 def prompt_hash(version: str = "v1") -> str:
     """Content hash of the prompt, part of the cache fingerprint (an edited prompt never reuses a cache)."""
-    from rationalerm.config import stable_hash
 
     check_version(version)
     return stable_hash([SYSTEM_V1, USER_V1, "json-string"])

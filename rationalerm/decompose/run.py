@@ -14,7 +14,6 @@ is never cached, so the next run retries it.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import sqlite3
 from collections import Counter
@@ -25,11 +24,12 @@ from typing import Any
 
 import orjson
 
-from rationalerm._util.files import write_jsonl
+from rationalerm._util.files import iter_records, write_jsonl
+from rationalerm._util.hashing import text_hash
 from rationalerm.config import RunConfig
 from rationalerm.decompose.prompt import answer_regex, messages, parse_answer, prompt_hash
 from rationalerm.errors import ConfigError, LoadError
-from rationalerm.inputs.load import HUMAN_KEY, Skipped, _records
+from rationalerm.inputs.load import HUMAN_KEY, Skipped
 from rationalerm.judges.base import ProgressFactory, null_progress
 
 ERRORS_KEY = "decompose-errors"
@@ -89,7 +89,7 @@ class DecomposeCache:
 
     @staticmethod
     def key(text: str) -> str:
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:40]
+        return text_hash(text, 40)
 
     def get(self, texts: Sequence[str]) -> dict[str, Decomposition]:
         keys = {self.key(t): t for t in texts}
@@ -206,7 +206,8 @@ def decompose_file(
     for path in [Path(p) for p in (inputs if isinstance(inputs, list) else [inputs])]:
         if not path.is_file():
             raise LoadError(f"{path}:0: no such file")
-        for line, rec, err in _records(path):
+        for record in iter_records(path):
+            line, rec, err = record.line, record.value, record.error
             if err is None and not isinstance(rec, dict):
                 err = f"record must be a JSON object, got {type(rec).__name__}"
             if err is not None:

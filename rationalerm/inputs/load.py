@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from rationalerm.config import stable_hash
+from rationalerm._util.files import iter_records
+from rationalerm._util.hashing import stable_hash
 from rationalerm.errors import LoadError
 
 HUMAN_KEY = "human-checklist"
@@ -70,41 +69,6 @@ class LoadResult:
 
     def skipped_summary(self) -> dict[str, Any]:
         return {"count": len(self.skipped), "records": [str(s) for s in self.skipped]}
-
-
-def _records(path: Path) -> Iterator[tuple[int, Any, str | None]]:
-    """Yield ``(line, record, error)``; exactly one of record/error is meaningful."""
-    if path.suffix.lower() in {".parquet", ".pq"}:
-        import pyarrow.parquet as pq
-
-        try:
-            batches = pq.ParquetFile(path).iter_batches(batch_size=1024)  # a batch at a time: bounded memory
-        except Exception as e:  # pyarrow raises several types for corrupt files
-            raise LoadError(f"{path}:0: not a readable Parquet file ({e})") from e
-        i = 0
-        while True:
-            try:
-                batch = next(batches, None)
-                rows = [] if batch is None else batch.to_pylist()
-            except Exception as e:  # corrupt pages, or columns pyarrow cannot turn into Python values
-                raise LoadError(f"{path}:0: unreadable Parquet data ({e})") from e
-            if batch is None:
-                return
-            for row in rows:
-                i += 1
-                yield i, row, None
-    try:
-        f = path.open("rb")
-    except OSError as e:
-        raise LoadError(f"{path}:0: cannot read ({e.strerror or e})") from e
-    with f:
-        for i, raw in enumerate(f, start=1):
-            if not raw.strip():
-                continue
-            try:
-                yield i, orjson.loads(raw), None
-            except orjson.JSONDecodeError as e:
-                yield i, None, f"invalid JSON ({e.args[0] if e.args else e})"
 
 
 def _items(value: Any, key: str, blanks: list[str], allow_empty: bool = False) -> list[str]:
@@ -229,7 +193,8 @@ def iter_samples(paths: str | Path | list[str | Path], state: LoadState, strict:
             raise LoadError(f"{path}:0: no such file")
         if not path.is_file():
             raise LoadError(f"{path}:0: not a file (give JSONL or Parquet files, not a directory)")
-        for line, rec, err in _records(path):
+        for record in iter_records(path):
+            line, rec, err = record.line, record.value, record.error
             blanks: list[str] = []
             if err is None:
                 try:

@@ -8,7 +8,6 @@ at any point loses at most the last fraction of a second of answers; a rerun jud
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from rationalerm._util.hashing import stable_hash
 from rationalerm.judges.base import ListResult, ListTask, PairScore
 
 _SCHEMA = """
@@ -29,15 +29,15 @@ CREATE TABLE IF NOT EXISTS judges (fp TEXT PRIMARY KEY, fingerprint BLOB NOT NUL
 
 
 def fingerprint_id(fingerprint: dict[str, Any]) -> str:
-    return hashlib.sha256(orjson.dumps(fingerprint, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return stable_hash(fingerprint, 64)
 
 
 def pair_key(human: str, model: str) -> str:
-    return hashlib.sha256(orjson.dumps([human, model])).hexdigest()[:40]
+    return stable_hash([human, model], 40)
 
 
 def task_key(task: ListTask) -> str:
-    return hashlib.sha256(orjson.dumps([task.human, task.model, task.context])).hexdigest()[:40]
+    return stable_hash([task.human, task.model, task.context], 40)
 
 
 class JudgeCache:

@@ -25,8 +25,8 @@ import numpy as np
 import orjson
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from rationalerm import __version__
 from rationalerm._util.files import atomic_write_bytes
+from rationalerm._version import __version__
 from rationalerm.errors import OutputError, RationaleRMError
 from rationalerm.runs.views import RunView, load_views
 from rationalerm.scoring.outcome import is_deceptive, row_outcome

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from rationalerm import __version__
 from rationalerm._util.files import ensure_dir, read_json, read_jsonl, write_json, write_jsonl
+from rationalerm._version import __version__
 from rationalerm.config import ScoringConfig, validate
 from rationalerm.errors import LoadError, OutputError
 from rationalerm.judges.cache import fingerprint_id

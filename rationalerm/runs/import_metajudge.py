@@ -17,7 +17,8 @@ from typing import Any
 import orjson
 
 from rationalerm._util.files import ensure_dir
-from rationalerm.config import RunConfig, ScoringConfig, stable_hash
+from rationalerm._util.hashing import stable_hash
+from rationalerm.config import RunConfig, ScoringConfig
 from rationalerm.errors import LoadError
 from rationalerm.inputs.load import CHECKLIST_SUFFIX, HUMAN_KEY, Skipped, _parse
 from rationalerm.judges.llm.listwise import parse_listwise

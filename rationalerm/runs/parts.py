@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from rationalerm._util.files import _umask, atomic_write_bytes, ensure_dir, read_json, write_json
-from rationalerm.config import stable_hash
+from rationalerm._util.hashing import stable_hash
 from rationalerm.inputs.grids import Unit
 from rationalerm.inputs.load import LoadState, iter_samples
 

@@ -18,7 +18,6 @@ data hash and size, recipe, seed, versions, validation metrics, threshold), writ
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import random
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from rationalerm._util.hashing import file_sha256, stable_hash
 from rationalerm.errors import ConfigError, LoadError, RationaleRMError
 
 TRAINING_JSON = "training.json"
@@ -79,7 +79,7 @@ class LabelSet:
     def sha256(self) -> str:
         """Content hash of the label set (order-independent): the model card's data identity."""
         rows = sorted((p.human, p.item, round(p.label, 6)) for p in self.pairs)
-        return hashlib.sha256(orjson.dumps(rows)).hexdigest()
+        return stable_hash(rows, 64)
 
 
 def _label_value(value: Any, where: str) -> float:
@@ -359,14 +359,6 @@ def _auto_device(device: str | None) -> str:
     if torch.cuda.is_available():
         return "cuda"
     return "cpu"
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def weights_sha256(folder: str | Path) -> str | None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rationalerm._util.hashing import stable_hash
 from rationalerm.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -244,7 +245,6 @@ def listwise_messages(
 
 def prompt_hash(protocol: str, version: str = "v1", template: str | None = None) -> str:
     """Content hash of the prompt templates, part of the fingerprint (an edited prompt never reuses a cache)."""
-    from rationalerm.config import stable_hash  # not at import: the config tree is built from the judge modules
 
     check_version(version)
     if protocol == "pairwise":
