@@ -11,4 +11,7 @@ if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
 fi
 export RATIONALERM_REQUIRE_BROWSER=1  # the browser tests fail, not skip, if chromium is missing here
 export HF_HUB_OFFLINE=1 VLLM_CPU_KVCACHE_SPACE="${VLLM_CPU_KVCACHE_SPACE:-1}" VLLM_ENABLE_V1_MULTIPROCESSING=0
+# Lint and type-check first (config in pyproject.toml): a change that breaks either fails the suite.
+.venv/bin/ruff check .
+.venv/bin/mypy
 exec .venv/bin/python -m pytest "$@"
