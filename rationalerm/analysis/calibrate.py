@@ -4,40 +4,159 @@ The reference is an LLM run (its cells scoring >= ``match_threshold`` are matche
 A cell is an embedding match when its mapped score reaches ``match_threshold`` (the same rule
 ``rationalerm compare`` applies), so the threshold is chosen by Cohen's kappa of that decision against
 the reference, and a run with the chosen config compares to the reference with that kappa. The
-per-sample RC error at each threshold is reported beside it.
+per-sample RC error at each threshold is reported beside it. Kappa and recall follow ``agreement``'s
+convention: undefined (None) when the reference or the decision has a single class; such a row is never best.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import NotRequired, TypedDict
 
 import numpy as np
 import yaml
 
 from rationalerm._util.files import atomic_write_bytes
-from rationalerm.analysis.compare import binary_agreement
+from rationalerm._util.numbers import fmt
+from rationalerm.analysis.agreement import BinaryAgreement, Confusion, binary_agreement
 from rationalerm.config import RunConfig, load_config
 from rationalerm.errors import RationaleRMError
-from rationalerm.judges.embedding import Embedder, cosine_to_score
+from rationalerm.judges.base import JudgeConfig
+from rationalerm.judges.embedding import Embedder, EmbeddingJudgeConfig, cosine_to_score
 from rationalerm.judges.prefilter import topk_keep
-from rationalerm.runs.directory import GoldLabels, SavedRun, gold_cells
+from rationalerm.runs.directory import GoldLabels, SavedRun, UnitKey, gold_cells
 from rationalerm.scoring.metrics import score_matrices
 
-DEFAULT_THRESHOLDS = tuple(round(t, 3) for t in np.arange(0.2, 0.951, 0.025))
+DEFAULT_THRESHOLDS: tuple[float, ...] = tuple(float(round(t, 3)) for t in np.arange(0.2, 0.951, 0.025))
 
 
-def _reference(run: SavedRun, gold: GoldLabels | None, match_threshold: float) -> dict[Any, np.ndarray]:
+class ThresholdRow(BinaryAgreement):
+    """One embedding threshold: its decisions against the reference (and, against a run, the RC error)."""
+
+    threshold: float
+    rc_mae: NotRequired[float]
+
+
+class TopKRow(TypedDict):
+    top_k: int
+    recall: float | None
+    kept_fraction: float
+
+
+class FloorRow(TypedDict):
+    min_cosine: float
+    recall: float | None
+    kept_fraction: float
+
+
+class PrefilterRule(TypedDict):
+    """The chosen rule: one of ``top_k`` / ``min_cosine`` is set, the other None."""
+
+    top_k: int | None
+    min_cosine: float | None
+    recall: float | None
+    kept_fraction: float
+
+
+class PrefilterChoice(TypedDict):
+    top_k: list[TopKRow]
+    min_cosine: list[FloorRow]
+    target_recall: float
+    chosen: PrefilterRule
+
+
+class Calibration(TypedDict):
+    """``calibrate``'s result (what ``--json`` writes)."""
+
+    reference: str
+    units: int
+    reference_matches: int
+    labelled_pairs: int
+    match_threshold: float
+    thresholds: list[ThresholdRow]
+    best: ThresholdRow
+    prefilter: PrefilterChoice
+    embedding_model: NotRequired[str]
+
+
+@dataclass(frozen=True)
+class _Reference:
+    """Per unit (sorted) the reference labels (1 match, 0 no match, NaN unknown) and the embedding cosines;
+    ``truth`` is the known labels flat, in the order ``at_known`` flattens a decision."""
+
+    labels: dict[UnitKey, np.ndarray]
+    cosines: dict[UnitKey, np.ndarray]
+    known: dict[UnitKey, np.ndarray]
+    truth: np.ndarray
+
+    @classmethod
+    def build(cls, labels: dict[UnitKey, np.ndarray], cosines: dict[UnitKey, np.ndarray]) -> _Reference:
+        known = {k: ~np.isnan(v) for k, v in labels.items()}
+        return cls(labels, cosines, known, np.concatenate([labels[k][known[k]] for k in labels]).astype(bool))
+
+    def at_known(self, per_unit: Mapping[UnitKey, np.ndarray]) -> np.ndarray:
+        """A per-unit decision at the known cells, flat (aligned with ``truth``)."""
+        return np.concatenate([per_unit[k][self.known[k]] for k in self.labels])
+
+
+def _reference_labels(run: SavedRun, gold: GoldLabels | None, match_threshold: float) -> dict[UnitKey, np.ndarray]:
     """Per unit the reference labels: 1 match, 0 no match, NaN unknown."""
     if gold is not None:
         return gold_cells(run, gold)
-    out = {}
-    for key in run.rows:
-        w = run.matrix(key)
-        if w is not None:
-            out[key] = (w >= match_threshold).astype(float)
-    return out
+    return {key: (w >= match_threshold).astype(float) for key in run.rows if (w := run.matrix(key)) is not None}
+
+
+def _cosines(run: SavedRun, keys: Sequence[UnitKey], embedder: Embedder) -> dict[UnitKey, np.ndarray]:
+    embedder.embed(list(dict.fromkeys(t for k in keys for t in (*run.rows[k]["human"], *run.rows[k]["items"]))))
+    return {k: embedder.cosine(run.rows[k]["human"], run.rows[k]["items"]) for k in keys}
+
+
+def _threshold_grid(ref: _Reference, ref_rc: dict[UnitKey, float], thresholds: Sequence[float], mapping: str,
+                    match_threshold: float) -> list[ThresholdRow]:
+    grid: list[ThresholdRow] = []
+    for t in thresholds:
+        scores = {k: cosine_to_score(c, t, mapping) for k, c in ref.cosines.items()}
+        pred = ref.at_known({k: w >= match_threshold for k, w in scores.items()})
+        row: ThresholdRow = {"threshold": float(t), **binary_agreement(pred, ref.truth)}
+        if ref_rc:
+            rc = [s.recall for s in score_matrices([scores[k] for k in ref_rc])]
+            row["rc_mae"] = float(np.mean(np.abs(np.array(rc) - np.array(list(ref_rc.values())))))
+        grid.append(row)
+    return grid
+
+
+def _kept(ref: _Reference, top_k: int | None, min_cosine: float | None) -> tuple[float | None, float]:
+    """(share of reference matches a prefilter rule keeps, share of all cells it keeps)."""
+    masks = {k: topk_keep(c, top_k, min_cosine) for k, c in ref.cosines.items()}
+    kept = sum(int(m.sum()) for m in masks.values()) / sum(m.size for m in masks.values())
+    return Confusion.of(ref.at_known(masks), ref.truth).recall, kept
+
+
+def _chosen(topk: list[TopKRow], floor: list[FloorRow], target_recall: float) -> PrefilterRule:
+    """The cheapest rule (fewest cells kept) that keeps the target share of reference matches, else the best top-k."""
+    rules: list[PrefilterRule] = [{"top_k": r["top_k"], "min_cosine": None, "recall": r["recall"],
+                                   "kept_fraction": r["kept_fraction"]} for r in topk]
+    rules += [{"top_k": None, "min_cosine": r["min_cosine"], "recall": r["recall"],
+               "kept_fraction": r["kept_fraction"]} for r in floor]
+    good = [r for r in rules if r["recall"] is not None and r["recall"] >= target_recall]
+    if good:
+        return min(good, key=lambda r: r["kept_fraction"])
+    return max(rules[: len(topk)], key=lambda r: r["recall"] if r["recall"] is not None else -1.0)
+
+
+def _prefilter(ref: _Reference, ks: Sequence[int], floors: Sequence[float], target_recall: float) -> PrefilterChoice:
+    topk: list[TopKRow] = []
+    for k in ks:
+        recall, kept = _kept(ref, k, None)
+        topk.append({"top_k": k, "recall": recall, "kept_fraction": kept})
+    floor: list[FloorRow] = []
+    for f in floors:
+        recall, kept = _kept(ref, None, f)
+        floor.append({"min_cosine": f, "recall": recall, "kept_fraction": kept})
+    return {"top_k": topk, "min_cosine": floor, "target_recall": target_recall,
+            "chosen": _chosen(topk, floor, target_recall)}
 
 
 def calibrate(
@@ -45,61 +164,36 @@ def calibrate(
     match_threshold: float = 0.5, thresholds: Sequence[float] = DEFAULT_THRESHOLDS, mapping: str = "linear",
     ks: Sequence[int] = (1, 2, 3, 4, 5), floors: Sequence[float] = (0.2, 0.3, 0.4, 0.5),
     target_recall: float = 0.95,
-) -> dict[str, Any]:
-    ref = _reference(run, gold, match_threshold)
-    if not ref:
+) -> Calibration:
+    labels = _reference_labels(run, gold, match_threshold)
+    if not labels:
         raise RationaleRMError(f"{run.path}: no scored unit to calibrate against")
-    keys = sorted(ref)
-    embedder = embedder or Embedder()
-    embedder.embed(list(dict.fromkeys(t for k in keys for t in (*run.rows[k]["human"], *run.rows[k]["items"]))))
-    cos = {k: embedder.cosine(run.rows[k]["human"], run.rows[k]["items"]) for k in keys}
-    known = {k: ~np.isnan(ref[k]) for k in keys}
-    ref_flat = np.concatenate([ref[k][known[k]] for k in keys]).astype(bool)
+    keys = sorted(labels)
+    ref = _Reference.build({k: labels[k] for k in keys}, _cosines(run, keys, embedder or Embedder()))
     ref_rc = {k: float(run.rows[k]["recall"]) for k in keys if gold is None}
-
-    grid = []
-    for t in thresholds:
-        pred = np.concatenate([(cosine_to_score(cos[k], t, mapping) >= match_threshold)[known[k]] for k in keys])
-        row = {"threshold": float(t), **binary_agreement(pred, ref_flat)}
-        if ref_rc:
-            rc = [s.recall for s in score_matrices([cosine_to_score(cos[k], t, mapping) for k in ref_rc])]
-            row["rc_mae"] = float(np.mean(np.abs(np.array(rc) - np.array(list(ref_rc.values())))))
-        grid.append(row)
+    grid = _threshold_grid(ref, ref_rc, thresholds, mapping, match_threshold)
     best = max(grid, key=lambda r: (r["kappa"] if r["kappa"] is not None else -2.0, -r["threshold"]))
-
-    def kept_recall(mask_of: Any) -> dict[str, float]:
-        masks = {k: mask_of(cos[k]) for k in keys}
-        pos = np.concatenate([masks[k][known[k] & (ref[k] == 1)] for k in keys])
-        kept = sum(int(m.sum()) for m in masks.values())
-        total = sum(m.size for m in masks.values())
-        return {"recall": float(pos.mean()) if pos.size else float("nan"), "kept_fraction": kept / total}
-
-    topk = [{"top_k": k, **kept_recall(lambda c, k=k: topk_keep(c, k, None))} for k in ks]
-    floor = [{"min_cosine": f, **kept_recall(lambda c, f=f: topk_keep(c, None, f))} for f in floors]
-    # The cheapest rule (fewest cells kept) that keeps the target share of reference matches.
-    good = [r for r in (*topk, *floor) if r["recall"] >= target_recall]
-    chosen = min(good, key=lambda r: r["kept_fraction"]) if good else max(topk, key=lambda r: r["recall"])
-    rule = {"top_k": chosen.get("top_k"), "min_cosine": chosen.get("min_cosine"), **chosen}
     return {
         "reference": "gold" if gold is not None else str(run.path), "units": len(keys),
-        "reference_matches": int(ref_flat.sum()), "labelled_pairs": int(ref_flat.size),
+        "reference_matches": int(ref.truth.sum()), "labelled_pairs": int(ref.truth.size),
         "match_threshold": match_threshold, "thresholds": grid, "best": best,
-        "prefilter": {"top_k": topk, "min_cosine": floor, "target_recall": target_recall, "chosen": rule},
+        "prefilter": _prefilter(ref, ks, floors, target_recall),
     }
 
 
-def write_calibrated_config(result: dict[str, Any], dest: str | Path, base: str | Path | None = None) -> RunConfig:
+def write_calibrated_config(result: Calibration, dest: str | Path, base: str | Path | None = None) -> RunConfig:
     """The base config (default: the embedded default) with the chosen threshold and prefilter k."""
     cfg = load_config(base)
-    if cfg.judge.type == "embedding":
-        cfg.judge.threshold = result["best"]["threshold"]
+    judge: JudgeConfig = cfg.judge
+    if isinstance(judge, EmbeddingJudgeConfig):
+        judge.threshold = result["best"]["threshold"]
     rule = result["prefilter"]["chosen"]
     cfg.prefilter.top_k, cfg.prefilter.min_cosine = rule["top_k"], rule["min_cosine"]
-    if cfg.judge.type == "llm":
+    if judge.type == "llm":
         cfg.prefilter.enabled = True
     which = f"top_k {rule['top_k']}" if rule["top_k"] is not None else f"min_cosine {rule['min_cosine']}"
     header = (f"# written by `rationalerm calibrate` against {result['reference']}: embedding threshold "
               f"{result['best']['threshold']} (kappa {result['best']['kappa']}), prefilter {which} "
-              f"(recall {rule['recall']:.3f} of the reference matches, {rule['kept_fraction']:.3f} of pairs kept)\n")
+              f"(recall {fmt(rule['recall'])} of the reference matches, {fmt(rule['kept_fraction'])} of pairs kept)\n")
     atomic_write_bytes(dest, (header + yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)).encode("utf-8"))
     return cfg

@@ -15,33 +15,29 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 import orjson
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from rationalerm._util.files import atomic_write_bytes
+from rationalerm._util.numbers import fmt, rounded
 from rationalerm._version import __version__
 from rationalerm.errors import OutputError, RationaleRMError
 from rationalerm.runs.views import RunView, load_views
 from rationalerm.scoring.outcome import is_deceptive, row_outcome
 
+if TYPE_CHECKING:
+    from rationalerm.analysis.compare import RunComparison
+
 COMPRESS_ABOVE = 4_000_000
 """Page data larger than this (bytes of JSON) is embedded gzip-compressed, in base64."""
 RAW_LIMIT = 4000
 """Listwise answers longer than this many characters are cut in the page (the run keeps them whole)."""
-
-
-def _r(x: Any, nd: int = 6) -> float | None:
-    if x is None:
-        return None
-    x = float(x)
-    return None if math.isnan(x) else round(x, nd)
 
 
 def _compact_detail(d: Any) -> Any:
@@ -102,7 +98,7 @@ def build_data(views: Sequence[RunView]) -> dict[str, Any]:
             u["x"].append(row.get("excluded"))
             u["ok"].append({"correct": 1, "wrong": 0}.get(o.status))
             u["dec"].append(1 if is_deceptive(row, o, threshold) else 0)
-            pairs = [[int(i), int(j), _r(s, 4)] for i, j, s in row.get("pairs") or []]
+            pairs = [[int(i), int(j), rounded(s, 4)] for i, j, s in row.get("pairs") or []]
             u["pairs"].append(pairs)
             # The matrix in hundredths, row-major (the page knows the item counts): small and fast to write.
             u["w"].append(np.rint(np.asarray(row["matrix"], dtype=float) * 100).astype(np.uint8).ravel()
@@ -139,10 +135,6 @@ def embed_data(obj: Any, compress_above: int = COMPRESS_ABOVE) -> tuple[str, str
     return "application/octet-stream", "gzip+base64", base64.b64encode(packed).decode("ascii")
 
 
-def _fmt(x: Any, nd: int = 4) -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{nd}f}"
-
-
 def _table_rows(views: Sequence[RunView]) -> list[dict[str, Any]]:
     rows = []
     for k, v in enumerate(views):
@@ -166,14 +158,22 @@ def _table_rows(views: Sequence[RunView]) -> list[dict[str, Any]]:
     return rows
 
 
-def _compare(views: Sequence[RunView], threshold: float) -> list[dict[str, Any]]:
+class FailedComparison(TypedDict):
+    """Two runs that share no scored unit: the page says why instead of figures."""
+
+    a: str
+    b: str
+    error: str
+
+
+def _compare(views: Sequence[RunView], threshold: float) -> list[RunComparison | FailedComparison]:
     """``compare_runs`` for every pair of runs that share scored units with the same texts."""
     from rationalerm.analysis.compare import compare_runs
     from rationalerm.runs.directory import SavedRun
 
     saved = [SavedRun(v.path, {(str(r["id"]), str(r["model"])): r for r in v.rows}, v.models, v.meta)
              for v in views]
-    out = []
+    out: list[RunComparison | FailedComparison] = []
     for a in range(len(views)):
         for b in range(a + 1, len(views)):
             try:
@@ -206,9 +206,9 @@ def render(views: Sequence[RunView], *, title: str | None = None, compare_thresh
     """The whole page as a string."""
     from rationalerm.reporting.plots import inline_svgs
 
-    env = Environment(loader=PackageLoader("rationalerm.reporting", "templates"), autoescape=select_autoescape(["j2", "html"]),
-                      trim_blocks=True, lstrip_blocks=True)
-    env.filters["fmt"] = _fmt
+    env = Environment(loader=PackageLoader("rationalerm.reporting", "templates"),
+                      autoescape=select_autoescape(["j2", "html"]), trim_blocks=True, lstrip_blocks=True)
+    env.filters["fmt"] = fmt
     template = env.get_template("report.html.j2")
     table = _table_rows(views)
     data = build_data(views)

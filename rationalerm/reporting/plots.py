@@ -19,9 +19,11 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
+
+from rationalerm._util.numbers import fmt
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -29,6 +31,9 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from rationalerm.runs.views import RunView  # noqa: E402
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 INK_PLACEHOLDER = "#010203"
 PAPER_INK = "#222222"
@@ -49,7 +54,7 @@ def color(k: int) -> str:
 
 @contextmanager
 def _style(ink: str) -> Iterator[None]:
-    rc = {
+    rc: dict[RcKeyType, Any] = {
         "text.color": ink, "axes.labelcolor": ink, "axes.edgecolor": ink, "xtick.color": ink, "ytick.color": ink,
         "axes.titlecolor": ink, "font.size": 10, "axes.titlesize": 11, "svg.fonttype": "none",
         "svg.hashsalt": "rationalerm", "font.family": ["DejaVu Sans", "sans-serif"], "axes.grid": True,
@@ -135,7 +140,7 @@ def rc_by_model(views: Sequence[RunView]) -> Figure | None:
                         fmt=MARKERS[k % len(MARKERS)], color=c, ms=6, capsize=3, lw=1.4,
                         label=None if labelled else _run_label(v, views))
             labelled = True
-            ax.annotate(f"{m['recall']:.3f}", (hi, y + off[k]), textcoords="offset points", xytext=(5, -3),
+            ax.annotate(fmt(m["recall"]), (hi, y + off[k]), textcoords="offset points", xytext=(5, -3),
                         fontsize=8)
     ax.set_yticks(range(len(models)), [_t(n) for n in models])
     ax.set_ylim(len(models) - 0.5, -0.5)
@@ -184,8 +189,8 @@ def rc_distribution(views: Sequence[RunView]) -> Figure | None:
         axes[idx // cols][idx % cols].set_visible(False)
     for r in range(nrows):
         axes[r][0].set_ylabel("share of samples")
-    for c in range(cols):
-        axes[nrows - 1][c].set_xlabel("per-sample RC")
+    for col in range(cols):
+        axes[nrows - 1][col].set_xlabel("per-sample RC")
     if len(views) > 1:
         _legend_below(fig, len(views))
     fig.suptitle("Distribution of per-sample RC (dashed: mean)", fontsize=11)

@@ -2,19 +2,92 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from rationalerm._util.numbers import MISSING, fmt
+
+if TYPE_CHECKING:
+    from rationalerm.analysis.calibrate import Calibration
+    from rationalerm.analysis.compare import GoldComparison, RunComparison
+
 SORT_KEYS = ("model", "precision", "recall", "f1", "ap", "oa")
 
 
-def _oa(m: dict[str, Any]) -> float | None:
+ModelMetrics = dict[str, Any]
+"""One model's entry of metrics.json (``models``)."""
+
+
+def _oa(m: ModelMetrics) -> float | None:
     return (m.get("oa") or {}).get("accuracy")
+
+
+@dataclass(frozen=True)
+class _Optional:
+    """Which optional columns the results table shows: each only when some model has something in it."""
+
+    labelled: bool
+    errors: bool
+    skipped: bool
+    failed: bool
+
+    @classmethod
+    def of(cls, models: Mapping[str, ModelMetrics]) -> _Optional:
+        ms = list(models.values())
+        return cls(labelled=any(_oa(m) is not None for m in ms),
+                   errors=any(m.get("invalid", {}).get("count", 0) for m in ms),
+                   skipped=any(m.get("excluded", 0) for m in ms),
+                   failed=any(m.get("failed", {}).get("rows", 0) for m in ms))
+
+
+def _results_header(table: Table, show: _Optional) -> None:
+    table.add_column("Model", style="bold")
+    for name in ("Precision", "Recall (RC)", "RC 95% CI", "OA", "F1", "AP"):
+        table.add_column(name, justify="right")
+    names = (["Deceptive"] if show.labelled else []) + ["Valid"] + (["Errors"] if show.errors else []) + (
+        ["Skipped"] if show.skipped else []) + (["Failed"] if show.failed else [])
+    for name in names:
+        table.add_column(name, justify="right")
+
+
+def _sorted_models(models: Mapping[str, ModelMetrics], sort_by: str) -> list[tuple[str, ModelMetrics]]:
+    items = list(models.items())
+    if sort_by == "model":
+        items.sort(key=lambda kv: kv[0].lower())
+    elif sort_by == "oa":
+        items.sort(key=lambda kv: -(_oa(kv[1]) or 0.0))
+    else:
+        items.sort(key=lambda kv: -(kv[1].get(sort_by) or 0.0))
+    return items
+
+
+def _results_row(name: str, m: ModelMetrics, show: _Optional) -> list[str]:
+    oa = _oa(m)
+    if m["n_samples"]:
+        lo, hi = m["ci"]["recall"]
+        cells = [name, fmt(m["precision"], 4), fmt(m["recall"], 4), f"{fmt(lo)}–{fmt(hi)}", fmt(oa, 4),
+                 fmt(m["f1"], 4), fmt(m["ap"], 4)]
+    else:  # no valid sample: no mean to show
+        cells = [name] + [MISSING] * 3 + [fmt(oa, 4)] + [MISSING] * 2
+    if show.labelled:
+        dec = (m.get("oa") or {}).get("deceptive") or {}
+        cells.append(MISSING if oa is None else f"{dec.get('count', 0)} of {dec.get('correct_with_rc', 0)}")
+    cells.append(f"{m['n_samples']}/{m.get('n_total', m['n_samples'])}")
+    if show.errors:
+        inv = m.get("invalid", {})
+        cells.append(f"{inv.get('count', 0)} ({inv.get('rate', 0.0):.1%})")
+    if show.skipped:
+        cells.append(str(m.get("excluded", 0)))
+    if show.failed:
+        f = m.get("failed", {})
+        cells.append(f"{f.get('rows', 0)} ({f.get('pairs', 0)} pairs)")
+    return cells
 
 
 def results_table(metrics: dict[str, Any], sort_by: str = "recall", title: str | None = None) -> Table:
@@ -26,59 +99,16 @@ def results_table(metrics: dict[str, Any], sort_by: str = "recall", title: str |
     below the threshold) appears when some model has labels."""
     if sort_by not in SORT_KEYS:
         raise ValueError(f"--sort-by must be one of {', '.join(SORT_KEYS)}")
-    models = metrics.get("models", {})
-    errors = any(m.get("invalid", {}).get("count", 0) for m in models.values())
-    skipped = any(m.get("excluded", 0) for m in models.values())
-    failed = any(m.get("failed", {}).get("rows", 0) for m in models.values())
-    labelled = any(_oa(m) is not None for m in models.values())
+    models: dict[str, ModelMetrics] = metrics.get("models", {})
+    show = _Optional.of(models)
     threshold = (metrics.get("outcome") or {}).get("deceptive_threshold")
     caption = None
-    if labelled:
-        caption = (f"OA: outcome accuracy. Deceptive: right label with RC ≤ {threshold:g}, of the right labels"
-                   if threshold is not None else None)
+    if show.labelled and threshold is not None:
+        caption = f"OA: outcome accuracy. Deceptive: right label with RC ≤ {threshold:g}, of the right labels"
     table = Table(title=title, caption=caption)
-    table.add_column("Model", style="bold")
-    for name in ("Precision", "Recall (RC)", "RC 95% CI", "OA", "F1", "AP"):
-        table.add_column(name, justify="right")
-    if labelled:
-        table.add_column("Deceptive", justify="right")
-    table.add_column("Valid", justify="right")
-    if errors:
-        table.add_column("Errors", justify="right")
-    if skipped:
-        table.add_column("Skipped", justify="right")
-    if failed:
-        table.add_column("Failed", justify="right")
-    items = list(models.items())
-    if sort_by == "model":
-        items.sort(key=lambda kv: kv[0].lower())
-    elif sort_by == "oa":
-        items.sort(key=lambda kv: -(_oa(kv[1]) or 0.0))
-    else:
-        items.sort(key=lambda kv: -(kv[1].get(sort_by) or 0.0))
-    for name, m in items:
-        cells = [name]
-        oa = _oa(m)
-        oa_cell = "—" if oa is None else f"{oa:.4f}"
-        if m["n_samples"]:
-            lo, hi = m["ci"]["recall"]
-            cells += [f"{m['precision']:.4f}", f"{m['recall']:.4f}", f"{lo:.3f}–{hi:.3f}", oa_cell, f"{m['f1']:.4f}",
-                      f"{m['ap']:.4f}"]
-        else:  # no valid sample: no mean to show
-            cells += ["—"] * 3 + [oa_cell] + ["—"] * 2
-        if labelled:
-            dec = (m.get("oa") or {}).get("deceptive") or {}
-            cells.append("—" if oa is None else f"{dec.get('count', 0)} of {dec.get('correct_with_rc', 0)}")
-        cells.append(f"{m['n_samples']}/{m.get('n_total', m['n_samples'])}")
-        if errors:
-            inv = m.get("invalid", {})
-            cells.append(f"{inv.get('count', 0)} ({inv.get('rate', 0.0):.1%})")
-        if skipped:
-            cells.append(str(m.get("excluded", 0)))
-        if failed:
-            f = m.get("failed", {})
-            cells.append(f"{f.get('rows', 0)} ({f.get('pairs', 0)} pairs)")
-        table.add_row(*cells)
+    _results_header(table, show)
+    for name, m in _sorted_models(models, sort_by):
+        table.add_row(*_results_row(name, m, show))
     return table
 
 
@@ -96,66 +126,66 @@ def rich_progress(console: Console) -> Iterator[Callable[[str, int], Any]]:
         yield factory
 
 
-def _f(x: Any, digits: int = 3) -> str:
-    return "—" if x is None else f"{x:.{digits}f}"
-
-
-def compare_tables(res: dict[str, Any]) -> list[Table]:
+def compare_tables(res: RunComparison) -> list[Table]:
     """Pair-level, per-sample and per-model agreement of run A against run B."""
-    pairs = Table(title=f"Pair agreement (score >= {res['threshold']}; {res['units']} units) — A={res['a']}  B={res['b']}")
+    pairs = Table(title=(f"Pair agreement (score >= {res['threshold']}; {res['units']} units) — "
+                         f"A={res['a']}  B={res['b']}"))
     for col in ("level", "n", "kappa", "agreement", "base rate A", "base rate B", "precision A|B", "recall A|B"):
         pairs.add_column(col, justify="right" if col != "level" else "left")
     for level in ("cells", "assigned"):
         p = res["pairs"][level]
-        pairs.add_row(level, str(p["n"]), _f(p["kappa"]), _f(p["agreement"]), _f(p["base_rate_a"]),
-                      _f(p["base_rate_b"]), _f(p["precision"]), _f(p["recall"]))
+        pairs.add_row(level, str(p["n"]), fmt(p["kappa"]), fmt(p["agreement"]), fmt(p["base_rate_a"]),
+                      fmt(p["base_rate_b"]), fmt(p["precision"]), fmt(p["recall"]))
     samples = Table(title="Per-sample metric correlation")
     for col in ("metric", "n", "Pearson", "Spearman"):
         samples.add_column(col, justify="right" if col != "metric" else "left")
     for metric, c in res["per_sample"].items():
-        samples.add_row(metric, str(c["n"]), _f(c["pearson"]), _f(c["spearman"]))
+        samples.add_row(metric, str(c["n"]), fmt(c["pearson"]), fmt(c["spearman"]))
     mod = res["per_model_rc"]
     models = Table(title="Per-model RC (matcher swap)",
-                   caption=(f"Kendall tau {_f(mod['kendall_tau'])}, R^2 {_f(mod['r2'])}, RMSE {_f(mod['rmse'], 4)}, "
-                            f"fit B = {_f(mod['slope'])}·A + {_f(mod['intercept'])}"))
+                   caption=(f"Kendall tau {fmt(mod['kendall_tau'])}, R^2 {fmt(mod['r2'])}, RMSE {fmt(mod['rmse'], 4)}, "
+                            f"fit B = {fmt(mod['slope'])}·A + {fmt(mod['intercept'])}"))
     for col in ("model", "RC (A)", "RC (B)"):
         models.add_column(col, justify="right" if col != "model" else "left")
     for name, v in mod["models"].items():
-        models.add_row(name, _f(v["a"], 4), _f(v["b"], 4))
+        models.add_row(name, fmt(v["a"], 4), fmt(v["b"], 4))
     return [pairs, samples, models]
 
 
-def gold_table(res: dict[str, dict[str, Any]]) -> Table:
+def gold_table(res: Mapping[str, GoldComparison]) -> Table:
     table = Table(title="Against human pair labels")
-    for col in ("run", "labelled", "AUC", "kappa", "base rate", "gold rate", "precision", "recall", "assigned P", "assigned R"):
+    for col in ("run", "labelled", "AUC", "kappa", "base rate", "gold rate", "precision", "recall", "assigned P",
+                "assigned R"):
         table.add_column(col, justify="right" if col != "run" else "left")
     for name, r in res.items():
         c, a = r["cells"], r["assigned"]
-        table.add_row(name, str(r["labelled_pairs"]), _f(r["auc"]), _f(c["kappa"]), _f(c["base_rate_a"]),
-                      _f(c["base_rate_b"]), _f(c["precision"]), _f(c["recall"]), _f(a["precision"]), _f(a["recall"]))
+        figures = (r["auc"], c["kappa"], c["base_rate_a"], c["base_rate_b"], c["precision"], c["recall"],
+                   a["precision"], a["recall"])
+        table.add_row(name, str(r["labelled_pairs"]), *(fmt(x) for x in figures))
     return table
 
 
-def calibrate_tables(res: dict[str, Any]) -> list[Table]:
+def calibrate_tables(res: Calibration) -> list[Table]:
     best = res["best"]
     grid = Table(title=(f"Embedding threshold vs {res['reference']} ({res['reference_matches']} matches in "
-                        f"{res['labelled_pairs']} pairs): best {best['threshold']} (kappa {_f(best['kappa'])})"))
+                        f"{res['labelled_pairs']} pairs): best {best['threshold']} (kappa {fmt(best['kappa'])})"))
     cols = ["threshold", "kappa", "precision", "recall", "base rate"] + (["RC MAE"] if "rc_mae" in best else [])
     for col in cols:
         grid.add_column(col, justify="right")
     for r in res["thresholds"]:
-        cells = [f"{r['threshold']:.3f}", _f(r["kappa"]), _f(r["precision"]), _f(r["recall"]), _f(r["base_rate_a"])]
+        cells = [fmt(r["threshold"]), fmt(r["kappa"]), fmt(r["precision"]), fmt(r["recall"]), fmt(r["base_rate_a"])]
         if "rc_mae" in r:
-            cells.append(_f(r["rc_mae"], 4))
+            cells.append(fmt(r["rc_mae"], 4))
         grid.add_row(*cells, style="bold green" if r is best else None)
     pf = res["prefilter"]
     rule = pf["chosen"]
     which = f"top_k={rule['top_k']}" if rule["top_k"] is not None else f"min_cosine={rule['min_cosine']}"
-    pre = Table(title=f"Prefilter recall of reference matches (chosen {which}: fewest pairs kept at recall >= {pf['target_recall']})")
+    pre = Table(title=(f"Prefilter recall of reference matches (chosen {which}: fewest pairs kept at recall >= "
+                       f"{pf['target_recall']})"))
     for col in ("rule", "recall", "kept fraction"):
         pre.add_column(col, justify="right")
-    for r in pf["top_k"]:
-        pre.add_row(f"top_k={r['top_k']}", _f(r["recall"]), _f(r["kept_fraction"]))
-    for r in pf["min_cosine"]:
-        pre.add_row(f"min_cosine={r['min_cosine']}", _f(r["recall"]), _f(r["kept_fraction"]))
+    for k in pf["top_k"]:
+        pre.add_row(f"top_k={k['top_k']}", fmt(k["recall"]), fmt(k["kept_fraction"]))
+    for f in pf["min_cosine"]:
+        pre.add_row(f"min_cosine={f['min_cosine']}", fmt(f["recall"]), fmt(f["kept_fraction"]))
     return [grid, pre]

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
+from rich.console import Console
 
 from rationalerm._util.files import write_json, write_jsonl
 from rationalerm.analysis.calibrate import calibrate, write_calibrated_config
-from rationalerm.analysis.compare import binary_agreement, compare_runs, compare_with_gold, model_agreement
+from rationalerm.analysis.compare import compare_runs, compare_with_gold
 from rationalerm.config import load_config
 from rationalerm.judges.embedding import Embedder
 from rationalerm.judges.prefilter import topk_keep
 from rationalerm.pipeline import run as run_pipeline
+from rationalerm.reporting.terminal import calibrate_tables, compare_tables
 from rationalerm.runs.directory import load_gold, load_run
 from rationalerm.scoring.metrics import score_sample
 from tests.helpers.paths import ROOT
@@ -32,25 +36,6 @@ def make_run(path: Path, units: dict[tuple[str, str], list[list[float]]]) -> Pat
     write_jsonl(path / "results.jsonl", rows)
     write_json(path / "run.json", {"models": sorted({m for _, m in units}), "config": {}})
     return path
-
-
-def test_binary_agreement_known_values() -> None:
-    a = np.array([1, 1, 0, 0, 1, 0, 0, 0], dtype=bool)
-    b = np.array([1, 0, 0, 0, 1, 1, 0, 0], dtype=bool)
-    r = binary_agreement(a, b)
-    # po = 6/8, pe = (3/8)(3/8) + (5/8)(5/8) = 34/64 -> kappa = (0.75 - 0.53125) / 0.46875
-    assert r["kappa"] == pytest.approx((0.75 - 34 / 64) / (1 - 34 / 64))
-    assert r["precision"] == pytest.approx(2 / 3) and r["recall"] == pytest.approx(2 / 3)
-    assert r["base_rate_a"] == pytest.approx(3 / 8)
-    assert binary_agreement(a, a)["kappa"] == pytest.approx(1.0)
-
-
-def test_model_agreement_is_the_matcher_swap_fit() -> None:
-    r = model_agreement({"x": 0.2, "y": 0.4, "z": 0.6}, {"x": 0.3, "y": 0.5, "z": 0.7})
-    assert r["kendall_tau"] == pytest.approx(1.0) and r["r2"] == pytest.approx(1.0)
-    assert r["slope"] == pytest.approx(1.0) and r["intercept"] == pytest.approx(0.1) and r["rmse"] == pytest.approx(0.1)
-    flipped = model_agreement({"x": 0.2, "y": 0.4, "z": 0.6}, {"x": 0.6, "y": 0.4, "z": 0.2})
-    assert flipped["kendall_tau"] == pytest.approx(-1.0)
 
 
 def test_compare_runs_and_gold(tmp_path: Path) -> None:
@@ -76,6 +61,20 @@ def test_compare_runs_and_gold(tmp_path: Path) -> None:
     bad.write_text('{"id": "s1", "label": 1}\n')
     with pytest.raises(ValueError, match="bad.jsonl:1"):
         load_gold(bad)
+
+
+def test_runs_that_never_match_have_no_kappa(tmp_path: Path) -> None:
+    """Both runs say "no match" everywhere: they agree on every cell, but kappa is undefined (None, printed —)."""
+    zeros = {("s1", "m1"): [[0.0, 0.0], [0.0, 0.0]], ("s2", "m2"): [[0.0, 0.1]]}
+    res = compare_runs(load_run(make_run(tmp_path / "a", zeros)), load_run(make_run(tmp_path / "b", zeros)))
+    cells = res["pairs"]["cells"]
+    assert cells["kappa"] is None and cells["agreement"] == 1.0 and cells["base_rate_a"] == 0.0
+    assert cells["precision"] is None and cells["recall"] is None and cells["f1"] is None
+    console = Console(width=200, record=True, file=io.StringIO())
+    for table in compare_tables(res):
+        console.print(table)
+    line = next(x for x in console.export_text().splitlines() if x.lstrip("│ ").startswith("cells"))
+    assert [c.strip() for c in line.split("│")[1:-1]] == ["cells", "6", "—", "1.000", "0.000", "0.000", "—", "—"]
 
 
 def test_topk_keep_rules() -> None:
@@ -137,3 +136,24 @@ def test_calibrate_against_gold_labels(tmp_path: Path, example_run: Path) -> Non
     res = calibrate(ref, gold=load_gold(gold), embedder=Embedder())
     assert res["reference"] == "gold" and res["best"]["threshold"] == pytest.approx(0.35)
     assert res["labelled_pairs"] == 283 and "rc_mae" not in res["best"]
+
+
+def test_calibrate_against_a_reference_without_matches(tmp_path: Path) -> None:
+    """No reference match: every prefilter recall is undefined (None), the fallback rule is the first top-k,
+    kappa is None where the embedding matches nothing either, and the tables and the config header say '—'."""
+    ref = load_run(make_run(tmp_path / "ref", {("s1", "m1"): [[0.0, 0.0], [0.0, 0.0]], ("s2", "m1"): [[0.0, 0.0]]}))
+    res = calibrate(ref, embedder=Embedder(), ks=(1, 2), floors=(0.3,))
+    assert res["reference_matches"] == 0 and res["labelled_pairs"] == 6
+    assert all(r["recall"] is None for r in (*res["prefilter"]["top_k"], *res["prefilter"]["min_cosine"]))
+    assert res["prefilter"]["chosen"] == {"top_k": 1, "min_cosine": None, "recall": None,
+                                         "kept_fraction": res["prefilter"]["top_k"][0]["kept_fraction"]}
+    silent = [r for r in res["thresholds"] if r["base_rate_a"] == 0.0]
+    assert silent and all(r["kappa"] is None for r in silent)
+    assert res["best"]["kappa"] is not None or all(r["kappa"] is None for r in res["thresholds"])
+    console = Console(width=200, record=True, file=io.StringIO())
+    for table in calibrate_tables(res):
+        console.print(table)
+    assert "nan" not in console.export_text()
+    write_calibrated_config(res, tmp_path / "c.yaml")
+    header = (tmp_path / "c.yaml").read_text().splitlines()[0]
+    assert "(recall — of the reference matches" in header and yaml.safe_load((tmp_path / "c.yaml").read_text())

@@ -20,7 +20,8 @@ from tests.helpers.data import default_argkp_path
 from tests.helpers.paths import ROOT
 
 DATA = default_argkp_path()
-needs_data = pytest.mark.skipif(not (DATA / "labels_dev.csv").is_file(), reason=f"shared ArgKP data not found at {DATA}")
+needs_data = pytest.mark.skipif(not (DATA / "labels_dev.csv").is_file(),
+                                reason=f"shared ArgKP data not found at {DATA}")
 
 
 def _load_quality():
