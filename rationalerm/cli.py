@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from rationalerm.config import load_config
 from rationalerm.errors import ConfigError, RationaleRMError
@@ -31,7 +32,7 @@ SortBy = Annotated[str, typer.Option("--sort-by", help="Table order: model, prec
 
 
 def _fail(msg: str) -> None:
-    err.print(f"[red]error:[/red] {msg}", markup=True, highlight=False)
+    err.print(f"[red]error:[/red] {escape(msg)}", markup=True, highlight=False)  # a message's [...] is text
     raise typer.Exit(2)
 
 
