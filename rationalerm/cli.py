@@ -14,8 +14,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from rationalerm.config import load_config
+from rationalerm.config import load_config, validate
 from rationalerm.errors import ConfigError, RationaleRMError
 from rationalerm.training.trainer import Recipe
 
@@ -31,7 +32,7 @@ SortBy = Annotated[str, typer.Option("--sort-by", help="Table order: model, prec
 
 
 def _fail(msg: str) -> None:
-    err.print(f"[red]error:[/red] {msg}", markup=True, highlight=False)
+    err.print(f"[red]error:[/red] {escape(msg)}", markup=True, highlight=False)  # a message's [...] is text
     raise typer.Exit(2)
 
 
@@ -347,8 +348,9 @@ def decompose(
 
     try:
         cfg = load_config(config)
-        settings = DecomposeSettings(max_items=max_items, max_item_chars=max_item_chars, max_tokens=max_tokens,
-                                     max_retries=retries, structured=not no_grammar)
+        options = {"max_items": max_items, "max_item_chars": max_item_chars, "max_tokens": max_tokens,
+                   "max_retries": retries, "structured": not no_grammar}
+        settings = validate(DecomposeSettings, options, "rationalerm decompose options")
         with rich_progress(err) as progress:
             outcome = decompose_file(inputs, cfg, out, field=field, human=human, settings=settings, cache=cache,
                                      progress=progress)

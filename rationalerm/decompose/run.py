@@ -23,28 +23,37 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from pydantic import Field
 
 from rationalerm._util.files import iter_records, write_jsonl
 from rationalerm._util.hashing import text_hash
 from rationalerm.config import RunConfig
-from rationalerm.decompose.prompt import answer_regex, messages, parse_answer, prompt_hash
+from rationalerm.decompose.prompt import ParsedAnswer, answer_regex, check_version, messages, parse_answer, prompt_hash
 from rationalerm.errors import ConfigError, LoadError
 from rationalerm.inputs.load import HUMAN_KEY, Skipped
 from rationalerm.judges.base import ProgressFactory, null_progress
+from rationalerm.judges.llm import make_backend
+from rationalerm.judges.llm.backend import Backend, Generation
+from rationalerm.judges.llm.config import LLMJudgeConfig
+from rationalerm.judges.llm.reask import Final, ask_until_accepted
+from rationalerm.registry import ConfigSection
 
 ERRORS_KEY = "decompose-errors"
 """Per record: ``{target key: reason}`` for each rationale that got no checklist."""
+Target = tuple[int, str, str]
+"""A rationale to decompose: (record index, source key, target key)."""
 
 
-@dataclass(frozen=True)
-class DecomposeSettings:
-    max_items: int = 5
-    max_item_chars: int = 300
-    max_tokens: int = 1024
-    max_retries: int = 2
-    retry_temperature: float = 0.7
-    structured: bool = True
-    """Force the answer schema where the backend supports it (vLLM structured outputs)."""
+class DecomposeSettings(ConfigSection):
+    """What ``rationalerm decompose`` asks for and how often it re-asks (its command-line options)."""
+
+    max_items: int = Field(5, ge=1, description="at most this many items per checklist, most important first")
+    max_item_chars: int = Field(300, ge=1, description="the longest item the answer schema allows")
+    max_tokens: int = Field(1024, ge=1, description="generation budget per answer")
+    max_retries: int = Field(2, ge=0, description="re-asks of a rejected answer")
+    retry_temperature: float = Field(0.7, ge=0.0, description="temperature of the re-asks")
+    structured: bool = Field(True, description="force the answer schema where the backend supports it (vLLM "
+                             "structured outputs)")
     prompt_version: str = "v1"
 
 
@@ -113,7 +122,7 @@ class DecomposeCache:
         self.db.close()
 
 
-def fingerprint(cfg: Any, s: DecomposeSettings, grammar: bool) -> dict[str, Any]:
+def fingerprint(cfg: LLMJudgeConfig, s: DecomposeSettings, grammar: bool) -> dict[str, Any]:
     """What a cached decomposition depends on (the backend itself is left out, as for the judge)."""
     return {"task": "decompose", "model": cfg.model, "tokenizer": cfg.tokenizer, "prompt_version": s.prompt_version,
             "prompt_hash": prompt_hash(s.prompt_version), "max_items": s.max_items,
@@ -122,37 +131,28 @@ def fingerprint(cfg: Any, s: DecomposeSettings, grammar: bool) -> dict[str, Any]
             "seed": cfg.seed, "enable_thinking": cfg.enable_thinking, "grammar": grammar}
 
 
-def decompose_texts(backend: Any, cfg: Any, texts: Sequence[str], s: DecomposeSettings,
+def decompose_texts(backend: Backend, cfg: LLMJudgeConfig, texts: Sequence[str], s: DecomposeSettings,
                     on_result: Callable[[int, Decomposition], None]) -> None:
     """Decompose each text (re-asking rejected answers); ``on_result(i, result)`` gets each final result once."""
-    grammar = bool(s.structured and backend.supports_grammar)
-    regex = answer_regex(s.max_items, s.max_item_chars) if grammar else None
+    regex = answer_regex(s.max_items, s.max_item_chars) if s.structured and backend.supports_grammar else None
     prompts = [messages(t, s.max_items, s.prompt_version) for t in texts]
-    pending = list(range(len(texts)))
-    for attempt in range(s.max_retries + 1):
-        if not pending:
-            return
-        still: list[int] = []
 
-        def arrived(k: int, gen: Any, asked: list[int] = pending, attempt: int = attempt,
-                    still: list[int] = still) -> None:
-            i = asked[k]
-            if gen.fault:
-                on_result(i, Decomposition(None, gen.error or gen.fault, attempts=attempt + 1, fault=gen.fault))
-                return
-            parsed = parse_answer(gen.text, s.max_items, gen.finish_reason) if not gen.error else None
-            if parsed is not None and parsed.valid:
-                on_result(i, Decomposition(parsed.items, None, gen.text, attempt + 1))
-            elif attempt == s.max_retries:
-                on_result(i, Decomposition(None, gen.error or (parsed.error if parsed else None), gen.text, attempt + 1))
-            else:
-                still.append(i)
+    def check(i: int, gen: Generation) -> tuple[ParsedAnswer, bool]:
+        parsed = ParsedAnswer(None, gen.error) if gen.error else parse_answer(gen.text, s.max_items, gen.finish_reason)
+        return parsed, parsed.valid
 
-        temperature = cfg.temperature if attempt == 0 else max(cfg.temperature, s.retry_temperature)
-        backend.generate([prompts[i] for i in pending], regexes=[regex] * len(pending) if regex else None,
-                         max_tokens=s.max_tokens, temperature=temperature, seed=cfg.seed + attempt, settings=cfg,
-                         on_answer=arrived)
-        pending = sorted(still)
+    ask_until_accepted(backend, prompts, [regex] * len(prompts) if regex else None, call=cfg, budget=s,
+                       check=check, on_final=lambda i, f: on_result(i, _decomposition(f)))
+
+
+def _decomposition(f: Final[ParsedAnswer]) -> Decomposition:
+    """A text's result from its final answer (``fault`` set when no answer came: never cached)."""
+    gen, parsed = f.gen, f.parsed
+    if parsed is None:
+        return Decomposition(None, gen.error or gen.fault, attempts=f.attempts, fault=gen.fault)
+    if parsed.valid:
+        return Decomposition(parsed.items, None, gen.text, f.attempts)
+    return Decomposition(None, parsed.error, gen.text, f.attempts)
 
 
 def _field_regex(pattern: str) -> re.Pattern[str]:
@@ -183,27 +183,57 @@ def _set(rec: dict[str, Any], key: str, value: Any) -> None:
 
 
 def decompose_file(
-    inputs: str | Path | list[str | Path], cfg: RunConfig, out: str | Path, *, field: str = "{model}-generated_text",
-    human: str | None = None, settings: DecomposeSettings | None = None, cache: str | Path | None = None,
-    progress: ProgressFactory = null_progress, backend: Any = None,
+    inputs: str | Path | Sequence[str | Path], cfg: RunConfig, out: str | Path, *,
+    field: str = "{model}-generated_text", human: str | None = None, settings: DecomposeSettings | None = None,
+    cache: str | Path | None = None, progress: ProgressFactory = null_progress, backend: Backend | None = None,
 ) -> DecomposeOutcome:
     """Decompose every rationale of ``inputs`` and write the records to ``out`` (JSONL, atomically)."""
-    from rationalerm.judges.llm.config import LLMJudgeConfig
-
     s = settings or DecomposeSettings()
-    if s.max_items < 1:
-        raise ConfigError(f"--max-items must be at least 1, not {s.max_items}")
-    judge = cfg.judge
-    if not isinstance(judge, LLMJudgeConfig):
-        raise ConfigError(f"decompose runs on an LLM: the config's judge must be 'type: llm' (model and backend), "
-                          f"not {judge.type!r}")
-    from rationalerm.decompose.prompt import check_version
-
+    judge = _llm_judge(cfg)
     check_version(s.prompt_version)
     field_rx = _field_regex(field)
+    records, skipped = _read_records(inputs)
+    tasks = [(r, src, dst) for r, rec in enumerate(records) for src, dst in _targets(rec, field_rx, human)]
+    if not tasks:
+        what = f"'{field}'" + (f" or '{human}'" if human else "")
+        raise LoadError(f"{inputs}:0: no rationale field {what} in any record")
+    results, unique = _texts(records, tasks)
+    own_backend = backend is None
+    if backend is None:
+        backend = make_backend(judge)
+    grammar = bool(s.structured and backend.supports_grammar)
+    store = DecomposeCache(cache or Path(out).with_suffix(".cache.sqlite"), fingerprint(judge, s, grammar))
+    try:
+        known = store.get(unique)
+        todo = [t for t in unique if t not in known]
+
+        def arrived(text: str, d: Decomposition) -> None:
+            known[text] = d
+            store.put(text, d)
+
+        _decompose_all(backend, judge, s, todo, progress, arrived)
+    finally:
+        store.close()
+        if own_backend:
+            backend.close()
+    decomposed, failures, faults = _write_checklists(records, tasks, results, known)
+    write_jsonl(out, records)
+    return DecomposeOutcome(len(records), len(tasks), decomposed, len(todo), len(unique) - len(todo), failures,
+                            skipped, faults)
+
+
+def _llm_judge(cfg: RunConfig) -> LLMJudgeConfig:
+    if not isinstance(cfg.judge, LLMJudgeConfig):
+        raise ConfigError(f"decompose runs on an LLM: the config's judge must be 'type: llm' (model and backend), "
+                          f"not {cfg.judge.type!r}")
+    return cfg.judge
+
+
+def _read_records(inputs: str | Path | Sequence[str | Path]) -> tuple[list[dict[str, Any]], list[Skipped]]:
+    """The JSON-object records of every input file, and the lines skipped (``file:line`` and why)."""
     records: list[dict[str, Any]] = []
     skipped: list[Skipped] = []
-    for path in [Path(p) for p in (inputs if isinstance(inputs, list) else [inputs])]:
+    for path in [Path(p) for p in ([inputs] if isinstance(inputs, (str, Path)) else inputs)]:
         if not path.is_file():
             raise LoadError(f"{path}:0: no such file")
         for record in iter_records(path):
@@ -214,13 +244,12 @@ def decompose_file(
                 skipped.append(Skipped(str(path), line, err))
             else:
                 records.append(rec)
-    tasks: list[tuple[int, str, str]] = []  # (record index, source key, target key)
-    for r, rec in enumerate(records):
-        tasks.extend((r, src, dst) for src, dst in _targets(rec, field_rx, human))
-    if not tasks:
-        what = f"'{field}'" + (f" or '{human}'" if human else "")
-        raise LoadError(f"{inputs}:0: no rationale field {what} in any record")
+    return records, skipped
 
+
+def _texts(records: list[dict[str, Any]], tasks: list[Target]) -> tuple[dict[tuple[int, str], Decomposition],
+                                                                         list[str]]:
+    """The results known without asking (no rationale text), and the distinct texts to decompose, in order."""
     results: dict[tuple[int, str], Decomposition] = {}
     texts: list[str] = []
     for r, src, dst in tasks:
@@ -230,32 +259,28 @@ def decompose_file(
                                               else f"rationale is a {type(value).__name__}, not text", attempts=0)
         else:
             texts.append(value.strip())
-    unique = list(dict.fromkeys(texts))
-    own_backend = backend is None
-    if own_backend:
-        from rationalerm.judges.llm import make_backend
+    return results, list(dict.fromkeys(texts))
 
-        backend = make_backend(judge)
-    grammar = bool(s.structured and backend.supports_grammar)
-    store = DecomposeCache(cache or Path(out).with_suffix(".cache.sqlite"), fingerprint(judge, s, grammar))
-    try:
-        known = store.get(unique)
-        todo = [t for t in unique if t not in known]
-        with progress("decomposing rationales", len(todo)) as advance:
-            def arrived(i: int, d: Decomposition) -> None:
-                known[todo[i]] = d
-                store.put(todo[i], d)
+
+def _decompose_all(backend: Backend, cfg: LLMJudgeConfig, s: DecomposeSettings, texts: list[str],
+                   progress: ProgressFactory, on_result: Callable[[str, Decomposition], None]) -> None:
+    """Decompose ``texts`` in batches of the judge's ``batch_size``; each result is handed over as it arrives."""
+    with progress("decomposing rationales", len(texts)) as advance:
+        step = max(1, cfg.batch_size)
+        for lo in range(0, len(texts), step):
+            part = texts[lo:lo + step]
+
+            def arrived(i: int, d: Decomposition, part: list[str] = part) -> None:
+                on_result(part[i], d)
                 advance(1)
 
-            step = max(1, judge.batch_size)
-            for lo in range(0, len(todo), step):
-                part = todo[lo:lo + step]
-                decompose_texts(backend, judge, part, s, lambda i, d, lo=lo: arrived(lo + i, d))
-    finally:
-        store.close()
-        if own_backend:
-            backend.close()
+            decompose_texts(backend, cfg, part, s, arrived)
 
+
+def _write_checklists(records: list[dict[str, Any]], tasks: list[Target], results: dict[tuple[int, str], Decomposition],
+          known: dict[str, Decomposition]) -> tuple[int, Counter[str], int]:
+    """Write each checklist (or its reason under ``ERRORS_KEY``) into its record: (decomposed, failures by
+    reason kind, faults)."""
     failures: Counter[str] = Counter()
     decomposed = faults = 0
     for r, src, dst in tasks:
@@ -269,6 +294,4 @@ def decompose_file(
         rec.setdefault(ERRORS_KEY, {})[dst] = reason
         failures[d.fault or re.sub(r"\d+", "N", reason.split(" (")[0].split(":")[0])] += 1
         faults += bool(d.fault)
-    write_jsonl(out, records)
-    return DecomposeOutcome(len(records), len(tasks), decomposed, len(todo), len(unique) - len(todo), failures,
-                            skipped, faults)
+    return decomposed, failures, faults

@@ -145,7 +145,8 @@ def test_unparseable_answers_leave_no_checklist(tiny_qwen: Path, backend, tmp_pa
     cfg = tiny_config(tiny_qwen)
     src = write_input(tmp_path / "in.jsonl", RECORDS[:2])
     free = DecomposeSettings(max_items=3, max_tokens=12, max_retries=1, structured=False)
-    got = decompose_file(src, cfg, tmp_path / "free.jsonl", settings=free, cache=tmp_path / "c1.sqlite", backend=backend)
+    got = decompose_file(src, cfg, tmp_path / "free.jsonl", settings=free, cache=tmp_path / "c1.sqlite",
+                         backend=backend)
     rows = [json.loads(line) for line in (tmp_path / "free.jsonl").read_text().splitlines()]
     assert got.decomposed == 0 and sum(got.failures.values()) == 4 and got.faults == 0
     for row in rows:

@@ -35,7 +35,8 @@ PAIRS = [
     ("Response 2 tells the user to invent an excuse, which is dishonest.", "Response 2 is dishonest."),
 ]
 TASKS = [
-    ListTask(("Gives a ready message.", "Suggests a gift.", "Response 2 advises lying."), ("Example message.", "Offers a gift.")),
+    ListTask(("Gives a ready message.", "Suggests a gift.", "Response 2 advises lying."),
+             ("Example message.", "Offers a gift.")),
     ListTask(("Keeps order with a seen set.",), ("Uses a seen set.", "Linear time.", "Has a docstring.", "Tone.")),
     ListTask(tuple(f"human point {i}" for i in range(1, 7)), tuple(f"model point {j}" for j in range(1, 12))),
 ]
@@ -179,7 +180,8 @@ def test_vllm_listwise_grammar_makes_random_model_well_formed(tiny_qwen, vllm_ba
 
 
 def test_vllm_listwise_truncated_output_is_retried_then_invalid(tiny_qwen, vllm_backend):
-    judge = make_llm_judge(_cfg(tiny_qwen, backend="vllm", protocol="listwise", max_tokens=12, max_retries=2), vllm_backend)
+    judge = make_llm_judge(_cfg(tiny_qwen, backend="vllm", protocol="listwise", max_tokens=12, max_retries=2),
+                           vllm_backend)
     results = judge.judge_lists(TASKS[:2])
     for r in results:
         assert not r.valid and r.matrix is None
@@ -229,7 +231,8 @@ def test_transformers_backend_pairwise_and_listwise(tiny_qwen, hf_backend):
     judge = make_llm_judge(_cfg(tiny_qwen, backend="transformers"), hf_backend)
     _check_pair_scores(judge.score_pairs(PAIRS), len(PAIRS))
     # no grammar on transformers: the random model's text is parsed strictly and recorded invalid
-    lj = make_llm_judge(_cfg(tiny_qwen, backend="transformers", protocol="listwise", max_tokens=16, max_retries=1), hf_backend)
+    lj = make_llm_judge(_cfg(tiny_qwen, backend="transformers", protocol="listwise", max_tokens=16, max_retries=1),
+                        hf_backend)
     results = lj.judge_lists(TASKS[:2])
     assert [r.valid for r in results] == [False, False]
     assert all(r.attempts == 2 and r.matrix is None for r in results)

@@ -64,9 +64,11 @@ def test_backend_blocks_are_chosen_by_type(tmp_path):
         ("{type: llm, model: m, max_tokens: 9, structured_outputs: false}", "judge.structured_outputs is now"),
         ("{type: llm, model: m, device: cpu}", "judge.device is now judge.backend.device"),
         ("{type: llm, model: m, backend: {type: vllm, server: {}}}", "now the openai backend's own keys"),
-        ("{type: llm, model: m, backend: {type: openai, engine_args: {}}}", "'engine_args' is a setting of backend type vllm"),
+        ("{type: llm, model: m, backend: {type: openai, engine_args: {}}}",
+         "'engine_args' is a setting of backend type vllm"),
         ("{type: llm, model: m, backend: {type: vllm, base_url: u}}", "'base_url' is a setting of backend type openai"),
-        ("{type: llm, model: m, backend: {type: tgi}}", "does not match any of the expected tags: 'openai', 'transformers', 'vllm'"),
+        ("{type: llm, model: m, backend: {type: tgi}}",
+         "does not match any of the expected tags: 'openai', 'transformers', 'vllm'"),
         ("{type: bm25}", "does not match any of the expected tags: 'cross-encoder', 'embedding', 'llm'"),
     ],
 )
@@ -84,7 +86,8 @@ def test_registries_find_by_name_and_list_the_known_names():
     from rationalerm.judges.embedding import EmbeddingJudge, EmbeddingJudgeConfig
     from rationalerm.judges.llm import BACKENDS
 
-    assert JUDGES.names() == ["cross-encoder", "embedding", "llm"] and BACKENDS.names() == ["openai", "transformers", "vllm"]
+    assert JUDGES.names() == ["cross-encoder", "embedding", "llm"]
+    assert BACKENDS.names() == ["openai", "transformers", "vllm"]
     assert JUDGES.get("embedding") is EmbeddingJudge and JUDGES.config("embedding") is EmbeddingJudgeConfig
     with pytest.raises(ConfigError, match="unknown LLM backend 'tgi'; registered: openai, transformers, vllm"):
         BACKENDS.get("tgi")

@@ -122,7 +122,7 @@ def test_what_can_never_be_a_score_is_a_failed_pair_never_a_number():
 def test_labels_are_single_tokens_of_the_qwen_tokenizer(tiny_qwen):
     from transformers import AutoTokenizer
 
-    from rationalerm.judges.llm.backend import single_token_ids
+    from rationalerm.judges.llm.tokenize import single_token_ids
 
     tok = AutoTokenizer.from_pretrained(tiny_qwen)
     assert single_token_ids(tok, LABELS) == [15, 16, 17, 18, 19]
@@ -176,6 +176,18 @@ def test_fingerprints_cover_settings_and_not_the_backend():
         assert LLMListJudge(changed, _NoBackend()).fingerprint() != lfp, change
 
 
+def test_cache_keys_are_the_ones_written_before_the_layout_change():
+    """Caches written before stay valid: the fingerprint ids of both protocols, recorded from that code."""
+    from rationalerm.judges.cache import fingerprint_id
+
+    pw = LLMJudgeConfig(model="Qwen/Qwen3-8B", backend="vllm")
+    lw = LLMJudgeConfig(model="Qwen/Qwen3-8B", backend="vllm", protocol="listwise")
+    assert fingerprint_id(LLMPairJudge(pw, _NoBackend()).fingerprint()) == (
+        "f22263a0b3a7dfe94d23e8097a8368e2cbe17e23e225246b7970c139d23e55c5")
+    assert fingerprint_id(LLMListJudge(lw, _NoBackend()).fingerprint()) == (
+        "c280cc2584548d26de2d58cf8cb87a4e6e13a59ed314fbce42c64b0ba19a9f2f")
+
+
 def test_unknown_prompt_version_fails_before_an_engine_starts():
     from rationalerm.judges.llm import make_llm_judge
 
@@ -186,7 +198,7 @@ def test_unknown_prompt_version_fails_before_an_engine_starts():
 def test_shared_head_tokenisation_equals_full_tokenisation(tiny_qwen):
     from transformers import AutoTokenizer
 
-    from rationalerm.judges.llm.backend import _encode_shared_head, encode_chats, render_chat
+    from rationalerm.judges.llm.tokenize import _encode_shared_head, encode_chats, render_chat
 
     tok = AutoTokenizer.from_pretrained(tiny_qwen)
     items = ["plain", "  leading spaces", "trailing.\n\n", "123 digits", "- bullet", "中文 item", "<|im_end|> inside",
@@ -203,7 +215,8 @@ def test_shared_head_tokenisation_equals_full_tokenisation(tiny_qwen):
     bad = [(c[:-1], c[-1:]) for c in (p[-1]["content"] for p in prompts)]
     assert encode_chats(tok, prompts, False, bad) == full
     lists = [listwise_messages(tuple(items[:k]), tuple(items[k:])) for k in range(1, 9)]
-    assert encode_chats(tok, lists, False) == [tok(render_chat(tok, p, False), add_special_tokens=False)["input_ids"] for p in lists]
+    assert encode_chats(tok, lists, False) == [
+        tok(render_chat(tok, p, False), add_special_tokens=False)["input_ids"] for p in lists]
 
 
 def test_prompt_file_text_or_reference_script_is_read_not_run(tmp_path):
@@ -227,7 +240,8 @@ def test_prompt_file_text_or_reference_script_is_read_not_run(tmp_path):
     assert msg2["content"] == "Orig:\nS1: s\nRef:\nR1: h" and not (tmp_path / "SHOULD_NOT_EXIST").exists()
     # the template is part of the cache fingerprint
     fp = LLMListJudge(cfg2, _NoBackend()).fingerprint()
-    assert fp["prompt_hash"] != LLMListJudge(LLMJudgeConfig(model="m", protocol="listwise"), _NoBackend()).fingerprint()["prompt_hash"]
+    plain = LLMListJudge(LLMJudgeConfig(model="m", protocol="listwise"), _NoBackend()).fingerprint()
+    assert fp["prompt_hash"] != plain["prompt_hash"]
 
     bad = tmp_path / "bad.txt"
     bad.write_text("only {source_list}", encoding="utf-8")

@@ -52,7 +52,8 @@ class ScriptedServer:
                 try:
                     time.sleep(outer.delay_s)
                     if isinstance(step, int):
-                        payload = json.dumps({"error": {"message": f"scripted {step}", "type": "x", "code": step}}).encode()
+                        error = {"message": f"scripted {step}", "type": "x", "code": step}
+                        payload = json.dumps({"error": error}).encode()
                         self.send_response(step)
                         if step == 429:
                             self.send_header("retry-after", "0")

@@ -1,5 +1,5 @@
-"""The LLM backend base class (one per engine: vLLM, an OpenAI-compatible server, transformers), the backend
-config base and registry, and the tokenisation helpers the backends share.
+"""The LLM backend base class (one per engine: vLLM, an OpenAI-compatible server, transformers) and what its
+calls take and return. Its config base and registry are in ``settings``, the tokenisation it uses in ``tokenize``.
 
 Modelled on inspect_ai's ``ModelAPI``: the base class writes once what every backend shares and each backend
 implements only what differs.
@@ -32,57 +32,14 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from pydantic import model_validator
-
-from rationalerm.errors import JudgeError
 from rationalerm.judges.base import Progress
-from rationalerm.registry import ConfigSection, Registry
-
-if TYPE_CHECKING:
-    from rationalerm.judges.llm.config import LLMJudgeConfig
+from rationalerm.judges.llm.settings import CallSettings
+from rationalerm.judges.llm.tokenize import Messages, Split, Tokenizer, encode_chats, single_token_ids
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Messages = list[dict[str, str]]
-Split = tuple[str, str]
-"""A last-message content as two parts (``a + b == content``) that may be tokenised separately."""
-
-
-class BackendConfig(ConfigSection):
-    """Base of an LLM backend's config section (``judge.backend``); ``type`` is the backend's registered name."""
-
-    type: str
-
-    def device_hint(self) -> str | None:
-        """The device the backend runs on, if its config says; None = the backend decides."""
-        return None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _name_the_right_backend(cls, data: Any) -> Any:
-        """A key that belongs to another backend's section gets an error naming that backend."""
-        if not isinstance(data, dict):
-            return data
-        for key in data:
-            if key in cls.model_fields:
-                continue
-            if key == "server":
-                raise ValueError("'server' settings are now the openai backend's own keys: "
-                                 "backend: {type: openai, base_url: ..., concurrency: ..., max_retries: ...}")
-            owners = [name for name in BACKENDS.names() if key in BACKENDS.config(name).model_fields]
-            if owners:
-                raise ValueError(f"{key!r} is a setting of backend type {' / '.join(owners)}, "
-                                 f"not {data.get('type', cls.model_fields['type'].default)}")
-        return data
-
-
-BACKENDS: Registry[Callable[..., Backend]] = Registry(
-    "LLM backend", package="rationalerm.judges.llm", pattern="*_backend"
-)
-"""Backend type -> backend class (taking the judge's ``LLMJudgeConfig``): each ``judges/llm/*_backend.py``
-registers one."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +81,7 @@ class LabelBatch:
 
     prompts: Sequence[Messages]
     labels: tuple[str, ...]
-    settings: LLMJudgeConfig
+    settings: CallSettings
     splits: Sequence[Split] | None = None
     token_ids: Sequence[list[int]] | None = None
     on_answer: AnswerSink | None = None
@@ -144,7 +101,7 @@ class GenerateBatch:
     max_tokens: Sequence[int]
     temperature: float
     seed: int
-    settings: LLMJudgeConfig
+    settings: CallSettings
     token_ids: Sequence[list[int]] | None = None
     on_answer: AnswerSink | None = None
 
@@ -181,25 +138,25 @@ class Backend(ABC):
 
     supports_grammar: bool = False
     """Whether ``generate`` can force outputs into a regular expression (the listwise result grammar)."""
-    tokenizer: Any = None
+    tokenizer: Tokenizer = None
     """The backend's local Hugging Face tokenizer, if it has one (prompts are then tokenised here)."""
     context_setting: str = ""
     """The config key that sets the context length, named in the too-long-prompt error."""
     max_retries: int = 0
     backoff_s: float = 0.0
 
-    def __init__(self, cfg: LLMJudgeConfig) -> None:
+    def __init__(self, cfg: CallSettings) -> None:
         self.cfg = cfg
         self.retries = 0
         """Retried calls so far (rate limits, server errors, timeouts)."""
         self._label_ids: dict[tuple[str, ...], list[int] | None] = {}
 
     # -- per-call settings and what the base decides -------------------------------------------------------------
-    def settings(self, settings: LLMJudgeConfig | None = None) -> LLMJudgeConfig:
+    def settings(self, settings: CallSettings | None = None) -> CallSettings:
         """The calling judge's config (seed, enable_thinking, batch_size apply per call), else the backend's own."""
         return settings or self.cfg
 
-    def encode(self, prompts: Sequence[Messages], settings: LLMJudgeConfig | None = None,
+    def encode(self, prompts: Sequence[Messages], settings: CallSettings | None = None,
                splits: Sequence[Split] | None = None) -> list[list[int]] | None:
         """Token ids of the rendered chat prompts, or None for a backend without a local tokenizer."""
         if self.tokenizer is None:
@@ -230,7 +187,7 @@ class Backend(ABC):
         labels: Sequence[str],
         progress: Progress | None = None,
         *,
-        settings: LLMJudgeConfig | None = None,
+        settings: CallSettings | None = None,
         splits: Sequence[Split] | None = None,
         on_answer: Callable[[int, LabelLogprobs], None] | None = None,
     ) -> list[LabelLogprobs]:
@@ -272,7 +229,7 @@ class Backend(ABC):
         max_tokens: int,
         temperature: float,
         seed: int,
-        settings: LLMJudgeConfig | None = None,
+        settings: CallSettings | None = None,
         on_answer: Callable[[int, Generation], None] | None = None,
     ) -> list[Generation]:
         """Free (or regex-constrained) generation, one answer per prompt, in prompt order.
@@ -326,7 +283,7 @@ class Backend(ABC):
         """Tokens of context (prompt + answer) the model accepts; None = unknown here (the server decides)."""
         return None
 
-    def label_tokenizer(self) -> Any:
+    def label_tokenizer(self) -> Tokenizer:
         """The tokenizer that finds label token ids; default: the backend's own."""
         return self.tokenizer
 
@@ -344,6 +301,7 @@ class Backend(ABC):
 
     def close(self) -> None:
         """Release the engine; default: nothing to release."""
+        return None
 
     # -- the retry loop, written once ----------------------------------------------------------------------------
     async def call_with_retries(self, make: Callable[[], Awaitable[T]]) -> T:
@@ -364,106 +322,3 @@ class Backend(ABC):
                 attempt += 1
                 await asyncio.sleep(delay)
 
-
-def render_chat(tokenizer, messages: Messages, enable_thinking: bool) -> str:
-    """Apply the model's chat template (thinking off for Qwen3 unless asked) and open the assistant turn."""
-    return tokenizer.apply_chat_template(
-        messages, tokenize=False, add_generation_prompt=True, enable_thinking=enable_thinking
-    )
-
-
-_SENTINEL = "\x00rationalerm-content\x00"
-
-
-def token_batch(tokenizer, texts: Sequence[str]) -> list[list[int]]:
-    """Token ids of many texts, no special tokens added (the Rust tokenizer directly when there is one)."""
-    if not texts:
-        return []
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    fast = getattr(backend, "encode_batch_fast", None) or getattr(backend, "encode_batch", None)
-    if fast is not None:
-        return [e.ids for e in fast(list(texts), add_special_tokens=False)]
-    return [list(x) for x in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
-
-
-def encode_chats(
-    tokenizer, prompts: Sequence[Messages], enable_thinking: bool, splits: Sequence[Split] | None = None
-) -> list[list[int]]:
-    """Token ids of many rendered chat prompts.
-
-    When all prompts share every message but the content of the last one (the pairwise protocol: same
-    rubric, one user message per pair), the template is rendered once around a sentinel and only the varying
-    contents are tokenised: the shared head (the long rubric) and tail are tokenised once. With ``splits``
-    (each content as two parts, e.g. ``prompts.pairwise_split``) each distinct part is tokenised once, so a
-    human item shared by many pairs costs one tokenisation. The result is checked against full
-    tokenisation on a few prompts; on any difference it falls back to the full path.
-    """
-    if not prompts:
-        return []
-    fast = _encode_shared_head(tokenizer, prompts, enable_thinking, splits) if len(prompts) >= 8 else None
-    if fast is not None:
-        return fast
-    return token_batch(tokenizer, [render_chat(tokenizer, m, enable_thinking) for m in prompts])
-
-
-def _encode_shared_head(
-    tokenizer, prompts: Sequence[Messages], enable_thinking: bool, splits: Sequence[Split] | None = None
-) -> list[list[int]] | None:
-    first = prompts[0]
-    last_role = first[-1].get("role")
-    if any(len(p) != len(first) or p[:-1] != first[:-1] or p[-1].get("role") != last_role for p in prompts):
-        return None
-    probe = list(first[:-1]) + [{"role": last_role, "content": _SENTINEL}]
-    text = render_chat(tokenizer, probe, enable_thinking)
-    if text.count(_SENTINEL) != 1:
-        return None
-    head, tail = text.split(_SENTINEL)
-    # Only split where tokenisation cannot cross the seams: the content is followed by a special token
-    # (ChatML's <|im_end|>) and does not start with whitespace that could merge with the head's newline.
-    specials = [t for t in getattr(tokenizer, "added_tokens_encoder", {}) if t]
-    if not any(tail.startswith(t) for t in specials):
-        return None
-    contents = [p[-1]["content"] for p in prompts]
-    if any(not c or c[0].isspace() for c in contents):
-        return None
-    head_ids, tail_ids = token_batch(tokenizer, [head, tail])
-    # A split is used only at a seam no pre-tokeniser merges across: its first part ends a line and the second
-    # starts with a non-space (pairwise_split: "...S:\n" + '"item"'); the sample check below is a second guard.
-    if splits is not None and len(splits) == len(prompts) and all(
-        a + b == c and a.endswith("\n") and (not b or not b[0].isspace()) for (a, b), c in zip(splits, contents)
-    ):
-        parts: dict[str, list[int]] = {}
-        for (a, b) in splits:
-            parts.setdefault(a, [])
-            parts.setdefault(b, [])
-        keys = list(parts)
-        for key, ids in zip(keys, token_batch(tokenizer, keys)):
-            parts[key] = ids
-        ids = [head_ids + parts[a] + parts[b] + tail_ids for a, b in splits]
-    else:
-        ids = [head_ids + b + tail_ids for b in token_batch(tokenizer, contents)]
-    n = len(prompts)
-    checks = sorted({0, n // 4, n // 2, 3 * n // 4, n - 1})
-    full = token_batch(tokenizer, [render_chat(tokenizer, prompts[k], enable_thinking) for k in checks])
-    if any(f != ids[k] for k, f in zip(checks, full)):
-        return None if splits is None else _encode_shared_head(tokenizer, prompts, enable_thinking, None)
-    return ids
-
-
-def single_token_ids(tokenizer, labels: Sequence[str]) -> list[int]:
-    """Token id of each label; each must be exactly one token (true of 0..4 in every Qwen tokenizer)."""
-    ids = []
-    for label in labels:
-        enc = tokenizer.encode(label, add_special_tokens=False)
-        if len(enc) != 1:
-            raise JudgeError(f"label {label!r} is {len(enc)} tokens in this tokenizer; the pairwise protocol needs 1")
-        ids.append(enc[0])
-    if len(set(ids)) != len(ids):
-        raise JudgeError("pairwise labels map to the same token")
-    return ids
-
-
-def prefix_order(prompts: Sequence[Messages]) -> list[int]:
-    """Indices sorted by message contents: prompts with long shared prefixes end up side by side."""
-    keys = [tuple(m["content"] for m in p) for p in prompts]
-    return sorted(range(len(keys)), key=keys.__getitem__)

@@ -21,16 +21,19 @@ A key from the old flat shape gets an error naming its new place.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
 from rationalerm.judges.base import JudgeConfig
-from rationalerm.judges.llm.backend import BACKENDS
+from rationalerm.judges.llm.settings import BACKENDS, BackendConfig
 from rationalerm.registry import ConfigSection
 
 DEFAULT_BACKEND = "vllm"
-BackendSection = BACKENDS.config_union()
+if TYPE_CHECKING:  # the union is built at run time from the registry; to a type checker it is the base
+    BackendSection = BackendConfig
+else:
+    BackendSection = BACKENDS.config_union()
 """The ``judge.backend`` block: the config class of the backend its ``type`` names."""
 
 MOVED = {
@@ -69,13 +72,20 @@ class ListwiseConfig(ConfigSection):
     )
 
 
+def _default_backend() -> BackendConfig:
+    """The default backend's block with its defaults (``judge.backend`` left out)."""
+    section = BACKENDS.config(DEFAULT_BACKEND)()
+    assert isinstance(section, BackendConfig)  # every registered backend section is one
+    return section
+
+
 class LLMJudgeConfig(JudgeConfig):
     """An open Qwen judge (DESIGN.md step 4)."""
 
     type: Literal["llm"] = "llm"
     model: str = Field(..., description="local path or hub name of the judge model (the served name for openai)")
     tokenizer: str | None = None
-    backend: BackendSection = Field(default_factory=lambda: BACKENDS.config(DEFAULT_BACKEND)(),
+    backend: BackendSection = Field(default_factory=_default_backend,
                                     description="the engine: vllm, openai or transformers, with its own settings")
     protocol: Literal["pairwise", "listwise"] = "pairwise"
     prompt_version: str = "v1"

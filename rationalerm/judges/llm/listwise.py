@@ -12,7 +12,7 @@ list is *failed* (``ListResult.failed``), not invalid; it is never cached and th
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,7 @@ from rationalerm.judges.base import ListResult, ListSink, ListTask, Progress
 from rationalerm.judges.llm.backend import Backend, Generation
 from rationalerm.judges.llm.config import LLMJudgeConfig
 from rationalerm.judges.llm.prompts import judge_fingerprint, listwise_messages, listwise_template
+from rationalerm.judges.llm.reask import Final, ask_until_accepted
 
 START, END = "<RESULT_START>", "<RESULT_END>"
 HEADER = "Scores corresponding to claims:"
@@ -129,53 +130,29 @@ class LLMListJudge:
             if progress:
                 progress(1)
 
-        pending: list[int] = []
+        asked: list[int] = []
         for i, t in enumerate(tasks):
             if not t.human or not t.model:  # nothing to ask: an empty row set or an all-zero matrix
                 final(i, ListResult(matrix=[[0.0] * len(t.model) for _ in t.human], valid=True, attempts=0))
             else:
-                pending.append(i)
-        template = listwise_template(self.cfg)
-        messages = {i: listwise_messages(tasks[i].human, tasks[i].model, self.cfg.prompt_version, template)
-                    for i in pending}
-        regexes = {i: listwise_regex(len(tasks[i].human), len(tasks[i].model)) for i in pending} if self.use_grammar else {}
-        lw = self.cfg.listwise
-        for attempt in range(lw.max_retries + 1):
-            if not pending:
-                break
-            temperature = self.cfg.temperature if attempt == 0 else max(self.cfg.temperature, lw.retry_temperature)
-            asked = pending
-            still: list[int] = []
-
-            def arrived(k: int, gen: Generation, attempt: int = attempt, asked: list[int] = asked,
-                        still: list[int] = still) -> None:
-                i = asked[k]
-                if gen.fault:  # no answer at all: failed, not invalid (never cached, retried by the next run)
-                    final(i, ListResult(None, False, attempts=attempt + 1, error=gen.error, failed=gen.fault,
-                                        detail={"finish_reason": None}))
-                    return
-                t = tasks[i]
-                parsed = (
-                    ParsedList(None, gen.error)
-                    if gen.error
-                    else parse_listwise(gen.text, len(t.human), len(t.model), gen.finish_reason)
-                )
-                if self._acceptable(gen, parsed) or attempt == lw.max_retries:
-                    final(i, self._result(gen, parsed, attempt + 1))
-                else:
-                    still.append(i)
-
-            self.backend.generate(
-                [messages[i] for i in asked],
-                regexes=[regexes[i] for i in asked] if self.use_grammar else None,
-                max_tokens=lw.max_tokens,
-                temperature=temperature,
-                seed=self.cfg.seed + attempt,
-                settings=self.cfg,
-                on_answer=arrived,
-            )
-            pending = sorted(still)  # the order of arrival never changes the next attempt's batch
+                asked.append(i)
+        self._ask([tasks[i] for i in asked], lambda k, result: final(asked[k], result))
         return _fill(results)
+
+    def _ask(self, tasks: Sequence[ListTask], final: Callable[[int, ListResult], None]) -> None:
+        """Ask each task, re-asking an output the format check rejects (``reask``)."""
+        template = listwise_template(self.cfg)
+        prompts = [listwise_messages(t.human, t.model, self.cfg.prompt_version, template) for t in tasks]
+        regexes = [listwise_regex(len(t.human), len(t.model)) for t in tasks] if self.use_grammar else None
+
+        def check(k: int, gen: Generation) -> tuple[ParsedList, bool]:
+            t = tasks[k]
+            parsed = (ParsedList(None, gen.error) if gen.error
+                      else parse_listwise(gen.text, len(t.human), len(t.model), gen.finish_reason))
+            return parsed, self._acceptable(gen, parsed)
+
+        ask_until_accepted(self.backend, prompts, regexes, call=self.cfg, budget=self.cfg.listwise, check=check,
+                           on_final=lambda k, f: final(k, self._final(f)))
 
     def _acceptable(self, gen: Generation, parsed: ParsedList) -> bool:
         """Whether to stop re-asking: a strictly valid answer, or under ``format_check: metajudge`` one the
@@ -187,7 +164,13 @@ class LLMListJudge:
         return parsed.valid
 
     @staticmethod
-    def _result(gen: Generation, parsed: ParsedList, attempts: int) -> ListResult:
+    def _final(f: Final[ParsedList]) -> ListResult:
+        """A task's result from its final answer: failed (no answer at all: never cached, the next run asks
+        again), else valid or invalid as the strict parser found it."""
+        gen, parsed = f.gen, f.parsed
+        if parsed is None:
+            return ListResult(None, False, attempts=f.attempts, error=gen.error, failed=gen.fault,
+                              detail={"finish_reason": None})
         detail: dict[str, Any] = {
             "finish_reason": gen.finish_reason,
             "prompt_tokens": gen.prompt_tokens,
@@ -196,7 +179,8 @@ class LLMListJudge:
         if parsed.valid:
             detail["picks"] = [list(p) for p in parsed.picks]
         return ListResult(
-            matrix=parsed.matrix, valid=parsed.valid, raw=gen.text, attempts=attempts, error=parsed.error, detail=detail
+            matrix=parsed.matrix, valid=parsed.valid, raw=gen.text, attempts=f.attempts, error=parsed.error,
+            detail=detail,
         )
 
     def close(self) -> None:

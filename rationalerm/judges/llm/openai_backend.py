@@ -32,25 +32,16 @@ import os
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field
 
+from rationalerm._util.optional import require
 from rationalerm.errors import JudgeError
 from rationalerm.judges.base import Progress
-from rationalerm.judges.llm.backend import (
-    BACKENDS,
-    Backend,
-    BackendConfig,
-    GenerateBatch,
-    Generation,
-    LabelBatch,
-    LabelLogprobs,
-    Messages,
-)
-
-if TYPE_CHECKING:
-    from rationalerm.judges.llm.config import LLMJudgeConfig
+from rationalerm.judges.llm.backend import Backend, GenerateBatch, Generation, LabelBatch, LabelLogprobs
+from rationalerm.judges.llm.settings import BACKENDS, ENGINE_EXTRAS, BackendConfig, CallSettings, backend_section
+from rationalerm.judges.llm.tokenize import Messages, Tokenizer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -180,11 +171,11 @@ class _LoopThread:
 
 @BACKENDS.register("openai", config=OpenAIBackendConfig)
 class OpenAIBackend(Backend):
-    def __init__(self, cfg: LLMJudgeConfig):
-        import openai
+    def __init__(self, cfg: CallSettings):
+        openai = require("openai", ENGINE_EXTRAS, "judge backend 'openai'")
 
         super().__init__(cfg)
-        self.server: OpenAIBackendConfig = cfg.backend  # type: ignore[assignment]
+        self.server = backend_section(cfg, OpenAIBackendConfig)
         self.supports_grammar = bool(self.server.structured_outputs)
         self.max_retries, self.backoff_s = self.server.max_retries, self.server.backoff_s
         self.breaker_after = self.server.breaker_after or max(32, 4 * self.server.concurrency)
@@ -290,14 +281,14 @@ class OpenAIBackend(Backend):
             raise
         return out
 
-    def _extra(self, c: LLMJudgeConfig) -> dict[str, Any]:
+    def _extra(self, c: CallSettings) -> dict[str, Any]:
         extra: dict[str, Any] = {}
         if self.server.chat_template_kwargs:
             extra["chat_template_kwargs"] = {"enable_thinking": c.enable_thinking}
         return extra
 
     # -- Backend hooks -----------------------------------------------------------------------------------------
-    def label_tokenizer(self) -> Any:
+    def label_tokenizer(self) -> Tokenizer:
         """A local tokenizer when the config names one or the model is a local folder (prompts are not tokenised)."""
         source = self.cfg.tokenizer or (self.cfg.model if Path(self.cfg.model).is_dir() else None)
         if not source:

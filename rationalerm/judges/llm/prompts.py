@@ -254,10 +254,10 @@ def prompt_hash(protocol: str, version: str = "v1", template: str | None = None)
 
 def judge_fingerprint(cfg: LLMJudgeConfig, protocol: str, **extra: Any) -> dict[str, Any]:
     """What a cached judgement depends on, shared by both protocols (the backend is deliberately left out)."""
+    own_template = listwise_template(cfg).text if protocol == "listwise" and cfg.listwise.prompt_file else None
     return {
         "judge": "llm", "model": cfg.model, "tokenizer": cfg.tokenizer, "protocol": protocol,
         "prompt_version": cfg.prompt_version,
-        "prompt_hash": prompt_hash(protocol, cfg.prompt_version,
-                                   listwise_template(cfg).text if protocol == "listwise" and cfg.listwise.prompt_file else None),
+        "prompt_hash": prompt_hash(protocol, cfg.prompt_version, own_template),
         "temperature": cfg.temperature, "seed": cfg.seed, "enable_thinking": cfg.enable_thinking, **extra,
     }

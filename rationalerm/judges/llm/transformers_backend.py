@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
+from rationalerm._util.optional import require
 from rationalerm.judges.base import Progress
-from rationalerm.judges.llm.backend import BACKENDS, Backend, BackendConfig, GenerateBatch, Generation, LabelBatch
+from rationalerm.judges.llm.backend import Backend, GenerateBatch, Generation, LabelBatch
+from rationalerm.judges.llm.settings import BACKENDS, BackendConfig, CallSettings, backend_section
 
 if TYPE_CHECKING:
-    from rationalerm.judges.llm.config import LLMJudgeConfig
+    from torch import Tensor
 
 log = logging.getLogger(__name__)
 TOKEN_BUDGET = 16384
@@ -36,12 +38,13 @@ class TransformersBackendConfig(BackendConfig):
 class TransformersBackend(Backend):
     supports_grammar = False
 
-    def __init__(self, cfg: LLMJudgeConfig):
-        import torch
+    def __init__(self, cfg: CallSettings):
+        torch = require("torch", None, "judge backend 'transformers'")
+        require("transformers", None, "judge backend 'transformers'")
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         super().__init__(cfg)
-        options: TransformersBackendConfig = cfg.backend  # type: ignore[assignment]
+        options = backend_section(cfg, TransformersBackendConfig)
         self.torch = torch
         device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
         from rationalerm._util.local_models import loading
@@ -56,6 +59,8 @@ class TransformersBackend(Backend):
         kwargs: dict[str, Any] = {"dtype": dtype}
         if device == "auto":
             kwargs["device_map"] = "auto"
+        # Any: transformers' own annotations of to() and generate() do not type-check on the Auto class's result
+        self.model: Any
         with loading(cfg.model, "transformers backend"):
             self.model = AutoModelForCausalLM.from_pretrained(cfg.model, **kwargs)
         if device != "auto":
@@ -87,7 +92,7 @@ class TransformersBackend(Backend):
             batches.append(cur)
         return batches
 
-    def _pad_left(self, seqs: list[list[int]]):
+    def _pad_left(self, seqs: list[list[int]]) -> tuple[Tensor, Tensor]:
         torch = self.torch
         width = max(len(s) for s in seqs)
         pad = self.tokenizer.pad_token_id

@@ -7,26 +7,20 @@ import gc
 import itertools
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from pydantic import Field
 
+from rationalerm._util.optional import require
 from rationalerm.errors import JudgeError
 from rationalerm.judges.base import Progress
-from rationalerm.judges.llm.backend import (
-    BACKENDS,
-    Backend,
-    BackendConfig,
-    GenerateBatch,
-    Generation,
-    LabelBatch,
-    Messages,
-    Split,
-    prefix_order,
-)
+from rationalerm.judges.llm.backend import Backend, GenerateBatch, Generation, LabelBatch
+from rationalerm.judges.llm.settings import BACKENDS, ENGINE_EXTRAS, BackendConfig, CallSettings, backend_section
+from rationalerm.judges.llm.tokenize import Messages, Split, prefix_order
 
 if TYPE_CHECKING:
-    from rationalerm.judges.llm.config import LLMJudgeConfig
+    from vllm import SamplingParams
+    from vllm.inputs import TokensPrompt
 
 log = logging.getLogger(__name__)
 _CALLS = itertools.count()
@@ -49,16 +43,27 @@ def _sampling_fields() -> set[str]:
         return set(getattr(SamplingParams, "__struct_fields__", ()))
 
 
+class PairRequests(NamedTuple):
+    """A pairwise batch as the engine gets it (the benchmark submits exactly these to bare ``LLM.generate``)."""
+
+    order: list[int]
+    """Prompt index of each request, in submission order (shared prefixes side by side)."""
+    prompts: list[TokensPrompt]
+    params: SamplingParams
+    label_ids: list[int]
+
+
 @BACKENDS.register("vllm", config=VLLMBackendConfig)
 class VLLMBackend(Backend):
     supports_grammar = True
     context_setting = "backend.engine_args.max_model_len"
 
-    def __init__(self, cfg: LLMJudgeConfig):
+    def __init__(self, cfg: CallSettings):
+        require("vllm", ENGINE_EXTRAS, "judge backend 'vllm'")
         from vllm import LLM
 
         super().__init__(cfg)
-        options: VLLMBackendConfig = cfg.backend  # type: ignore[assignment]
+        options = backend_section(cfg, VLLMBackendConfig)
         self._fields = _sampling_fields()
         # Recent vLLM returns the logprobs of exactly the given token ids; older releases need the processed
         # (post allowed_token_ids) distribution instead, whose top-5 is then exactly the five labels.
@@ -89,10 +94,11 @@ class VLLMBackend(Backend):
         return self.max_model_len
 
     # -- prompt preparation (public so that benchmarks can submit the identical requests) --------------------
-    def pair_sampling_params(self, labels: Sequence[str], seed: int | None = None):
+    def pair_sampling_params(self, labels: Sequence[str], seed: int | None = None) -> tuple[SamplingParams, list[int]]:
         from vllm import SamplingParams
 
         ids = self.label_token_ids(labels)
+        assert ids is not None  # found with the engine's own tokenizer
         seed = self.cfg.seed if seed is None else seed
         kw: dict[str, Any] = {"max_tokens": 1, "temperature": 0.0, "seed": seed, "allowed_token_ids": ids}
         if "detokenize" in self._fields:
@@ -107,23 +113,20 @@ class VLLMBackend(Backend):
         self,
         prompts: Sequence[Messages],
         labels: Sequence[str],
-        settings: LLMJudgeConfig | None = None,
+        settings: CallSettings | None = None,
         splits: Sequence[Split] | None = None,
-    ):
-        """(order, token prompts in submission order, sampling params, label ids) of a pairwise batch.
-
-        The benchmark submits exactly these to bare ``LLM.generate``.
-        """
+    ) -> PairRequests:
+        """The engine requests of a pairwise batch."""
         c = self.settings(settings)
         return self._requests(LabelBatch(prompts, tuple(labels), c, splits, self.encode(prompts, c, splits)))
 
-    def _requests(self, batch: LabelBatch):
+    def _requests(self, batch: LabelBatch) -> PairRequests:
         from vllm.inputs import TokensPrompt
 
         assert batch.token_ids is not None  # the base tokenises: this backend has a tokenizer
         order = prefix_order(batch.prompts)  # shared prefixes side by side (prefix caching)
         sp, label_ids = self.pair_sampling_params(batch.labels, batch.settings.seed)
-        return order, [TokensPrompt(prompt_token_ids=batch.token_ids[i]) for i in order], sp, label_ids
+        return PairRequests(order, [TokensPrompt(prompt_token_ids=batch.token_ids[i]) for i in order], sp, label_ids)
 
     # -- Backend hooks -----------------------------------------------------------------------------------------
     def _label_logprobs(self, batch: LabelBatch, progress: Progress | None) -> list[list[float | None]]:
@@ -153,6 +156,7 @@ class VLLMBackend(Backend):
                     if not res.finished:
                         continue
                     i = live.pop(res.request_id)
+                    assert isinstance(res.outputs, list)  # a generation request's completions
                     lps = res.outputs[0].logprobs
                     first = lps[0] if lps else {}
                     out[i] = [first[t].logprob if t in first else None for t in label_ids]
@@ -193,10 +197,9 @@ class VLLMBackend(Backend):
         return [r for r in results if r is not None]
 
     def close(self) -> None:
-        llm = getattr(self, "llm", None)
+        llm = self.__dict__.pop("llm", None)  # closed twice: nothing left to release
         if llm is None:
             return
-        self.llm = None
         try:
             llm.llm_engine.engine_core.shutdown()
         except Exception:  # pragma: no cover - best effort
