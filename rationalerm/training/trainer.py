@@ -560,7 +560,7 @@ def train(
         "recipe": {**asdict(recipe), "pos_weight_value": pos_weight, "loss": "BinaryCrossEntropyLoss",
                    "trainer": "sentence-transformers CrossEncoderTrainer", "optimizer": "AdamW",
                    "schedule": "linear warmup then linear decay", "grad_clip": 1.0,
-                   "batches": "length-grouped (rationalerm.train_sampler)", "steps": step,
+                   "batches": "length-grouped (rationalerm.training.parts)", "steps": step,
                    "steps_per_epoch": steps_per_epoch},
         "seed": recipe.seed,
         "device": dev,

@@ -7,6 +7,7 @@ embedding-judge run, and the judge's cache, resume, prefilter and full ``rationa
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -190,6 +191,8 @@ def test_training_json_card(smoke_model: Path) -> None:
     positives = sum(p.label for p in tr)
     assert r["pos_weight_value"] == pytest.approx((len(tr) - positives) / positives)  # auto: negatives / positives
     assert r["loss"] == "BinaryCrossEntropyLoss" and card["seed"] == 0
+    assert r["batches"] == "length-grouped (rationalerm.training.parts)"  # the module that forms them
+    assert importlib.import_module("rationalerm.training.parts").LengthGroupedBatchSampler
     assert {"rationalerm", "torch", "transformers", "sentence_transformers"} <= set(card["versions"])
     val = card["validation"]
     assert val["n"] == card["data"]["val_pairs"] and 0.0 <= val["auc"] <= 1.0
