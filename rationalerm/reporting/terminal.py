@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from rationalerm.training.trainer import TrainingCard
+    from rationalerm.training.validation import BinaryFigures
 
 SORT_KEYS = ("model", "precision", "recall", "f1", "ap", "oa")
 
@@ -159,3 +163,45 @@ def calibrate_tables(res: dict[str, Any]) -> list[Table]:
     for r in pf["min_cosine"]:
         pre.add_row(f"min_cosine={r['min_cosine']}", _f(r["recall"]), _f(r["kept_fraction"]))
     return [grid, pre]
+
+
+@contextmanager
+def training_progress(console: Console) -> Iterator[Callable[[int, int, float], None]]:
+    """A progress bar for ``rationalerm train``: steps, running loss, elapsed and remaining time."""
+    with Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False) as bar:
+        task = bar.add_task("training", total=None, loss="—")
+
+        def update(step: int, total: int, loss: float) -> None:
+            bar.update(task, completed=step, total=total, loss=f"{loss:.4f}")
+
+        yield update
+
+
+def training_table(card: TrainingCard) -> Table:
+    """Validation figures of a trained cross-encoder (its training.json)."""
+    t = Table(title="Cross-encoder on its held-out human items")
+    t.add_column("validation", justify="left")
+    t.add_column("value", justify="right")
+    for row in _training_rows(card):
+        t.add_row(*row)
+    return t
+
+
+def _training_rows(card: TrainingCard) -> list[tuple[str, str]]:
+    val, threshold = card["validation"], _f(card["threshold"])
+    if not val:
+        return [("(no validation split)", "—"), ("chosen threshold", threshold)]
+    best, at = val["best"], val.get("at_threshold")
+    rows = [("AUC", _f(val["auc"])), ("best F1 (at threshold)", f"{_fig(best, 'f1')} ({_fig(best, 'threshold')})"),
+            ("chosen threshold", threshold),
+            ("precision / recall / F1 at it",
+             f"{_fig(at, 'precision')} / {_fig(at, 'recall')} / {_fig(at, 'f1')}"),
+            ("kappa at the chosen threshold", _fig(at, "kappa")), ("default mapping", card["mapping"])]
+    if "spearman" in val:
+        rows += [("Spearman vs soft labels", _f(val["spearman"])), ("mean abs. error", _f(val["mae"]))]
+    return rows
+
+
+def _fig(figures: BinaryFigures | None, key: Literal["threshold", "precision", "recall", "f1", "kappa"]) -> str:
+    return _f(figures[key] if figures else None)
