@@ -534,12 +534,14 @@ def _jsonable(x: Any) -> Any:
 
 def train_on_argkp(out: str, split: str, data_path: str | None, recipe: dict[str, Any] | None, base: str | None,
                    max_pairs: int | None, seed: int, log: Any, undecided: float | None = None) -> dict[str, Any]:
-    """Train a cross-encoder on the ArgKP train labels (``rationalerm.training.trainer``, its default recipe unless told).
+    """Train a cross-encoder on the ArgKP train labels (``rationalerm.training``, its default recipe unless told).
 
     ``undecided``: also train on the unlabelled (annotators undecided) pairs of each group, with this label.
     """
     from rationalerm.datasets.argkp import label_records
-    from rationalerm.training.trainer import LabelSet, PairLabel, Recipe, train
+    from rationalerm.training.labels import LabelSet, PairLabel
+    from rationalerm.training.recipe import Recipe
+    from rationalerm.training.trainer import train
 
     if split != "dev":
         raise SystemExit("--train-cross-encoder trains on ArgKP train and evaluates on dev: use --split dev")

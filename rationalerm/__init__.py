@@ -19,10 +19,12 @@ from rationalerm.reward.scorer import (  # noqa: E402
 )
 from rationalerm.scoring.assign import assign, best_pick  # noqa: E402
 from rationalerm.scoring.metrics import SampleScore, bootstrap_mean, corpus_summary, score_matrices, score_sample  # noqa: E402
-from rationalerm.training.trainer import LabelSet, Recipe, read_labels  # noqa: E402
+from rationalerm.training.labels import LabelSet, read_labels  # noqa: E402
+from rationalerm.training.recipe import Recipe  # noqa: E402
 
 if TYPE_CHECKING:
     from rationalerm.pipeline import RunOutcome
+    from rationalerm.training.trainer import TrainResult
 
 
 def run(inputs: str | Path | list[str | Path], cfg: RunConfig, out_dir: str | Path, **kwargs: Any) -> RunOutcome:
@@ -32,8 +34,8 @@ def run(inputs: str | Path | list[str | Path], cfg: RunConfig, out_dir: str | Pa
     return _run(inputs, cfg, out_dir, **kwargs)
 
 
-def train(labels: LabelSet, out_dir: str | Path, **kwargs: Any) -> Any:
-    """Fit a cross-encoder matcher (``rationalerm.training.trainer.train``); torch and the trainer load only when called."""
+def train(labels: LabelSet, out_dir: str | Path, **kwargs: Any) -> TrainResult:
+    """Fit a cross-encoder matcher (``rationalerm.training.trainer.train``); torch loads only when called."""
     from rationalerm.training.trainer import train as _train
 
     return _train(labels, out_dir, **kwargs)

@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from rationalerm.config import load_config, validate
 from rationalerm.errors import ConfigError, RationaleRMError
-from rationalerm.training.trainer import Recipe
+from rationalerm.training.recipe import Recipe
 
 _RECIPE = Recipe()  # the defaults of `rationalerm train` (the measured recipe, benchmarks/RESULTS.md)
 
@@ -285,7 +285,8 @@ def train(
 
     # Idle OpenMP threads sleep instead of spinning: 2.5-3x faster training on a CPU shared with other jobs.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from rationalerm.training.trainer import read_labels, training_progress, training_table
+    from rationalerm.reporting.terminal import training_progress, training_table
+    from rationalerm.training.labels import read_labels
     from rationalerm.training.trainer import train as fit
 
     try:

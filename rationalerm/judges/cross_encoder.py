@@ -10,19 +10,141 @@ the output in [0, 1] is the sigmoid of the logit (a model trained by rationalerm
 
 The threshold and the mapping default to the model's ``training.json`` (the validation best-F1 threshold;
 ``raw`` for a model distilled from soft labels, ``linear`` otherwise), else 0.5 and ``linear``.
+
+The model helpers (loading a folder, scoring pairs, reading its card, hashing its weights) live here, beside the
+judge that uses them; ``rationalerm.training`` (a layer above) imports them to train and validate.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pydantic import Field
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from rationalerm._util.files import read_json
+from rationalerm._util.hashing import file_sha256
 from rationalerm.errors import ConfigError
 from rationalerm.judges.base import JUDGES, JudgeConfig, PairScore, PairSink, Progress, ProgressFactory, null_progress
+
+if TYPE_CHECKING:
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+TRAINING_JSON = "training.json"
+"""The model card ``rationalerm train`` writes into the model folder (last, once the model is complete)."""
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+MappingName = Literal["linear", "binary", "raw"]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The model: a CrossEncoder folder and its training.json
+# ------------------------------------------------------------------------------------------------------------
+
+
+class _CardRecipe(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    max_length: int | None = None
+
+
+class ModelCard(BaseModel):
+    """What the judge takes from a model's ``training.json``: its defaults (the rest of the card is for people).
+    A key the card lacks, or sets to null, keeps the judge's own default."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    threshold: float | None = None
+    mapping: MappingName | None = None
+    recipe: _CardRecipe | None = None
+
+    @property
+    def max_length(self) -> int | None:
+        return self.recipe.max_length if self.recipe else None
+
+
+def read_card(folder: str | Path) -> ModelCard | None:
+    """A model folder's training.json, or None when it has none (e.g. a CrossEncoder from elsewhere); a card that
+    cannot be read is a ``ConfigError`` naming the file."""
+    path = Path(folder) / TRAINING_JSON
+    if not path.is_file():
+        return None
+    try:
+        card = read_json(path)
+    except orjson.JSONDecodeError as e:
+        raise ConfigError(f"{path}: invalid JSON ({e})") from e
+    if not isinstance(card, dict):
+        raise ConfigError(f"{path}: expected a JSON object")
+    try:
+        return ModelCard.model_validate(card)
+    except ValidationError as e:
+        reasons = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
+        raise ConfigError(f"{path}: {reasons}") from None
+
+
+def weights_sha256(folder: str | Path) -> str | None:
+    """sha256 of a model folder's weights file (the content identity of a trained model); None if absent."""
+    for name in WEIGHT_FILES:
+        p = Path(folder) / name
+        if p.is_file():
+            return file_sha256(p)
+    return None
+
+
+def auto_device(device: str | None) -> str:
+    """``device`` as given, else ``cuda`` when a GPU is visible, else ``cpu``."""
+    if device:
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_cross_encoder(model: str, device: str | None = None, max_length: int | None = None, *,
+                       what: str = "cross-encoder", num_labels: int | None = None) -> CrossEncoder:
+    """A sentence-transformers CrossEncoder by path (never touches a hub) or name; a model that is not on this
+    machine is a one-line error that says so. ``num_labels=1`` gives a base encoder a fresh single-logit head."""
+    if Path(model).exists():
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentence_transformers.cross_encoder import CrossEncoder
+    from transformers.utils import logging as hf_logging
+
+    from rationalerm._util.local_models import loading
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    with loading(model, what):
+        return CrossEncoder(model, device=auto_device(device), max_length=max_length, num_labels=num_labels)
+
+
+def predict_probs(model: CrossEncoder, pairs: Sequence[tuple[str, str]], batch_size: int = 64,
+                  progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """Sigmoid of the model's logit for each (human, item) pair; length-sorted batches (little padding).
+
+    The batches depend only on ``pairs`` (not on what ran before), so a resumed run scores its remaining
+    chunks exactly as an uninterrupted one did.
+    """
+    import torch
+
+    out = np.empty(len(pairs), dtype=np.float64)
+    order = sorted(range(len(pairs)), key=lambda k: (len(pairs[k][0]) + len(pairs[k][1]), k))
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        logits = model.predict([pairs[k] for k in idx], batch_size=len(idx), activation_fn=torch.nn.Identity(),
+                               show_progress_bar=False, convert_to_numpy=True)
+        out[idx] = 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64).reshape(-1)))
+        if progress:
+            progress(len(idx))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The judge
+# ------------------------------------------------------------------------------------------------------------
 
 
 class CrossEncoderJudgeConfig(JudgeConfig):
@@ -36,7 +158,7 @@ class CrossEncoderJudgeConfig(JudgeConfig):
     type: Literal["cross-encoder"] = "cross-encoder"
     model: str = Field(..., description="CrossEncoder folder (rationalerm train --out) or hub name")
     threshold: float | None = Field(None, ge=0.0, lt=1.0, description="None = training.json's threshold (else 0.5)")
-    mapping: Literal["linear", "binary", "raw"] | None = Field(None, description="None = training.json's (else linear)")
+    mapping: MappingName | None = Field(None, description="None = training.json's (else linear)")
     batch_size: int = Field(64, ge=1)
     max_length: int | None = Field(None, ge=8, description="None = the training max_length")
     device: str | None = Field(None, description="None = cuda when available, else cpu")
@@ -45,7 +167,7 @@ class CrossEncoderJudgeConfig(JudgeConfig):
         return self.device
 
 
-def map_probability(p: np.ndarray | float, threshold: float, mapping: str) -> np.ndarray:
+def map_probability(p: np.ndarray | float | Sequence[float], threshold: float, mapping: str) -> np.ndarray:
     """The documented map of a match probability onto a judge score (like the embedding judge's cosine map)."""
     q = np.asarray(p, dtype=float)
     if mapping == "raw":
@@ -60,33 +182,26 @@ class CrossEncoderJudge:
     kind = "pairwise"
 
     def __init__(self, cfg: CrossEncoderJudgeConfig) -> None:
-        from rationalerm.training.trainer import read_card, weights_sha256
-
         self.cfg = cfg
         path = Path(cfg.model).expanduser()
         self.local = path.exists()
         if cfg.model and not self.local and (cfg.model.startswith((".", "/", "~")) or cfg.model.count("/") > 1):
             raise ConfigError(f"judge.model: {cfg.model}: no such model folder")
         self.model_path = str(path) if self.local else cfg.model
-        self.card = read_card(path) if self.local else None
-        card = self.card or {}
-        self.threshold = float(cfg.threshold if cfg.threshold is not None else card.get("threshold", 0.5))
-        self.mapping = cfg.mapping or card.get("mapping") or "linear"
-        if self.mapping not in ("linear", "binary", "raw"):
-            raise ConfigError(f"{path}/training.json: unknown mapping {self.mapping!r}")
+        self.card = (read_card(path) if self.local else None) or ModelCard()
+        threshold = cfg.threshold if cfg.threshold is not None else self.card.threshold
+        self.threshold = 0.5 if threshold is None else threshold
+        self.mapping: MappingName = cfg.mapping or self.card.mapping or "linear"
         if not 0.0 <= self.threshold < 1.0 and self.mapping != "raw":
             raise ConfigError(f"cross-encoder threshold must be in [0, 1), got {self.threshold}")
-        recipe = card.get("recipe") or {}
-        self.max_length = cfg.max_length or recipe.get("max_length")
+        self.max_length = cfg.max_length or self.card.max_length
         # Content identity: a retrained model (new weights) never reuses a cached score.
         self.weights_id = (weights_sha256(path) if self.local else None) or cfg.model
-        self._model: Any = None
+        self._model: CrossEncoder | None = None
 
     @property
-    def model(self) -> Any:
+    def model(self) -> CrossEncoder:
         if self._model is None:
-            from rationalerm.training.trainer import load_cross_encoder
-
             self._model = load_cross_encoder(self.model_path, self.cfg.device, self.max_length)
         return self._model
 
@@ -96,8 +211,6 @@ class CrossEncoderJudge:
                 "order": "human-item"}
 
     def probabilities(self, pairs: Sequence[tuple[str, str]], progress: Progress | None = None) -> np.ndarray:
-        from rationalerm.training.trainer import predict_probs
-
         if not pairs:
             return np.zeros(0)
         return predict_probs(self.model, pairs, self.cfg.batch_size, progress)

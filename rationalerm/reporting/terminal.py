@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -16,6 +16,8 @@ from rationalerm._util.numbers import MISSING, fmt
 if TYPE_CHECKING:
     from rationalerm.analysis.calibrate import Calibration
     from rationalerm.analysis.compare import GoldComparison, RunComparison
+    from rationalerm.training.trainer import TrainingCard
+    from rationalerm.training.validation import BinaryFigures
 
 SORT_KEYS = ("model", "precision", "recall", "f1", "ap", "oa")
 
@@ -189,3 +191,45 @@ def calibrate_tables(res: Calibration) -> list[Table]:
     for f in pf["min_cosine"]:
         pre.add_row(f"min_cosine={f['min_cosine']}", fmt(f["recall"]), fmt(f["kept_fraction"]))
     return [grid, pre]
+
+
+@contextmanager
+def training_progress(console: Console) -> Iterator[Callable[[int, int, float], None]]:
+    """A progress bar for ``rationalerm train``: steps, running loss, elapsed and remaining time."""
+    with Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False) as bar:
+        task = bar.add_task("training", total=None, loss="—")
+
+        def update(step: int, total: int, loss: float) -> None:
+            bar.update(task, completed=step, total=total, loss=f"{loss:.4f}")
+
+        yield update
+
+
+def training_table(card: TrainingCard) -> Table:
+    """Validation figures of a trained cross-encoder (its training.json)."""
+    t = Table(title="Cross-encoder on its held-out human items")
+    t.add_column("validation", justify="left")
+    t.add_column("value", justify="right")
+    for row in _training_rows(card):
+        t.add_row(*row)
+    return t
+
+
+def _training_rows(card: TrainingCard) -> list[tuple[str, str]]:
+    val, threshold = card["validation"], fmt(card["threshold"])
+    if not val:
+        return [("(no validation split)", "—"), ("chosen threshold", threshold)]
+    best, at = val["best"], val.get("at_threshold")
+    rows = [("AUC", fmt(val["auc"])), ("best F1 (at threshold)", f"{_fig(best, 'f1')} ({_fig(best, 'threshold')})"),
+            ("chosen threshold", threshold),
+            ("precision / recall / F1 at it",
+             f"{_fig(at, 'precision')} / {_fig(at, 'recall')} / {_fig(at, 'f1')}"),
+            ("kappa at the chosen threshold", _fig(at, "kappa")), ("default mapping", card["mapping"])]
+    if "spearman" in val:
+        rows += [("Spearman vs soft labels", fmt(val["spearman"])), ("mean abs. error", fmt(val["mae"]))]
+    return rows
+
+
+def _fig(figures: BinaryFigures | None, key: Literal["threshold", "precision", "recall", "f1", "kappa"]) -> str:
+    return fmt(figures[key] if figures else None)

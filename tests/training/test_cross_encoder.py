@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -18,27 +19,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from rationalerm._util.files import write_jsonl
 from rationalerm.config import load_config
 from rationalerm.datasets import load_argkp
 from rationalerm.datasets.argkp import label_records
-from rationalerm.judges.cross_encoder import CrossEncoderJudgeConfig
-from rationalerm.training.trainer import (
-    LabelError,
-    LabelSet,
-    PairLabel,
-    Recipe,
-    TrainError,
-    best_f1_threshold,
-    read_labels,
-    roc_auc,
-    split_by_human,
-    train,
-    weights_sha256,
-)
+from rationalerm.errors import ConfigError
+from rationalerm.judges.cross_encoder import CrossEncoderJudge, CrossEncoderJudgeConfig, read_card, weights_sha256
+from rationalerm.training.labels import LabelSet, PairLabel, read_labels, split_by_human
+from rationalerm.training.parts import BATCHES
+from rationalerm.training.recipe import Recipe, TrainError
+from rationalerm.training.trainer import train
+from rationalerm.training.validation import roc_auc
 from tests.helpers.data import default_argkp_path
 from tests.helpers.paths import ROOT
 from tests.helpers.runs import cached_pairs, run_cli
@@ -46,7 +38,8 @@ from tests.helpers.runs import cached_pairs, run_cli
 EXAMPLE = ROOT / "examples" / "rationales.jsonl"
 DATA = default_argkp_path()
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "160", "OMP_WAIT_POLICY": "PASSIVE"}
-needs_data = pytest.mark.skipif(not (DATA / "labels_train.csv").is_file(), reason=f"shared ArgKP data not found at {DATA}")
+needs_data = pytest.mark.skipif(not (DATA / "labels_train.csv").is_file(),
+                                reason=f"shared ArgKP data not found at {DATA}")
 
 # A smoke recipe: enough to exercise every path, not to learn.
 SMOKE = Recipe(max_steps=3, batch_size=8, max_length=48, val_fraction=0.2, seed=0)
@@ -74,103 +67,6 @@ def smoke_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------------------
-# Labels
-# ------------------------------------------------------------------------------------------------------------
-
-
-def test_read_labels_jsonl_parquet_and_duplicates(tmp_path: Path) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    jl = tmp_path / "gold.jsonl"
-    jl.write_text('{"human": "a", "item": "b", "label": 1}\n\n{"human": "a", "item": "c", "label": false}\n'
-                  '{"human": "d", "item": "e", "label": 0.25, "note": "extra keys are fine"}\n'
-                  '{"human": "a", "item": "b", "label": 0}\n')
-    pq.write_table(pa.table({"human": ["x", "a"], "item": ["y", "c"], "label": [1.0, 1.0]}), tmp_path / "more.parquet")
-    got = read_labels([jl, tmp_path / "more.parquet"])
-    labels = {(p.human, p.item): p.label for p in got.pairs}
-    assert labels == {("a", "b"): 0.5, ("a", "c"): 0.5, ("d", "e"): 0.25, ("x", "y"): 1.0}  # duplicates averaged
-    assert got.duplicates == 2 and got.soft and got.kinds == ["labels", "labels"]
-    assert got.pairs[0].source == f"{jl}:1"
-    assert read_labels([jl]).sha256() == read_labels([jl]).sha256() != got.sha256()
-
-
-@pytest.mark.parametrize(("text", "message"), [
-    ('{"human": "a", "item": "b", "label": 1}\n{oops\n', ":2: invalid JSON"),
-    ('{"human": "a", "item": "b"}\n', ":1: missing 'label'"),
-    ('{"human": "a", "item": "b", "label": 2}\n', ":1: 'label' must be in [0, 1]"),
-    ('{"human": "a", "item": "b", "label": "yes"}\n', ":1: 'label' must be 0, 1 or a number"),
-    ('{"human": "a", "item": "b", "label": NaN}\n', ":1: invalid JSON"),
-    ('\n{"human": 3, "item": "b", "label": 1}\n', ":2: 'human' must be a string, got a int"),
-    ('{"item": "b", "label": 1}\n', ":1: 'human' must be a string, got missing"),
-    ('{"human": "a", "item": "  ", "label": 1}\n', ":1: 'item' is blank"),
-    ('[1, 2]\n', ":1: expected an object"),
-    ('{"id": "s", "model": "m", "i": 0, "j": 1, "label": 1}\n', ":1: training needs the texts"),
-])
-def test_bad_label_files_name_file_and_line(tmp_path: Path, text: str, message: str) -> None:
-    path = tmp_path / "labels.jsonl"
-    path.write_text(text)
-    with pytest.raises(LabelError) as e:
-        read_labels([path])
-    assert str(e.value).startswith(str(path)) and message in str(e.value)
-
-
-def test_bad_label_sources(tmp_path: Path) -> None:
-    with pytest.raises(LabelError, match="no such file or run directory"):
-        read_labels([tmp_path / "missing.jsonl"])
-    (tmp_path / "empty.jsonl").write_text("\n")
-    with pytest.raises(LabelError, match="no labelled pair"):
-        read_labels([tmp_path / "empty.jsonl"])
-    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
-    with pytest.raises(LabelError, match=r"bad\.parquet:0: not a readable Parquet file"):
-        read_labels([tmp_path / "bad.parquet"])
-    (tmp_path / "notarun").mkdir()
-    with pytest.raises(LabelError, match="not a run directory"):
-        read_labels([tmp_path / "notarun"])
-
-
-def test_run_directory_labels_skip_unjudged_and_failed_cells(tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    run.mkdir()
-    rows = [
-        {"human": ["h1", "h2"], "items": ["s1", " "], "matrix": [[0.75, 0.0], [0.0, 0.0]],
-         "details": [[{"cosine": 0.9}, None], [None, None]]},  # h2 x s1 dropped by a prefilter, s2 blank
-        {"human": ["h1"], "items": ["s3"], "matrix": None},  # a failed listwise answer
-        {"human": ["h3"], "items": ["s4", "s5"], "matrix": [[0.5, None]]},  # listwise (no details); a failed cell
-        {"human": ["h4"], "items": ["s6"], "matrix": [[0.2]], "details": [[{"failed": True}]]},
-    ]
-    write_jsonl(run / "results.jsonl", rows)
-    got = read_labels([run])
-    assert {(p.human, p.item): p.label for p in got.pairs} == {("h1", "s1"): 0.75, ("h3", "s4"): 0.5}
-    assert got.skipped == {"blank item": 2, "not judged (prefilter)": 1, "row without a matrix (failed judgement)": 1,
-                           "failed cell": 2}
-    assert got.kinds == ["run"] and got.pairs[0].source.endswith("results.jsonl:1[0,0]")
-
-
-def test_split_by_human_item_never_leaks() -> None:
-    pairs = [PairLabel(f"h{i % 7}", f"s{i}", float(i % 2), "x") for i in range(70)]
-    tr, va = split_by_human(pairs, 0.3, seed=1)
-    assert {p.human for p in tr}.isdisjoint({p.human for p in va})
-    assert len({p.human for p in va}) == 2 and len(tr) + len(va) == 70
-    assert split_by_human(pairs, 0.3, seed=1) == (tr, va)  # seeded
-    assert split_by_human(pairs, 0.0, seed=1) == (pairs, [])
-
-
-def test_metric_helpers_match_sklearn() -> None:
-    from sklearn.metrics import roc_auc_score
-
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 2, 300)
-    s = np.round(rng.random(300) + 0.3 * y, 2)  # ties included
-    assert roc_auc(y, s) == pytest.approx(roc_auc_score(y, s))
-    from rationalerm.training.trainer import binary_metrics
-
-    f1s = {t: binary_metrics(y, s, t)["f1"] for t in sorted(set(s.tolist()))}
-    best = max(f1s.values())
-    assert best_f1_threshold(y, s) == max(t for t, f in f1s.items() if f == best)
-
-
-# ------------------------------------------------------------------------------------------------------------
 # Training
 # ------------------------------------------------------------------------------------------------------------
 
@@ -190,11 +86,14 @@ def test_training_json_card(smoke_model: Path) -> None:
     positives = sum(p.label for p in tr)
     assert r["pos_weight_value"] == pytest.approx((len(tr) - positives) / positives)  # auto: negatives / positives
     assert r["loss"] == "BinaryCrossEntropyLoss" and card["seed"] == 0
+    assert r["batches"] == BATCHES == "length-grouped (rationalerm.training.parts)"  # a module that exists
+    assert list(r)[:12] == list(Recipe.model_fields)  # every recipe field, in order, then what the run settled
     assert {"rationalerm", "torch", "transformers", "sentence_transformers"} <= set(card["versions"])
     val = card["validation"]
     assert val["n"] == card["data"]["val_pairs"] and 0.0 <= val["auc"] <= 1.0
     assert card["threshold"] == 0.5 and card["mapping"] == "linear" and r["threshold"] == 0.5
-    assert val["at_threshold"]["threshold"] == 0.5 and {"precision", "recall", "f1", "kappa"} <= set(val["at_threshold"])
+    at = val["at_threshold"]
+    assert at["threshold"] == 0.5 and {"precision", "recall", "f1", "kappa"} <= set(at)
     assert {"precision", "recall", "f1", "kappa", "threshold"} <= set(val["best"])
     assert card["precision"] in ("bf16", "fp32") and card["timing"]["train_s"] > 0
     assert card["calibration"]["logit_offset"] == pytest.approx(-np.log(r["pos_weight_value"]))
@@ -213,35 +112,15 @@ def test_training_is_seeded_and_refuses_to_clobber(smoke_model: Path, tmp_path: 
     assert weights_sha256(again) == weights_sha256(smoke_model)  # same seed, same data: same weights
     with pytest.raises(TrainError, match="exists and is not empty"):
         train(_labels(_argkp_slice("train", 160)), again, recipe=SMOKE, device="cpu")
-    other = Recipe(**{**SMOKE.__dict__, "seed": 1, "threshold": "best-f1"})
+    other = Recipe(**{**SMOKE.model_dump(), "seed": 1, "threshold": "best-f1"})
     card = train(_labels(_argkp_slice("train", 160)), again, recipe=other, device="cpu", overwrite=True).card
     assert weights_sha256(again) != weights_sha256(smoke_model)
-    assert card["threshold"] == card["validation"]["best"]["threshold"] == card["validation"]["at_threshold"]["threshold"]
+    val = card["validation"]
+    assert card["threshold"] == val["best"]["threshold"] == val["at_threshold"]["threshold"]
     with pytest.raises(TrainError, match="threshold"):
         train(_labels(_argkp_slice("train", 160)), tmp_path / "t", recipe=Recipe(threshold=1.5))
     with pytest.raises(TrainError, match="CUDA_VISIBLE_DEVICES=1"):  # before anything loads: no GPU needed
         train(_labels(_argkp_slice("train", 160)), tmp_path / "t", recipe=SMOKE, device="cuda:1")
-
-
-@settings(max_examples=60, deadline=None)
-@given(n=st.integers(0, 400), batch_size=st.integers(1, 17), drop_last=st.booleans(), seed=st.integers(0, 3))
-def test_length_grouped_batches_cover_every_pair_once(n: int, batch_size: int, drop_last: bool, seed: int) -> None:
-    """Each epoch: every pair at most once (exactly once unless drop_last), len() equals what iterates, seeded."""
-    from datasets import Dataset
-
-    from rationalerm.training.parts import LengthGroupedBatchSampler
-
-    ds = Dataset.from_dict({"human": ["h" * (k % 7) for k in range(n)], "item": ["i" * (k % 13) for k in range(n)],
-                            "label": [0.0] * n})
-    sampler = LengthGroupedBatchSampler(ds, batch_size=batch_size, drop_last=drop_last, seed=seed)
-    first = list(sampler)
-    assert len(first) == len(sampler) and list(sampler) == first
-    flat = [k for b in first for k in b]
-    assert len(flat) == len(set(flat)) and all(1 <= len(b) <= batch_size for b in first)
-    assert set(flat) == set(range(n)) if not drop_last else all(len(b) == batch_size for b in first)
-    sampler.set_epoch(1)
-    second = [k for b in sampler for k in b]
-    assert len(second) == len(flat) and (drop_last or sorted(second) == sorted(flat))
 
 
 # Learning from human labels: a few hundred ArgKP train pairs of two topic-stance groups (key point x argument,
@@ -271,7 +150,6 @@ def _two_groups_by_argument(n_train_args: int = 60) -> tuple[list[PairLabel], li
 
 @needs_data
 def test_training_learns_human_labels(tmp_path: Path) -> None:
-    from rationalerm.judges.cross_encoder import CrossEncoderJudge
 
     train_set, held_out = _two_groups_by_argument()
     assert 400 < len(train_set) < 600 and len(held_out) > 400
@@ -292,7 +170,6 @@ def test_distillation_reproduces_an_embedding_run(tmp_path: Path) -> None:
     """Every judged cell of an embedding-judge run is a soft label; the student scores held-out cells like it."""
     from scipy.stats import spearmanr
 
-    from rationalerm.judges.cross_encoder import CrossEncoderJudge
     from rationalerm.pipeline import run
 
     data = load_argkp("train", DATA)
@@ -332,7 +209,7 @@ def _config(tmp_path: Path, model: Path, extra: str = "") -> Path:
 @needs_data
 def test_judge_config_mapping_and_fingerprint(smoke_model: Path, tmp_path: Path) -> None:
     from rationalerm.judges import make_judge
-    from rationalerm.judges.cross_encoder import CrossEncoderJudge, map_probability
+    from rationalerm.judges.cross_encoder import map_probability
 
     cfg = load_config(_config(tmp_path, smoke_model))
     assert isinstance(cfg.judge, CrossEncoderJudgeConfig) and cfg.judge.threshold is None
@@ -344,7 +221,8 @@ def test_judge_config_mapping_and_fingerprint(smoke_model: Path, tmp_path: Path)
     scored = judge.score_pairs(pairs + pairs[:1])
     probs = np.array([s.detail["prob"] for s in scored])
     assert np.all((probs > 0) & (probs < 1)) and probs[0] == probs[2]
-    assert [s.score for s in scored] == pytest.approx(map_probability(probs, judge.threshold, "linear").tolist(), abs=1e-6)
+    linear = map_probability(probs, judge.threshold, "linear").tolist()
+    assert [s.score for s in scored] == pytest.approx(linear, abs=1e-6)
     t = judge.threshold
     assert map_probability([t - 0.01, t, (1 + t) / 2, 1.0], t, "linear").tolist() == pytest.approx([0, 0, 0.5, 1])
     assert map_probability([t - 0.01, t], t, "binary").tolist() == [0.0, 1.0]
@@ -359,12 +237,45 @@ def test_judge_config_mapping_and_fingerprint(smoke_model: Path, tmp_path: Path)
     shutil.copytree(smoke_model, copy)
     same = CrossEncoderJudge(CrossEncoderJudgeConfig(model=str(copy)))
     assert {**same.fingerprint(), "model": None} == {**fp, "model": None}
-    train(_labels(_argkp_slice("train", 160)), copy, recipe=Recipe(**{**SMOKE.__dict__, "seed": 5}), overwrite=True)
+    train(_labels(_argkp_slice("train", 160)), copy, recipe=Recipe(**{**SMOKE.model_dump(), "seed": 5}), overwrite=True)
     assert CrossEncoderJudge(CrossEncoderJudgeConfig(model=str(copy))).fingerprint()["weights"] != fp["weights"]
     with pytest.raises(Exception, match="cross-encoder"):
         load_config(None, {"judge": {"type": "cross-encoder"}})  # model is required
     with pytest.raises(ValueError, match="no such model folder"):
         CrossEncoderJudge(CrossEncoderJudgeConfig(model=str(tmp_path / "missing")))
+
+
+def test_the_judge_reads_its_defaults_from_the_model_card(tmp_path: Path) -> None:
+    """training.json gives the threshold, mapping and max_length; a key it lacks or sets to null keeps the
+    judge's default; the config wins over the card; the rest of the card is for people."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    assert read_card(folder) is None  # a CrossEncoder from elsewhere
+    card = folder / "training.json"
+    card.write_text(json.dumps({"threshold": 0.3, "mapping": "raw", "recipe": {"max_length": 64, "lr": 1}, "x": 1}))
+    judge = CrossEncoderJudge(CrossEncoderJudgeConfig(model=str(folder)))
+    assert (judge.threshold, judge.mapping, judge.max_length) == (0.3, "raw", 64)
+    assert judge.fingerprint()["weights"] == str(folder)  # no weights file: the name stands in
+    judge = CrossEncoderJudge(CrossEncoderJudgeConfig(model=str(folder), threshold=0.7, mapping="binary",
+                                                      max_length=32))
+    assert (judge.threshold, judge.mapping, judge.max_length) == (0.7, "binary", 32)
+    card.write_text(json.dumps({"threshold": None, "mapping": None, "recipe": None}))
+    judge = CrossEncoderJudge(CrossEncoderJudgeConfig(model=str(folder)))
+    assert (judge.threshold, judge.mapping, judge.max_length) == (0.5, "linear", None)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('{"threshold": 0.5,', "invalid JSON"),
+    ("[0.5]", "expected a JSON object"),
+    ('{"mapping": "cubic"}', "mapping: Input should be 'linear', 'binary' or 'raw'"),
+    ('{"threshold": "high"}', "threshold: Input should be a valid number"),
+    ('{"threshold": 1.5}', "cross-encoder threshold must be in [0, 1), got 1.5"),
+])
+def test_a_bad_model_card_is_a_config_error(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "training.json").write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(message)) as e:
+        CrossEncoderJudge(CrossEncoderJudgeConfig(model=str(tmp_path)))
+    assert "threshold must be" in message or str(e.value).startswith(str(tmp_path / "training.json"))
 
 
 @needs_data
@@ -400,7 +311,8 @@ def test_killed_run_resumes_to_identical_output(smoke_model: Path, tmp_path: Pat
     cli("run", str(EXAMPLE), "--config", str(cfg), "--out", str(ref))
     out = tmp_path / "resumed"
     proc = subprocess.Popen([sys.executable, "-m", "rationalerm", "run", str(EXAMPLE), "--config", str(cfg),
-                             "--out", str(out)], env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--out", str(out)], env=ENV, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while cached_pairs(out / "cache.sqlite") < 12 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.01)
@@ -443,6 +355,26 @@ def test_train_command(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "--pos-weight" in proc.stderr
     proc = cli("train", str(labels), "--out", str(tmp_path / "y"), "--threshold", "high", check=False)
     assert proc.returncode == 2 and "--threshold" in proc.stderr
+
+
+@pytest.mark.parametrize("validation", [True, False])
+def test_training_table(validation: bool) -> None:
+    from rich.console import Console
+
+    from rationalerm.reporting.terminal import training_table
+
+    at = {"threshold": 0.5, "precision": 0.75, "recall": 0.6, "f1": 0.6667, "kappa": 0.5}
+    val = {"n": 10, "positives": 4, "auc": 0.8125, "best": {**at, "threshold": 0.42, "f1": 0.7}, "spearman": 0.9,
+           "pearson": 0.88, "mae": 0.125, "at_threshold": at}
+    card = {"threshold": 0.5, "mapping": "raw", "validation": val if validation else None}
+    console = Console(width=160, record=True)
+    console.print(training_table(card))  # the parts of a card the table reads
+    text = console.export_text()
+    if validation:
+        for figure in ("AUC", "0.812", "0.700 (0.420)", "0.750 / 0.600 / 0.667", "Spearman vs soft labels", "0.125"):
+            assert figure in text
+    else:
+        assert "(no validation split)" in text and "chosen threshold" in text and "AUC" not in text
 
 
 @needs_data

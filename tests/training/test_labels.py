@@ -1,0 +1,117 @@
+"""The label sources of ``rationalerm train``: label files (JSONL, Parquet), run directories (distillation), their
+errors (``path:line``), duplicates, and the validation split by human item."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rationalerm._util.files import write_jsonl
+from rationalerm.errors import LoadError
+from rationalerm.training.labels import LabelError, PairLabel, read_labels, split_by_human
+
+
+def test_read_labels_jsonl_parquet_and_duplicates(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    jl = tmp_path / "gold.jsonl"
+    jl.write_text('{"human": "a", "item": "b", "label": 1}\n\n{"human": "a", "item": "c", "label": false}\n'
+                  '{"human": "d", "item": "e", "label": 0.25, "note": "extra keys are fine"}\n'
+                  '{"human": "a", "item": "b", "label": 0}\n')
+    pq.write_table(pa.table({"human": ["x", "a"], "item": ["y", "c"], "label": [1.0, 1.0]}), tmp_path / "more.parquet")
+    got = read_labels([jl, tmp_path / "more.parquet"])
+    labels = {(p.human, p.item): p.label for p in got.pairs}
+    assert labels == {("a", "b"): 0.5, ("a", "c"): 0.5, ("d", "e"): 0.25, ("x", "y"): 1.0}  # duplicates averaged
+    assert got.duplicates == 2 and got.soft and got.kinds == ["labels", "labels"]
+    assert got.pairs[0].source == f"{jl}:1"
+    assert read_labels([jl]).sha256() == read_labels([jl]).sha256() != got.sha256()
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('{"human": "a", "item": "b", "label": 1}\n{oops\n', ":2: invalid JSON"),
+    ('{"human": "a", "item": "b"}\n', ":1: missing 'label'"),
+    ('{"human": "a", "item": "b", "label": 2}\n', ":1: 'label' must be in [0, 1]"),
+    ('{"human": "a", "item": "b", "label": "yes"}\n', ":1: 'label' must be 0, 1 or a number"),
+    ('{"human": "a", "item": "b", "label": NaN}\n', ":1: invalid JSON"),
+    ('\n{"human": 3, "item": "b", "label": 1}\n', ":2: 'human' must be a string, got a int"),
+    ('{"item": "b", "label": 1}\n', ":1: 'human' must be a string, got missing"),
+    ('{"human": "a", "item": "  ", "label": 1}\n', ":1: 'item' is blank"),
+    ('[1, 2]\n', ":1: expected an object"),
+    ('{"id": "s", "model": "m", "i": 0, "j": 1, "label": 1}\n', ":1: training needs the texts"),
+])
+def test_bad_label_files_name_file_and_line(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "labels.jsonl"
+    path.write_text(text)
+    with pytest.raises(LabelError) as e:
+        read_labels([path])
+    assert str(e.value).startswith(str(path)) and message in str(e.value)
+
+
+def test_bad_label_sources(tmp_path: Path) -> None:
+    with pytest.raises(LabelError, match="no such file or run directory"):
+        read_labels([tmp_path / "missing.jsonl"])
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(LabelError, match="no labelled pair"):
+        read_labels([tmp_path / "empty.jsonl"])
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    with pytest.raises(LabelError, match=r"bad\.parquet:0: not a readable Parquet file"):
+        read_labels([tmp_path / "bad.parquet"])
+    (tmp_path / "notarun").mkdir()
+    with pytest.raises(LabelError, match="not a run directory"):
+        read_labels([tmp_path / "notarun"])
+
+
+def test_run_directory_labels_skip_unjudged_and_failed_cells(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    rows = [
+        {"human": ["h1", "h2"], "items": ["s1", " "], "matrix": [[0.75, 0.0], [0.0, 0.0]],
+         "details": [[{"cosine": 0.9}, None], [None, None]]},  # h2 x s1 dropped by a prefilter, s2 blank
+        {"human": ["h1"], "items": ["s3"], "matrix": None},  # a failed listwise answer
+        {"human": ["h3"], "items": ["s4", "s5"], "matrix": [[0.5, None]]},  # listwise (no details); a failed cell
+        {"human": ["h4"], "items": ["s6"], "matrix": [[0.2]], "details": [[{"failed": True}]]},
+    ]
+    write_jsonl(run / "results.jsonl", rows)
+    got = read_labels([run])
+    assert {(p.human, p.item): p.label for p in got.pairs} == {("h1", "s1"): 0.75, ("h3", "s4"): 0.5}
+    assert got.skipped == {"blank item": 2, "not judged (prefilter)": 1, "row without a matrix (failed judgement)": 1,
+                           "failed cell": 2}
+    assert got.kinds == ["run"] and got.pairs[0].source.endswith("results.jsonl:1[0,0]")
+
+
+def test_split_by_human_item_never_leaks() -> None:
+    pairs = [PairLabel(f"h{i % 7}", f"s{i}", float(i % 2), "x") for i in range(70)]
+    tr, va = split_by_human(pairs, 0.3, seed=1)
+    assert {p.human for p in tr}.isdisjoint({p.human for p in va})
+    assert len({p.human for p in va}) == 2 and len(tr) + len(va) == 70
+    assert split_by_human(pairs, 0.3, seed=1) == (tr, va)  # seeded
+    assert split_by_human(pairs, 0.0, seed=1) == (pairs, [])
+
+
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    ({"human": ["h1"], "items": ["s1", "s2"], "matrix": [[0.5]]}, ":1: matrix shape does not match human x items"),
+    ({"human": ["h1"], "items": ["s1"], "matrix": [[0.5]], "details": [[None], [None]]},
+     ":1: details shape does not match human x items"),
+    ({"human": "h1", "items": ["s1"], "matrix": [[0.5]]}, ":1: not a results row"),
+])
+def test_bad_results_rows_name_file_and_line(tmp_path: Path, row: dict[str, object], message: str) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    write_jsonl(run / "results.jsonl", [row])
+    with pytest.raises(LabelError) as e:
+        read_labels([run])
+    assert str(e.value).startswith(str(run / "results.jsonl")) and message in str(e.value)
+
+
+def test_a_bad_results_line_is_a_label_error(tmp_path: Path) -> None:
+    """The run reader goes through the project's one record reader: its errors keep path:line, as label errors."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.jsonl").write_text('{"human": ["h"], "items": ["s"], "matrix": [[1.0]]}\n\n{nope\n')
+    with pytest.raises(LabelError, match=r"results\.jsonl:3: invalid JSON") as e:
+        read_labels([run])
+    assert isinstance(e.value, LoadError)
