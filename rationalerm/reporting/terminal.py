@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from rationalerm.analysis.calibrate import Calibration
     from rationalerm.analysis.compare import GoldComparison, RunComparison
     from rationalerm.training.trainer import TrainingCard
-    from rationalerm.training.validation import BinaryFigures
+    from rationalerm.analysis.agreement import ThresholdMetrics
 
 SORT_KEYS = ("model", "precision", "recall", "f1", "ap", "oa")
 
@@ -231,5 +231,5 @@ def _training_rows(card: TrainingCard) -> list[tuple[str, str]]:
     return rows
 
 
-def _fig(figures: BinaryFigures | None, key: Literal["threshold", "precision", "recall", "f1", "kappa"]) -> str:
+def _fig(figures: ThresholdMetrics | None, key: Literal["threshold", "precision", "recall", "f1", "kappa"]) -> str:
     return fmt(figures[key] if figures else None)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict
 import numpy as np
 
 from rationalerm._util.files import write_json
+from rationalerm.analysis.agreement import threshold_metrics
 from rationalerm.judges.cross_encoder import (
     TRAINING_JSON,
     auto_device,
@@ -39,7 +40,7 @@ from rationalerm.judges.cross_encoder import (
 )
 from rationalerm.training.labels import LabelSet, PairLabel, split_by_human
 from rationalerm.training.recipe import Recipe, TrainError
-from rationalerm.training.validation import ValidationFigures, binary_metrics, validation_metrics
+from rationalerm.training.validation import ValidationFigures, validation_metrics
 
 if TYPE_CHECKING:
     import torch
@@ -323,7 +324,7 @@ def _validate(out: Path, plan: Plan) -> Validated:
     if plan.recipe.threshold == "best-f1" and best:
         threshold = float(best["threshold"])
     y_val = (np.array([p.label for p in plan.val_set]) >= 0.5).astype(int)
-    figures["at_threshold"] = binary_metrics(y_val, probs, threshold) if 0 < y_val.sum() < len(y_val) else None
+    figures["at_threshold"] = threshold_metrics(y_val, probs, threshold) if 0 < y_val.sum() < len(y_val) else None
     return Validated(figures, threshold, time.perf_counter() - t0)
 
 

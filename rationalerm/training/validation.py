@@ -1,9 +1,9 @@
 """The figures a trained cross-encoder is judged by on its held-out human items (``training.json``'s
 ``validation``): AUC, the best-F1 threshold with precision / recall / F1 / kappa there, and correlations with
-soft labels. numpy and scipy only (no scikit-learn at run time).
+soft labels.
 
-These keep the conventions training.json has always had (precision with no positive decision is 0.0; kappa
-is 1.0 only when every decision agrees, else 0.0, where the chance agreement is 1).
+The figures themselves come from ``analysis/agreement.py``, the project's one agreement module, so a model
+card and ``compare`` never print different numbers for the same decisions (an undefined figure is None there).
 """
 
 from __future__ import annotations
@@ -13,15 +13,7 @@ from typing import NotRequired, TypedDict
 import numpy as np
 import numpy.typing as npt
 
-
-class BinaryFigures(TypedDict):
-    """Agreement of the decisions ``score >= threshold`` with binary labels."""
-
-    threshold: float
-    precision: float
-    recall: float
-    f1: float
-    kappa: float
+from rationalerm.analysis.agreement import ThresholdMetrics, correlation, roc_auc, threshold_metrics
 
 
 class ValidationFigures(TypedDict):
@@ -30,38 +22,11 @@ class ValidationFigures(TypedDict):
     n: int
     positives: int
     auc: float | None
-    best: BinaryFigures | None  # at the validation best-F1 threshold; None without both classes
-    spearman: NotRequired[float]  # soft labels only: against the labels themselves
-    pearson: NotRequired[float]
+    best: ThresholdMetrics | None  # at the validation best-F1 threshold; None without both classes
+    spearman: NotRequired[float | None]  # soft labels only: against the labels themselves
+    pearson: NotRequired[float | None]
     mae: NotRequired[float]
-    at_threshold: NotRequired[BinaryFigures | None]  # at the threshold the judge uses by default
-
-
-def roc_auc(labels: npt.ArrayLike, scores: npt.ArrayLike) -> float | None:
-    """Mann-Whitney AUC with average ranks for ties; None without both classes."""
-    from scipy.stats import rankdata
-
-    y = np.asarray(labels, dtype=int)
-    s = np.asarray(scores, dtype=float)
-    n_pos, n_neg = int(y.sum()), int((1 - y).sum())
-    if not n_pos or not n_neg:
-        return None
-    ranks = rankdata(s)
-    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def binary_metrics(labels: npt.ArrayLike, scores: npt.ArrayLike, threshold: float) -> BinaryFigures:
-    """Precision, recall, F1 and Cohen's kappa of ``score >= threshold``."""
-    y = np.asarray(labels, dtype=bool)
-    pred = np.asarray(scores, dtype=float) >= threshold
-    tp, fp, fn = int((pred & y).sum()), int((pred & ~y).sum()), int((~pred & y).sum())
-    p = tp / (tp + fp) if tp + fp else 0.0
-    r = tp / (tp + fn) if tp + fn else 0.0
-    po = float((pred == y).mean()) if y.size else 0.0
-    pe = float(pred.mean() * y.mean() + (1 - pred.mean()) * (1 - y.mean())) if y.size else 0.0
-    kappa = (po - pe) / (1 - pe) if pe < 1 else (1.0 if po == 1 else 0.0)
-    return {"threshold": float(threshold), "precision": p, "recall": r,
-            "f1": 2 * p * r / (p + r) if p + r else 0.0, "kappa": float(kappa)}
+    at_threshold: NotRequired[ThresholdMetrics | None]  # at the threshold the judge uses by default
 
 
 def best_f1_threshold(labels: npt.ArrayLike, scores: npt.ArrayLike) -> float:
@@ -86,11 +51,9 @@ def validation_metrics(labels: npt.ArrayLike, scores: npt.ArrayLike) -> Validati
     y = (lab >= 0.5).astype(int)
     both = bool(len(y) and 0 < y.sum() < len(y))
     out: ValidationFigures = {"n": int(len(y)), "positives": int(y.sum()), "auc": roc_auc(y, s),
-                              "best": binary_metrics(y, s, best_f1_threshold(y, s)) if both else None}
-    if np.any((lab > 0) & (lab < 1)) and len(lab) >= 3 and np.std(lab) > 0 and np.std(s) > 0:
-        from scipy.stats import pearsonr, spearmanr
-
-        out["spearman"] = float(spearmanr(lab, s)[0])
-        out["pearson"] = float(pearsonr(lab, s)[0])
+                              "best": threshold_metrics(y, s, best_f1_threshold(y, s)) if both else None}
+    corr = correlation(lab, s)
+    if np.any((lab > 0) & (lab < 1)) and corr["spearman"] is not None:
+        out["spearman"], out["pearson"] = corr["spearman"], corr["pearson"]
         out["mae"] = float(np.abs(lab - s).mean())
     return out

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rationalerm.training.validation import best_f1_threshold, binary_metrics, roc_auc, validation_metrics
+from rationalerm.analysis.agreement import roc_auc
+from rationalerm.analysis.agreement import threshold_metrics as binary_metrics
+from rationalerm.training.validation import best_f1_threshold, validation_metrics
 
 
 def test_metric_helpers_match_sklearn() -> None:
@@ -22,13 +24,13 @@ def test_metric_helpers_match_sklearn() -> None:
 
 
 def test_binary_metrics_edge_conventions() -> None:
-    """The conventions training.json has always had: no positive decision -> precision 0.0; a chance agreement of
-    1 -> kappa 1.0 only when every decision agrees, else 0.0."""
-    assert binary_metrics([1, 0], [0.1, 0.2], 0.5) == {"threshold": 0.5, "precision": 0.0, "recall": 0.0, "f1": 0.0,
-                                                       "kappa": 0.0}
-    assert binary_metrics([0, 0], [0.1, 0.2], 0.5)["kappa"] == 1.0  # all negative, all agree
+    """The project's one convention (analysis/agreement.py): a figure that is zero over zero is None, in a model
+    card as in compare. No positive decision -> precision None; a chance agreement of 1 -> kappa None."""
+    assert binary_metrics([1, 0], [0.1, 0.2], 0.5) == {"threshold": 0.5, "precision": None, "recall": 0.0,
+                                                       "f1": 0.0, "kappa": 0.0}
+    assert binary_metrics([0, 0], [0.1, 0.2], 0.5)["kappa"] is None  # all negative, all agree: pe == 1
     assert binary_metrics([1, 1], [0.9, 0.1], 0.5)["kappa"] == 0.0  # labels one class, decisions two
-    assert binary_metrics([], [], 0.5)["kappa"] == 0.0
+    assert binary_metrics([], [], 0.5)["kappa"] is None
 
 
 def test_validation_metrics_keys_and_soft_labels() -> None:
