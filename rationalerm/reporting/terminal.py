@@ -14,10 +14,10 @@ from rich.table import Table
 from rationalerm._util.numbers import MISSING, fmt
 
 if TYPE_CHECKING:
+    from rationalerm.analysis.agreement import ThresholdMetrics
     from rationalerm.analysis.calibrate import Calibration
     from rationalerm.analysis.compare import GoldComparison, RunComparison
     from rationalerm.training.trainer import TrainingCard
-    from rationalerm.analysis.agreement import ThresholdMetrics
 
 SORT_KEYS = ("model", "precision", "recall", "f1", "ap", "oa")
 
