@@ -15,7 +15,7 @@ from scipy import stats
 from rationalerm.errors import RationaleRMError
 from rationalerm.runs.directory import GoldLabels, SavedRun, UnitKey, gold_cells
 from rationalerm.scoring.assign import assign
-from rationalerm.scoring.metrics import METRICS
+from rationalerm.scoring.sample import METRICS
 
 
 def _nan(x: float) -> float | None:
