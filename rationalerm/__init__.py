@@ -18,9 +18,12 @@ from rationalerm.reward.scorer import (  # noqa: E402
     reward_func,
 )
 from rationalerm.scoring.assign import assign, best_pick  # noqa: E402
-from rationalerm.scoring.metrics import SampleScore, bootstrap_mean, corpus_summary, score_matrices, score_sample  # noqa: E402
-from rationalerm.training.labels import LabelSet, read_labels  # noqa: E402
-from rationalerm.training.recipe import Recipe  # noqa: E402
+from rationalerm.scoring.metrics import score_matrices, score_sample
+from rationalerm.scoring.sample import SampleScore
+from rationalerm.scoring.stats import bootstrap_mean
+from rationalerm.scoring.summary import corpus_summary
+from rationalerm.training.labels import LabelSet, read_labels
+from rationalerm.training.recipe import Recipe
 
 if TYPE_CHECKING:
     from rationalerm.pipeline import RunOutcome

@@ -43,7 +43,7 @@ from rationalerm.judges.runners import make_runner
 from rationalerm.judges.stage import JudgedPairs, judge_listwise, pair_matrices, shard_scores
 from rationalerm.runs.directory import write_run
 from rationalerm.runs.parts import ResultParts, input_identity, iter_shards
-from rationalerm.scoring.metrics import score_rows
+from rationalerm.scoring.rows import ResultRow, score_rows
 from rationalerm.scoring.summary import CorpusTally
 
 
@@ -61,7 +61,7 @@ class RunOutcome:
     failed_unit: str = "pairs"
 
     @cached_property
-    def rows(self) -> list[dict[str, Any]]:
+    def rows(self) -> list[ResultRow]:
         """The run's rows, read back from ``results.jsonl`` (the run itself never holds them all)."""
         return read_jsonl(self.out_dir / "results.jsonl")
 
@@ -166,7 +166,7 @@ def run(
     prefilter: Prefilter | None = None
     judged = JudgedPairs(0, 0)
     listwise = ShardState()
-    tally = CorpusTally(loaded.models, cfg.scoring, cfg)
+    tally = CorpusTally(loaded.models, cfg.scoring, cfg.outcome)
     try:
         parts = ResultParts(out, {"inputs": input_identity(paths), "version": __version__, "models": loaded.models,
                                   "config": cfg.model_dump(mode="json", exclude={"runner"}),
@@ -253,7 +253,7 @@ class ShardState:
 def shard_rows(
     units: list[Unit], cfg: RunConfig, judge: PairJudge | ListJudge, cache: JudgeCache, judged: JudgedPairs,
     prefilter: Prefilter | None, clock: StageClock, listwise: ShardState,
-) -> list[dict[str, Any]]:
+) -> list[ResultRow]:
     """A shard's unscored rows: each unit's matrix (from the cache, or the listwise judge) and details."""
     extras: list[dict[str, Any]]
     matrices: list[np.ndarray | None]

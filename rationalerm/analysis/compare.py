@@ -24,7 +24,7 @@ from rationalerm.analysis.agreement import (
 from rationalerm.errors import RationaleRMError
 from rationalerm.runs.directory import GoldLabels, SavedRun, UnitKey, gold_cells
 from rationalerm.scoring.assign import assign
-from rationalerm.scoring.metrics import METRICS
+from rationalerm.scoring.sample import METRICS
 
 
 class PairLevels(TypedDict):

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from rationalerm.scoring.rows import JudgeOutput, ResultRow
+
 if TYPE_CHECKING:
     from rationalerm.inputs.load import LoadResult, Sample
 
@@ -31,18 +33,22 @@ class Unit:
     def items(self) -> list[str]:
         return self.sample.models[self.model]
 
-    def row(self, w: np.ndarray | None, label_field: str = "label", **extra: Any) -> dict[str, Any]:
+    def row(self, w: np.ndarray | None, label_field: str = "label", *, details: list[list[Any]] | None = None,
+            judge_output: JudgeOutput | None = None) -> ResultRow:
         """The unit's ``results.jsonl`` row before scoring: texts, the matrix (None = invalid judge output; a None
-        cell = a failed pair), labels."""
+        cell = a failed pair), labels, and the pairwise judge's ``details`` or the listwise judge's output."""
         s = self.sample
-        row: dict[str, Any] = {
+        row: ResultRow = {
             "id": s.id, "domain": s.domain, "model": self.model, "source": f"{s.source}:{s.line}",
             "human": self.human, "items": self.items,
             "matrix": None if w is None else _cells(w),
             "labels": {k: v for k, v in s.labels.items()
                        if k.lower() in ("label", label_field.lower(), self.model.lower())},
         }
-        row.update(extra)
+        if details is not None:
+            row["details"] = details
+        if judge_output is not None:
+            row["judge_output"] = judge_output
         return row
 
 

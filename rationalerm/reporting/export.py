@@ -20,9 +20,9 @@ from typing import Any, Literal
 from rationalerm.errors import ConfigError
 from rationalerm.runs.views import RunView, load_view
 from rationalerm.scoring.outcome import Unparseable, deceptive_cases, is_deceptive, normalize_label, row_outcome
+from rationalerm.scoring.sample import METRICS
 
 Format = Literal["csv", "parquet"]
-METRICS = ("precision", "recall", "f1", "ap")
 
 
 def _label_text(v: Any) -> str | None:
@@ -38,7 +38,7 @@ def _norm_text(v: Any) -> str | None:
 
 
 def sample_rows(view: RunView) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     for r in view.rows:
         o = row_outcome(r, view.label_field)
         has = r.get("matrix") is not None

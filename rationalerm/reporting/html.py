@@ -98,7 +98,7 @@ def build_data(views: Sequence[RunView]) -> dict[str, Any]:
             u["x"].append(row.get("excluded"))
             u["ok"].append({"correct": 1, "wrong": 0}.get(o.status))
             u["dec"].append(1 if is_deceptive(row, o, threshold) else 0)
-            pairs = [[int(i), int(j), rounded(s, 4)] for i, j, s in row.get("pairs") or []]
+            pairs: list[list[Any]] = [[int(i), int(j), rounded(s, 4)] for i, j, s in row.get("pairs") or []]
             u["pairs"].append(pairs)
             # The matrix in hundredths, row-major (the page knows the item counts): small and fast to write.
             u["w"].append(np.rint(np.asarray(row["matrix"], dtype=float) * 100).astype(np.uint8).ravel()
@@ -106,11 +106,12 @@ def build_data(views: Sequence[RunView]) -> dict[str, Any]:
             details = row.get("details")
             u["pd"].append([_compact_detail(details[i][j]) for i, j, _ in pairs] if details else None)
             out = row.get("judge_output")
+            shown: dict[str, Any] | None = None
             if out is not None:
                 raw = out.get("raw") or ""
-                out = {"valid": out.get("valid"), "attempts": out.get("attempts"), "error": out.get("error"),
-                       "raw": raw[:RAW_LIMIT], "cut": max(0, len(raw) - RAW_LIMIT)}
-            u["out"].append(out)
+                shown = {"valid": out.get("valid"), "attempts": out.get("attempts"), "error": out.get("error"),
+                         "raw": raw[:RAW_LIMIT], "cut": max(0, len(raw) - RAW_LIMIT)}
+            u["out"].append(shown)
         for k in ("p", "r", "f", "ap"):  # NaN-free by construction; rounded as one array
             u[k] = np.round(np.asarray(u[k], dtype=float), 6)  # type: ignore[assignment]
         runs.append({"name": v.name, "models": v.models, "threshold": threshold, "label_field": label_field,

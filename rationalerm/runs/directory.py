@@ -12,18 +12,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
 from rationalerm._util.files import ensure_dir, read_json, read_jsonl, write_json, write_jsonl
 from rationalerm._version import __version__
-from rationalerm.config import ScoringConfig, validate
+from rationalerm.config import OutcomeConfig, ScoringConfig, validate
 from rationalerm.errors import LoadError, OutputError
 from rationalerm.judges.cache import fingerprint_id
-from rationalerm.scoring.metrics import score_rows, summarize_rows
-from rationalerm.scoring.outcome import add_outcome
+from rationalerm.scoring.rows import ResultRow, score_rows
+from rationalerm.scoring.summary import summarize
 
 UnitKey = tuple[str, str]  # (sample id, model)
 
@@ -31,7 +30,7 @@ UnitKey = tuple[str, str]  # (sample id, model)
 @dataclass
 class SavedRun:
     path: Path
-    rows: dict[UnitKey, dict[str, Any]]
+    rows: dict[UnitKey, ResultRow]
     models: list[str]
     meta: dict[str, Any]
 
@@ -63,7 +62,7 @@ def versions() -> dict[str, str]:
 
 
 def write_run(
-    out: Path, *, inputs: Sequence[str | Path], config: dict[str, Any], rows: Sequence[dict[str, Any]] | None,
+    out: Path, *, inputs: Sequence[str | Path], config: dict[str, Any], rows: Sequence[ResultRow] | None,
     metrics: dict[str, Any], fingerprint: dict[str, Any], models: Sequence[str], process: dict[str, Any] | None = None,
 ) -> None:
     """Write a run's ``results.jsonl``, ``metrics.json`` and ``run.json``, each atomically.
@@ -118,12 +117,13 @@ def rescore_run(run_dir: str | Path, out_dir: str | Path | None = None, *, compa
     if min_score is not None:
         changes["min_score"] = min_score
     validate(ScoringConfig, {**ScoringConfig().model_dump(), **changes}, "command-line options")
-    scoring = validate(ScoringConfig, {**meta["config"].get("scoring", {}), **changes}, f"{run_dir / 'run.json'} scoring")
-    rows = read_jsonl(run_dir / "results.jsonl")
-    scores = score_rows(rows, scoring)
+    saved = run_dir / "run.json"
+    scoring = validate(ScoringConfig, {**meta["config"].get("scoring", {}), **changes}, f"{saved} scoring")
+    outcome = validate(OutcomeConfig, meta["config"].get("outcome") or {}, f"{saved} outcome")
+    rows: list[ResultRow] = read_jsonl(run_dir / "results.jsonl")
+    score_rows(rows, scoring)
     old = read_json(run_dir / "metrics.json")
-    outcome_cfg = SimpleNamespace(scoring=scoring, outcome=meta["config"].get("outcome"))
-    metrics = add_outcome(summarize_rows(rows, scores, meta["models"], scoring), rows, outcome_cfg)
+    metrics = summarize(rows, meta["models"], scoring, outcome)
     for key in ("skipped", "judge", "prefilter"):
         if key in old:
             metrics[key] = old[key]

@@ -16,15 +16,15 @@ from typing import Any
 
 import orjson
 
-from rationalerm._util.files import ensure_dir
+from rationalerm._util.files import ensure_dir, iter_records
 from rationalerm._util.hashing import stable_hash
 from rationalerm.config import RunConfig, ScoringConfig
 from rationalerm.errors import LoadError
 from rationalerm.inputs.load import CHECKLIST_SUFFIX, HUMAN_KEY, Skipped, _parse
 from rationalerm.judges.llm.listwise import parse_listwise
 from rationalerm.runs.directory import write_run
-from rationalerm.scoring.metrics import score_rows, summarize_rows
-from rationalerm.scoring.outcome import add_outcome
+from rationalerm.scoring.rows import JudgeOutput, ResultRow, score_rows
+from rationalerm.scoring.summary import summarize
 
 FINGERPRINT = {"judge": "imported", "format": "metajudge_infer"}
 
@@ -32,7 +32,7 @@ FINGERPRINT = {"judge": "imported", "format": "metajudge_infer"}
 @dataclass
 class ImportOutcome:
     out_dir: Path
-    rows: list[dict[str, Any]]
+    rows: list[ResultRow]
     metrics: dict[str, Any]
     skipped: list[Skipped]
 
@@ -47,22 +47,6 @@ def reference_model(metadata: Any) -> str | None:
     return None
 
 
-def _lines(path: Path) -> list[tuple[int, Any, str | None]]:
-    out: list[tuple[int, Any, str | None]] = []
-    try:
-        raw_lines = path.read_bytes().splitlines()
-    except OSError as e:
-        raise LoadError(f"{path}:0: cannot read ({e.strerror or e})") from e
-    for i, raw in enumerate(raw_lines, start=1):
-        if not raw.strip():
-            continue
-        try:
-            out.append((i, orjson.loads(raw), None))
-        except orjson.JSONDecodeError as e:
-            out.append((i, None, f"invalid JSON ({e.args[0] if e.args else e})"))
-    return out
-
-
 def _find_key(metadata: dict[str, Any], model: str) -> str | None:
     want = f"{model}{CHECKLIST_SUFFIX}".lower()
     return next((k for k in metadata if k.lower() == want), None)
@@ -72,9 +56,10 @@ def _as_items(value: Any) -> list[str]:
     return [x if isinstance(x, str) else orjson.dumps(x).decode() for x in value] if isinstance(value, list) else []
 
 
-def answer_row(rec: dict[str, Any], model: str, source: str) -> dict[str, Any]:
+def answer_row(rec: dict[str, Any], model: str, source: str) -> ResultRow:
     """One results.jsonl row (before scoring) for one reference answer row."""
-    metadata = rec.get("metadata") if isinstance(rec.get("metadata"), dict) else {}
+    meta = rec.get("metadata")
+    metadata: dict[str, Any] = meta if isinstance(meta, dict) else {}
     samples = rec.get("samples")
     first = samples[0] if isinstance(samples, list) and samples and isinstance(samples[0], dict) else None
     text = first.get("generated_text") if first is not None else None
@@ -93,14 +78,14 @@ def answer_row(rec: dict[str, Any], model: str, source: str) -> dict[str, Any]:
         sid, domain, labels = sample.id, sample.domain, sample.labels
     except ValueError:  # not a loadable input record: identify the row by its content
         sid, domain, labels = "h" + stable_hash([rec.get("prompt"), text]), metadata.get("domain"), {}
-    output: dict[str, Any] = {"raw": text if problem is None else None, "finish_reason": finish}
+    output: JudgeOutput = {"raw": text if problem is None else None, "finish_reason": finish}
     matrix = None
-    if problem is None:
+    if problem is None and isinstance(text, str):
         strict = parse_listwise(text, len(human), len(items), finish)  # the paper's parser, for --compat none
         matrix = strict.matrix
-        output.update(valid=strict.valid, error=strict.error)
+        output["valid"], output["error"] = strict.valid, strict.error
     else:
-        output.update(valid=False, error=problem)
+        output["valid"], output["error"] = False, problem
     return {
         "id": str(rec.get("id", metadata.get("id", sid))), "domain": None if domain is None else str(domain),
         "model": model, "source": source, "human": human, "items": items, "matrix": matrix,
@@ -109,36 +94,47 @@ def answer_row(rec: dict[str, Any], model: str, source: str) -> dict[str, Any]:
     }
 
 
+def _answer_rows(path: Path, model: str | None) -> tuple[str, list[ResultRow], list[Skipped]]:
+    """One answer file: its model (``model``, or the reference's guess from the first row), its rows and the lines
+    skipped."""
+    if not path.is_file():
+        raise LoadError(f"{path}:0: no such file")
+    records = list(iter_records(path))
+    name = model
+    if name is None:
+        first = next((r.value for r in records if r.error is None), None)
+        name = reference_model(first.get("metadata") if isinstance(first, dict) else None)
+    if name is None:
+        raise LoadError(f"{path}:1: no '<model>-checklist' key in the first row's metadata; name the model "
+                        "with --model")
+    rows: list[ResultRow] = []
+    skipped: list[Skipped] = []
+    for r in records:
+        err = r.error
+        if err is None and not isinstance(r.value, dict):
+            err = f"row must be a JSON object, got {type(r.value).__name__}"
+        if err is not None:
+            skipped.append(Skipped(str(path), r.line, err))
+            continue
+        rows.append(answer_row(r.value, name, r.where))
+    return name, rows, skipped
+
+
 def import_answers(files: Sequence[str | Path], out_dir: str | Path, model: str | None = None) -> ImportOutcome:
     """Read reference answer files and write a run directory scored with ``compat: metajudge``."""
     out = Path(out_dir)
-    rows: list[dict[str, Any]] = []
+    rows: list[ResultRow] = []
     skipped: list[Skipped] = []
     models: list[str] = []
     for f in files:
-        path = Path(f)
-        if not path.is_file():
-            raise LoadError(f"{path}:0: no such file")
-        lines = _lines(path)
-        name = model
-        if name is None:
-            first = next((rec for _, rec, err in lines if err is None), None)
-            name = reference_model(first.get("metadata") if isinstance(first, dict) else None)
-        if name is None:
-            raise LoadError(f"{path}:1: no '<model>-checklist' key in the first row's metadata; name the model "
-                            "with --model")
+        name, file_rows, file_skipped = _answer_rows(Path(f), model)
         if name not in models:
             models.append(name)
-        for line, rec, err in lines:
-            if err is None and not isinstance(rec, dict):
-                err = f"row must be a JSON object, got {type(rec).__name__}"
-            if err is not None:
-                skipped.append(Skipped(str(path), line, err))
-                continue
-            rows.append(answer_row(rec, name, f"{path}:{line}"))
+        rows += file_rows
+        skipped += file_skipped
     cfg = RunConfig(scoring=ScoringConfig(compat="metajudge"))
-    scores = score_rows(rows, cfg.scoring)
-    metrics = add_outcome(summarize_rows(rows, scores, models, cfg.scoring), rows, cfg)
+    score_rows(rows, cfg.scoring)
+    metrics = summarize(rows, models, cfg.scoring, cfg.outcome)
     metrics["skipped"] = {"count": len(skipped), "records": [str(s) for s in skipped]}
     write_run(ensure_dir(out), inputs=files, config=cfg.model_dump(mode="json"), rows=rows, metrics=metrics,
               fingerprint=FINGERPRINT, models=models)

@@ -24,6 +24,7 @@ from rationalerm._util.files import _umask, atomic_write_bytes, ensure_dir, read
 from rationalerm._util.hashing import stable_hash
 from rationalerm.inputs.grids import Unit
 from rationalerm.inputs.load import LoadState, iter_samples
+from rationalerm.scoring.rows import ResultRow
 
 _OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 PARTS = "results.parts"
@@ -72,7 +73,7 @@ class ResultParts:
     def _path(self, k: int) -> Path:
         return self.dir / f"{k:06d}.jsonl"
 
-    def reusable(self, k: int) -> list[dict[str, Any]] | None:
+    def reusable(self, k: int) -> list[ResultRow] | None:
         """Shard ``k``'s rows from an earlier run of the same command, if whole and complete (no failed row)."""
         path = self._path(k)
         if not path.exists():
@@ -83,7 +84,7 @@ class ResultParts:
         self.count = max(self.count, k + 1)
         return rows
 
-    def write(self, k: int, rows: Sequence[dict[str, Any]]) -> None:
+    def write(self, k: int, rows: Sequence[ResultRow]) -> None:
         atomic_write_bytes(self._path(k), b"".join(orjson.dumps(r, option=_OPTS) + b"\n" for r in rows))
         self.count = max(self.count, k + 1)
 

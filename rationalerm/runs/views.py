@@ -10,7 +10,9 @@ from typing import Any
 
 from rationalerm._util.files import read_json, read_jsonl
 from rationalerm.errors import OutputError
-from rationalerm.scoring.outcome import add_outcome, outcome_settings
+from rationalerm.scoring.rows import ResultRow
+from rationalerm.scoring.settings import OutcomeConfig
+from rationalerm.scoring.summary import add_outcome
 
 
 @dataclass
@@ -20,7 +22,7 @@ class RunView:
     path: Path
     meta: dict[str, Any]
     metrics: dict[str, Any]
-    rows: list[dict[str, Any]]
+    rows: list[ResultRow]
 
     @property
     def models(self) -> list[str]:
@@ -28,12 +30,12 @@ class RunView:
 
     @property
     def label_field(self) -> str:
-        return outcome_settings(self.meta.get("config") or {})[0]
+        return OutcomeConfig.saved(self.meta.get("config")).label_field
 
     @property
     def threshold(self) -> float:
         return float((self.metrics.get("outcome") or {}).get("deceptive_threshold",
-                                                             outcome_settings(self.meta.get("config") or {})[1]))
+                                                             OutcomeConfig.saved(self.meta.get("config")).deceptive_threshold))
 
     @property
     def date(self) -> str:
@@ -63,7 +65,7 @@ def load_view(path: str | Path, name: str | None = None, deceptive_threshold: fl
             cfg = RunConfig()
         if deceptive_threshold is not None:
             cfg.outcome.deceptive_threshold = deceptive_threshold
-        add_outcome(metrics, rows, cfg)
+        add_outcome(metrics, rows, cfg.scoring, cfg.outcome)
     return RunView(name or path.name or str(path), path, meta, metrics, rows)
 
 

@@ -22,7 +22,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-Match = tuple[int, int, float]
+from rationalerm.scoring.sample import Match
+
 QUANTUM = 1e-6
 """Scores closer than this are equal for the assignment (results.jsonl keeps 6 decimals)."""
 _EXACT = float(2**52)
@@ -139,16 +140,14 @@ def _staged(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def best_pick(matrix: object, min_score: float = 0.0) -> list[Match]:
-    """The reference script's matching: each human item keeps its best model item (first on ties)."""
+    """The reference script's matching (``compat: metajudge``): each human item keeps its best model item, the
+    first on ties, and may share it with others; a human item whose best score is zero has no match."""
     w = mask_below(as_matrix(matrix), min_score)
-    out: list[Match] = []
-    for i in range(w.shape[0]):
-        if w.shape[1] == 0:
-            break
-        j = int(np.argmax(w[i]))
-        if w[i, j] > 0.0:
-            out.append((i, j, float(w[i, j])))
-    return out
+    if w.shape[1] == 0:
+        return []
+    cols = w.argmax(axis=1)
+    best = w[np.arange(w.shape[0]), cols]
+    return [(i, j, v) for i, (j, v) in enumerate(zip(cols.tolist(), best.tolist())) if v > 0.0]
 
 
 def group_by_shape(shapes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], list[int]]:

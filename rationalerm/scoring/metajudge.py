@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rationalerm.scoring.metrics import SampleScore, f1_of
+from rationalerm.scoring.assign import as_matrix, best_pick
+from rationalerm.scoring.sample import SampleScore, f1_of
 
 BLOCK = re.compile(r"<RESULT_START>(.*?)<RESULT_END>", re.DOTALL)
 LINE = re.compile(r"- R(\d+)@S(\d+): (\d+(?:\.\d+)?)")
@@ -69,14 +70,11 @@ def format_errors(text: str) -> list[str]:
     return errors
 
 
-def picks_from_matrix(w: np.ndarray) -> list[Pick]:
-    """A pairwise judge's matrix as picks: each human item's best model item (first on ties); a zero row is S0."""
-    picks: list[Pick] = []
-    for i in range(w.shape[0]):
-        j = int(np.argmax(w[i])) if w.shape[1] else 0
-        v = float(w[i, j]) if w.shape[1] else 0.0
-        picks.append((i + 1, j + 1, v) if v > 0 else (i + 1, 0, 0.0))
-    return picks
+def picks_from_matrix(w: np.ndarray, min_score: float = 0.0) -> list[Pick]:
+    """A pairwise judge's matrix as picks: each human item's best model item (``assign.best_pick``); a human item
+    without one is S0."""
+    best = {i: (j, v) for i, j, v in best_pick(w, min_score)}
+    return [(i + 1, best[i][0] + 1, best[i][1]) if i in best else (i + 1, 0, 0.0) for i in range(w.shape[0])]
 
 
 def score_picks(picks: Sequence[Pick], n: int, m: int, error: str | None = None, min_score: float = 0.0) -> SampleScore:
@@ -108,10 +106,10 @@ def score_picks(picks: Sequence[Pick], n: int, m: int, error: str | None = None,
     return SampleScore(precision, recall, f1_of(precision, recall), ap, pairs)
 
 
-def score_answer(text: str, n: int, m: int, min_score: float = 0.0) -> tuple[SampleScore, ReferenceParse]:
-    """The reference's verdict on one answer text: parse (rule 1), then rules 2-7."""
+def score_answer(text: str, n: int, m: int, min_score: float = 0.0) -> tuple[SampleScore, list[Pick]]:
+    """The reference's verdict on one answer text and the picks it read: parse (rule 1), then rules 2-7."""
     parsed = parse_answer(text)
-    return score_picks(parsed.picks, n, m, parsed.error, min_score), parsed
+    return score_picks(parsed.picks, n, m, parsed.error, min_score), parsed.picks
 
 
 def score_matrix(w: np.ndarray, min_score: float = 0.0) -> SampleScore:
@@ -119,5 +117,10 @@ def score_matrix(w: np.ndarray, min_score: float = 0.0) -> SampleScore:
     n, m = w.shape
     if n == 0:
         return SampleScore.failed("error", "empty human checklist")
-    w = np.where(w >= min_score, w, 0.0) if min_score > 0 else w
-    return score_picks(picks_from_matrix(w), n, m)
+    return score_picks(picks_from_matrix(w, min_score), n, m)
+
+
+def score_matrices(matrices: Sequence[object], max_model_items: int | None, min_score: float) -> list[SampleScore]:
+    """``score_matrix`` of each; ``max_model_items`` does not apply (the reference has its own limits, ``TOP`` and
+    ``MAX_ITEMS``)."""
+    return [score_matrix(as_matrix(x), min_score) for x in matrices]

@@ -14,8 +14,8 @@ from rationalerm.judges import make_judge, null_progress
 from rationalerm.judges.cache import JudgeCache, fingerprint_id
 from rationalerm.judges.prefilter import prefilter_masks
 from rationalerm.judges.stage import fill_matrices
-from rationalerm.scoring.metrics import score_rows, summarize_rows
-from rationalerm.scoring.outcome import add_outcome
+from rationalerm.scoring.rows import score_rows
+from tests.helpers.batch_summary import batch_metrics
 
 
 def reference_run(inputs: list[Path], cfg: RunConfig, out_dir: Path) -> None:
@@ -38,7 +38,7 @@ def reference_run(inputs: list[Path], cfg: RunConfig, out_dir: Path) -> None:
         cache.close()
     rows = [u.row(w, cfg.outcome.label_field, **extra) for u, w, extra in zip(units, filled.matrices, filled.extras)]
     scores = score_rows(rows, cfg.scoring)
-    metrics = add_outcome(summarize_rows(rows, scores, loaded.models, cfg.scoring), rows, cfg)
+    metrics = batch_metrics(rows, scores, loaded.models, cfg)
     metrics["skipped"] = loaded.skipped_summary()
     metrics["judge"] = {"fingerprint": fingerprint_id(fingerprint)}
     if pf_stats is not None:

@@ -3,7 +3,7 @@
 ``make_run`` writes ``results.jsonl``, ``metrics.json`` and ``run.json`` the way ``rationalerm run`` does, for
 any number of samples: item texts are sentences drawn from a fixed vocabulary (70-130 characters, like real
 checklist items), matrices are sparse five-level scores, scored by the real ``score_rows``; metrics come
-from the real ``summarize_rows`` + ``add_outcome``. ``benchmarks/report_size.py`` uses it too.
+from the real ``summarize``. ``benchmarks/report_size.py`` uses it too.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import numpy as np
 
 from rationalerm._util.files import write_json, write_jsonl
 from rationalerm.config import RunConfig
-from rationalerm.scoring.metrics import score_rows, summarize_rows
-from rationalerm.scoring.outcome import add_outcome
+from rationalerm.scoring.rows import score_rows
+from rationalerm.scoring.summary import summarize
 from tests.helpers.paths import ROOT
 
 CHROMIUM = os.environ.get("RATIONALERM_CHROMIUM", "/usr/bin/chromium")
@@ -99,8 +99,8 @@ def make_run(out: str | Path, n_samples: int = 200, models: tuple[str, ...] = ("
                 "details": details,
             }
             rows.append(row)
-    scores = score_rows(rows, cfg.scoring)
-    metrics = add_outcome(summarize_rows(rows, scores, list(models), cfg.scoring), rows, cfg)
+    score_rows(rows, cfg.scoring)
+    metrics = summarize(rows, list(models), cfg.scoring, cfg.outcome)
     metrics["skipped"] = {"count": 0, "records": []}
     metrics["judge"] = {"fingerprint": "generated", "judged": 0, "cache_hits": 0}
     write_jsonl(out / "results.jsonl", rows)

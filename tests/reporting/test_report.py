@@ -19,8 +19,8 @@ import pytest
 from rationalerm._util.files import read_json, read_jsonl, write_json, write_jsonl
 from rationalerm.config import RunConfig
 from rationalerm.reporting.html import write_report
-from rationalerm.scoring.metrics import saved_scores, score_rows, summarize_rows
-from rationalerm.scoring.outcome import add_outcome
+from rationalerm.scoring.rows import score_rows
+from rationalerm.scoring.summary import summarize
 from tests.helpers.report_fixtures import BIG_SAMPLES, cli, make_run
 
 
@@ -176,7 +176,8 @@ def _perturbed_copy(src: Path, dst: Path) -> Path:
     for r in read_jsonl(dst / "results.jsonl"):
         r["matrix"] = [[round(c * c, 6) for c in line] for line in r["matrix"]]
         rows.append(r)
-    metrics = add_outcome(summarize_rows(rows, score_rows(rows, cfg.scoring), meta["models"], cfg.scoring), rows, cfg)
+    score_rows(rows, cfg.scoring)
+    metrics = summarize(rows, meta["models"], cfg.scoring, cfg.outcome)
     meta["judge_fingerprint"] = {"judge": "squared"}
     write_jsonl(dst / "results.jsonl", rows)
     write_json(dst / "metrics.json", metrics)
@@ -293,9 +294,7 @@ def test_plots_without_labels_or_domains(tmp_path: Path) -> None:
         r["labels"], r["domain"] = {}, None
     cfg = RunConfig.model_validate(read_json(run / "run.json")["config"])
     write_jsonl(run / "results.jsonl", rows)
-    write_json(run / "metrics.json", add_outcome(summarize_rows(rows, saved_scores(rows), ["judge-a", "judge-b", "judge-c"],
-                                                                cfg.scoring),
-                                                 rows, cfg))
+    write_json(run / "metrics.json", summarize(rows, ["judge-a", "judge-b", "judge-c"], cfg.scoring, cfg.outcome))
     text = write_report([run], tmp_path / "plain.html").read_text(encoding="utf-8")
     assert "no OA against RC plot" in text and 'id="plot-rc_by_domain"' not in text
     assert 'id="deceptive"' not in text
@@ -315,7 +314,7 @@ def test_listwise_rows_failed_outputs_and_long_answers(tmp_path: Path) -> None:
                    excluded="invalid judge output", status="error")
     cfg = RunConfig.model_validate(read_json(run / "run.json")["config"])
     write_jsonl(run / "results.jsonl", rows)
-    write_json(run / "metrics.json", add_outcome(summarize_rows(rows, saved_scores(rows), ["m"], cfg.scoring), rows, cfg))
+    write_json(run / "metrics.json", summarize(rows, ["m"], cfg.scoring, cfg.outcome))
     text = write_report([run], tmp_path / "l.html").read_text(encoding="utf-8")
     u = Page(text).data()["runs"][0]["units"]
     assert u["v"][0] == 0 and u["w"][0] is None and u["out"][0]["error"] == "no RESULT block"

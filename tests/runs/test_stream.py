@@ -20,10 +20,11 @@ from rationalerm._util.files import read_jsonl
 from rationalerm.config import load_config
 from rationalerm.pipeline import run
 from rationalerm.runs.parts import PARTS
-from rationalerm.scoring import metrics as score_module
-from rationalerm.scoring.metrics import bootstrap_mean, score_rows, summarize_rows
-from rationalerm.scoring.outcome import add_outcome
-from rationalerm.scoring.summary import CorpusTally
+from rationalerm.scoring import stats as stats_module
+from rationalerm.scoring.rows import score_rows
+from rationalerm.scoring.stats import bootstrap_mean
+from rationalerm.scoring.summary import CorpusTally, summarize
+from tests.helpers.batch_summary import batch_metrics
 from tests.helpers.corpus import write_corpus
 from tests.helpers.paths import ROOT
 from tests.helpers.reference_run import reference_run
@@ -110,7 +111,8 @@ def test_killed_in_shard_pass_reuses_parts_and_writes_same_bytes(tmp_path: Path,
 
 
 def test_tally_equals_summary_of_all_rows(corpus: tuple[Path, Path]) -> None:
-    """Rows of every status (valid, error, failed, skipped by compat), labels of every kind, per domain."""
+    """Rows of every status (valid, error, failed, skipped by compat), labels of every kind, per domain: the tally
+    fed a row at a time, and ``summarize`` (the tally fed the list), equal the old all-rows-at-once builder."""
     _, ref = corpus
     rows = read_jsonl(ref / "results.jsonl")[:3000]
     for k, row in enumerate(rows):
@@ -124,23 +126,24 @@ def test_tally_equals_summary_of_all_rows(corpus: tuple[Path, Path]) -> None:
     cfg = load_config(None, {"outcome.deceptive_threshold": 0.4})
     for scoring in (cfg.scoring, cfg.scoring.model_copy(update={"compat": "metajudge"})):
         scores = score_rows(rows, scoring)
-        want = add_outcome(summarize_rows(rows, scores, ["Qwen3-8B", "Llama-3.1-8B"], scoring), rows, cfg)
-        tally = CorpusTally(["Qwen3-8B", "Llama-3.1-8B"], scoring, cfg)
+        want = json.dumps(batch_metrics(rows, scores, ["Qwen3-8B", "Llama-3.1-8B"], cfg, scoring))
+        tally = CorpusTally(["Qwen3-8B", "Llama-3.1-8B"], scoring, cfg.outcome)
         for row in rows:
             tally.add(row)
-        assert json.dumps(tally.metrics(), sort_keys=False) == json.dumps(want, sort_keys=False)
+        assert json.dumps(tally.metrics()) == want
+        assert json.dumps(summarize(rows, ["Qwen3-8B", "Llama-3.1-8B"], scoring, cfg.outcome)) == want
 
 
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(1, 300), n_boot=st.integers(0, 50), cells=st.integers(1, 400), seed=st.integers(0, 3))
 def test_bootstrap_in_blocks_equals_one_array(n: int, n_boot: int, cells: int, seed: int) -> None:
     x = np.random.default_rng(seed + 100).random(n)
-    old = score_module._BOOT_CELLS
-    score_module._BOOT_CELLS = cells  # blocks of a few rows (or one row) instead of the default 2M cells
+    old = stats_module._BOOT_CELLS
+    stats_module._BOOT_CELLS = cells  # blocks of a few rows (or one row) instead of the default 2M cells
     try:
         got = bootstrap_mean(x.tolist(), n_boot=n_boot, seed=seed)
     finally:
-        score_module._BOOT_CELLS = old
+        stats_module._BOOT_CELLS = old
     if n < 2 or n_boot == 0:
         assert got.low == got.high == got.mean
         return

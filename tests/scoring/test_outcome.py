@@ -8,17 +8,11 @@ from typing import Any
 
 import pytest
 
-from rationalerm.config import RunConfig
+from rationalerm.config import OutcomeConfig, RunConfig, ScoringConfig
 from rationalerm.reporting.terminal import results_table
-from rationalerm.scoring.metrics import saved_scores, summarize_rows
-from rationalerm.scoring.outcome import (
-    Unparseable,
-    add_outcome,
-    deceptive_cases,
-    model_outcome,
-    normalize_label,
-    row_outcome,
-)
+from rationalerm.scoring.outcome import Unparseable, deceptive_cases, normalize_label, row_outcome
+from rationalerm.scoring.rows import ResultRow
+from rationalerm.scoring.summary import add_outcome, summarize
 from tests.helpers.report_fixtures import LABELLED, cli
 
 
@@ -79,11 +73,15 @@ def test_row_outcome_statuses() -> None:
     assert row_outcome(row, "preference").status == "correct" and row_outcome(row).status == "wrong"
 
 
+def _oa(rows: list[ResultRow], n_boot: int = 1000) -> dict[str, Any]:
+    return summarize(rows, ["M"], ScoringConfig(bootstrap=n_boot), OutcomeConfig())["models"]["M"]["oa"]
+
+
 def test_model_outcome_counts_and_interval() -> None:
     rows = [_row("1", "M", 1, 1, 0.5, "x"), _row("2", "M", 2, "B", 0.1, "x"), _row("3", "M", 1, 2, 0.9, "y"),
             _row("4", "M", 1, None, 0.9, "y"), _row("5", "M", 1, "1 or 2", 0.9, "y"),
             _row("6", "M", 2, 2, 0.0, "y", matrix=False)]
-    oa = model_outcome(rows, n_boot=200)
+    oa = _oa(rows, n_boot=200)
     assert (oa["n"], oa["correct"], oa["missing"], oa["unparseable"]) == (4, 3, 1, 1)
     assert oa["accuracy"] == pytest.approx(0.75)
     assert 0.0 <= oa["ci"][0] <= 0.75 <= oa["ci"][1] <= 1.0
@@ -92,7 +90,7 @@ def test_model_outcome_counts_and_interval() -> None:
     assert oa["by_domain"]["y"]["n"] == 2 and oa["by_domain"]["y"]["accuracy"] == pytest.approx(0.5)
     # deceptive: right label and a valid RC <= 0.25 -> only "2" (RC 0.1); "6" is right but has no RC
     assert oa["deceptive"] == {"count": 1, "correct_with_rc": 2, "share_of_correct": 0.5}
-    none = model_outcome([_row("1", "M", None, None, 0.5)])
+    none = _oa([_row("1", "M", None, None, 0.5)])
     assert none["accuracy"] is None and none["ci"] is None and none["n"] == 0 and none["missing"] == 1
 
 
@@ -110,15 +108,21 @@ def test_deceptive_selection_threshold_and_order() -> None:
 
 
 def test_add_outcome_uses_the_config_and_leaves_the_rest_alone() -> None:
+    """A metrics.json written without OA (or with another threshold) gets the OA ``summarize`` would give."""
     rows = [_row("1", "M", 1, 1, 0.5), _row("2", "M", 1, 1, 0.3), _row("1", "N", 1, None, 0.5)]
     cfg = RunConfig.model_validate({"outcome": {"deceptive_threshold": 0.4}, "scoring": {"bootstrap": 50}})
-    before = summarize_rows(rows, saved_scores(rows), ["M", "N"], cfg.scoring)
-    metrics = add_outcome(json.loads(json.dumps(before)), rows, cfg)
+    full = summarize(rows, ["M", "N"], cfg.scoring, cfg.outcome)
+    before = json.loads(json.dumps(full))
+    del before["outcome"]
+    for m in before["models"].values():
+        del m["oa"]
+    metrics = add_outcome(json.loads(json.dumps(before)), rows, cfg.scoring, cfg.outcome)
+    assert json.dumps(metrics) == json.dumps(full)
     assert metrics["outcome"] == {"label_field": "label", "deceptive_threshold": 0.4}
     assert metrics["models"]["M"]["oa"]["accuracy"] == 1.0 and metrics["models"]["M"]["oa"]["deceptive"]["count"] == 1
     assert metrics["models"]["N"]["oa"]["accuracy"] is None
     for name in ("M", "N"):  # every other key is untouched
-        assert {k: v for k, v in metrics["models"][name].items() if k != "oa"} == json.loads(json.dumps(before))["models"][name]
+        assert {k: v for k, v in metrics["models"][name].items() if k != "oa"} == before["models"][name]
     # the table: OA beside RC, a model without labels shows a dash, deceptive counts
     from rich.console import Console
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from rationalerm import assign, score_sample
-from rationalerm.scoring.metrics import bootstrap_mean, corpus_summary
+from rationalerm.scoring.stats import bootstrap_mean
+from rationalerm.scoring.summary import corpus_summary
 
 
 def approx(x: float) -> object:
