@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from rationalerm.errors import ConfigError
 from rationalerm.judges.base import JUDGES
+from rationalerm.judges.prefilter import PrefilterConfig
 from rationalerm.judges.runners import RUNNERS
 from rationalerm.registry import ConfigSection
 
@@ -30,23 +31,6 @@ RunnerSection = RUNNERS.config_union()
 # Kept importable from here (they live beside their judges); the union above already imported them.
 from rationalerm.judges.embedding import EmbeddingJudgeConfig  # noqa: E402, F401
 from rationalerm.judges.llm.config import ListwiseConfig, LLMJudgeConfig  # noqa: E402, F401
-
-
-class PrefilterConfig(ConfigSection):
-    """Embedding prefilter in front of any judge: keep per human item its top-k and/or items above a floor."""
-
-    enabled: bool = False
-    model: str | None = None
-    top_k: int | None = Field(3, ge=1)
-    min_cosine: float | None = Field(None, ge=-1.0, le=1.0)
-    mode: Literal["union", "intersection"] = "union"
-    batch_size: int = Field(64, ge=1)
-
-    @model_validator(mode="after")
-    def _some_rule(self) -> PrefilterConfig:
-        if self.enabled and self.top_k is None and self.min_cosine is None:
-            raise ValueError("prefilter needs top_k and/or min_cosine")
-        return self
 
 
 class ScoringConfig(ConfigSection):
