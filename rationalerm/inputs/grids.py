@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from rationalerm.inputs.load import LoadResult, Sample
+    from rationalerm.inputs.load import Sample
 
 
 @dataclass
@@ -52,10 +52,6 @@ def _cells(w: np.ndarray) -> list[list[float | None]]:
     if not np.isnan(w).any():
         return rounded
     return [[None if x != x else x for x in row] for row in rounded]
-
-
-def build_units(loaded: LoadResult) -> list[Unit]:
-    return [Unit(s, m) for s in loaded.samples for m in loaded.models if m in s.models]
 
 
 def kept_cells(
