@@ -101,25 +101,28 @@ def _format_validation(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A YAML config file's top-level mapping (empty for an empty file); a missing file, bad YAML or a top level
+    that is not a mapping is a ``ConfigError`` naming the file (and line)."""
+    source = str(path)
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise ConfigError(f"{source}: no such config file") from e
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{source}{where}: not valid YAML ({getattr(e, 'problem', e)})") from e
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: top level must be a mapping, got {type(raw).__name__}")
+    return raw
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
     """Load a YAML config (or the built-in default) and apply dotted-key overrides."""
-    data: dict[str, Any] = {}
-    source = "<default>"
-    if path is not None:
-        source = str(path)
-        try:
-            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError as e:
-            raise ConfigError(f"{source}: no such config file") from e
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f":{mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{source}{where}: not valid YAML ({getattr(e, 'problem', e)})") from e
-        if raw is None:
-            raw = {}
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{source}: top level must be a mapping, got {type(raw).__name__}")
-        data = raw
+    data = read_config_file(path) if path is not None else {}
     for key, value in (overrides or {}).items():
         if value is None:
             continue
@@ -128,7 +131,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         for p in parts[:-1]:
             node = node.setdefault(p, {})
         node[parts[-1]] = value
-    return validate(RunConfig, data, source)
+    return validate(RunConfig, data, str(path) if path is not None else "<default>")
 
 
 def validate(model: type[M], data: Any, source: str) -> M:
