@@ -1,4 +1,4 @@
-"""Reward throughput (rationalerm.reward.scorer) for one RL batch: N policy outputs x K items against H human items.
+"""Reward throughput (rationalerm.reward) for one RL batch: N policy outputs x K items against H human items.
 
     python -m benchmarks.reward                                 # 256 x 5 vs 5, the embedded embedding judge, CPU
     python -m benchmarks.reward --judge-config reward-ce.yaml   # any judge, e.g. judge: {type: cross-encoder, model: DIR}
@@ -64,7 +64,7 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-    from rationalerm.reward.scorer import compute_score_batch, get_scorer
+    from rationalerm.reward import compute_score_batch, get_scorer
 
     scorer = get_scorer(args.judge_config)
     rng = np.random.default_rng(0)

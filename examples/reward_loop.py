@@ -15,7 +15,7 @@ import json
 import statistics
 from pathlib import Path
 
-from rationalerm.reward.scorer import compute_score
+from rationalerm.reward import compute_score
 
 DATA = Path(__file__).with_name("rationales.jsonl")
 

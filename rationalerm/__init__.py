@@ -10,7 +10,7 @@ from rationalerm.config import RunConfig, load_config  # noqa: E402
 from rationalerm.decompose import DecomposeSettings, decompose_file  # noqa: E402
 from rationalerm.errors import ConfigError, JudgeError, LoadError, OutputError, RationaleRMError  # noqa: E402
 from rationalerm.inputs.load import LoadResult, Sample, load_samples  # noqa: E402
-from rationalerm.reward.scorer import (  # noqa: E402
+from rationalerm.reward import (  # noqa: E402
     RewardResult,
     RewardScorer,
     compute_score,

@@ -9,13 +9,14 @@ the union below is built from the registry, so a new judge never edits this file
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from rationalerm.errors import ConfigError
 from rationalerm.judges.base import JUDGES
+from rationalerm.judges.prefilter import PrefilterConfig
 from rationalerm.judges.runners import RUNNERS
 from rationalerm.registry import ConfigSection
 from rationalerm.scoring.settings import OutcomeConfig, ScoringConfig
@@ -31,23 +32,6 @@ RunnerSection = RUNNERS.config_union()
 # Kept importable from here (they live beside their judges); the union above already imported them.
 from rationalerm.judges.embedding import EmbeddingJudgeConfig  # noqa: E402, F401
 from rationalerm.judges.llm.config import ListwiseConfig, LLMJudgeConfig  # noqa: E402, F401
-
-
-class PrefilterConfig(ConfigSection):
-    """Embedding prefilter in front of any judge: keep per human item its top-k and/or items above a floor."""
-
-    enabled: bool = False
-    model: str | None = None
-    top_k: int | None = Field(3, ge=1)
-    min_cosine: float | None = Field(None, ge=-1.0, le=1.0)
-    mode: Literal["union", "intersection"] = "union"
-    batch_size: int = Field(64, ge=1)
-
-    @model_validator(mode="after")
-    def _some_rule(self) -> PrefilterConfig:
-        if self.enabled and self.top_k is None and self.min_cosine is None:
-            raise ValueError("prefilter needs top_k and/or min_cosine")
-        return self
 
 
 class RunConfig(ConfigSection):
@@ -100,25 +84,28 @@ def _format_validation(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A YAML config file's top-level mapping (empty for an empty file); a missing file, bad YAML or a top level
+    that is not a mapping is a ``ConfigError`` naming the file (and line)."""
+    source = str(path)
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise ConfigError(f"{source}: no such config file") from e
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{source}{where}: not valid YAML ({getattr(e, 'problem', e)})") from e
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: top level must be a mapping, got {type(raw).__name__}")
+    return raw
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
     """Load a YAML config (or the built-in default) and apply dotted-key overrides."""
-    data: dict[str, Any] = {}
-    source = "<default>"
-    if path is not None:
-        source = str(path)
-        try:
-            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError as e:
-            raise ConfigError(f"{source}: no such config file") from e
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f":{mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{source}{where}: not valid YAML ({getattr(e, 'problem', e)})") from e
-        if raw is None:
-            raw = {}
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{source}: top level must be a mapping, got {type(raw).__name__}")
-        data = raw
+    data = read_config_file(path) if path is not None else {}
     for key, value in (overrides or {}).items():
         if value is None:
             continue
@@ -127,7 +114,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         for p in parts[:-1]:
             node = node.setdefault(p, {})
         node[parts[-1]] = value
-    return validate(RunConfig, data, source)
+    return validate(RunConfig, data, str(path) if path is not None else "<default>")
 
 
 def validate(model: type[M], data: Any, source: str) -> M:

@@ -27,4 +27,9 @@ class OutputError(RationaleRMError, OSError):
     """An output or run directory that cannot be written or is not a run directory."""
 
 
-__all__ = ["ConfigError", "JudgeError", "LoadError", "OutputError", "RationaleRMError"]
+class RewardDataError(RationaleRMError, ValueError):
+    """A ground truth the RL reward cannot use (no human checklist, no or an unparseable human label): a data bug
+    to fix in the dataset, unlike a policy output that cannot be parsed (that output only scores 0)."""
+
+
+__all__ = ["ConfigError", "JudgeError", "LoadError", "OutputError", "RationaleRMError", "RewardDataError"]

@@ -174,7 +174,7 @@ def run(
         pairs = found.pairs
         if cfg.prefilter.enabled:
             with clock("prefilter"):
-                prefilter = Prefilter(cfg)
+                prefilter = Prefilter(cfg.prefilter, cfg.judge.device_hint())
                 prefilter.prepare(found.texts, progress)
             kept: dict[tuple[str, str], None] = {}
             for units in shards():

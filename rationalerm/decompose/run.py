@@ -15,7 +15,6 @@ is never cached, so the next run retries it.
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from pydantic import Field
 
 from rationalerm._util.files import iter_records, write_jsonl
 from rationalerm._util.hashing import text_hash
+from rationalerm._util.sqlite_store import FingerprintStore
 from rationalerm.config import RunConfig
 from rationalerm.decompose.prompt import ParsedAnswer, answer_regex, check_version, messages, parse_answer, prompt_hash
 from rationalerm.errors import ConfigError, LoadError
@@ -82,19 +82,16 @@ class DecomposeOutcome:
     faults: int = 0
 
 
+_SCHEMA = ("CREATE TABLE IF NOT EXISTS decompositions (fp TEXT NOT NULL, key TEXT NOT NULL, "
+           "result BLOB NOT NULL, PRIMARY KEY (fp, key)) WITHOUT ROWID")
+
+
 class DecomposeCache:
     """SQLite cache of decompositions: ``(fingerprint id, text hash) -> result``, committed per answer."""
 
     def __init__(self, path: str | Path, fingerprint: dict[str, Any]) -> None:
-        from rationalerm.judges.cache import fingerprint_id
-
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.fp = fingerprint_id(fingerprint)
-        self.db = sqlite3.connect(path, timeout=60)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        with self.db:
-            self.db.execute("CREATE TABLE IF NOT EXISTS decompositions (fp TEXT NOT NULL, key TEXT NOT NULL, "
-                            "result BLOB NOT NULL, PRIMARY KEY (fp, key)) WITHOUT ROWID")
+        self.store = FingerprintStore(path, fingerprint, _SCHEMA)
+        self.fp = self.store.fp
 
     @staticmethod
     def key(text: str) -> str:
@@ -102,24 +99,16 @@ class DecomposeCache:
 
     def get(self, texts: Sequence[str]) -> dict[str, Decomposition]:
         keys = {self.key(t): t for t in texts}
-        out: dict[str, Decomposition] = {}
-        ks = list(keys)
-        for lo in range(0, len(ks), 500):
-            chunk = ks[lo:lo + 500]
-            q = f"SELECT key, result FROM decompositions WHERE fp=? AND key IN ({','.join('?' * len(chunk))})"
-            for k, blob in self.db.execute(q, (self.fp, *chunk)):
-                out[keys[k]] = Decomposition(**orjson.loads(blob))
-        return out
+        found = self.store.get_many("decompositions", "result", list(keys))
+        return {keys[k]: Decomposition(**orjson.loads(blob)) for k, (blob,) in found.items()}
 
     def put(self, text: str, d: Decomposition) -> None:
-        if d.fault:
-            return
-        with self.db:
-            self.db.execute("INSERT OR REPLACE INTO decompositions VALUES (?, ?, ?)",
-                            (self.fp, self.key(text), orjson.dumps(d.__dict__)))
+        """Commit one result now; one that got no answer at all (``fault``) is never stored."""
+        if not d.fault:
+            self.store.put_many("decompositions", [(self.key(text), orjson.dumps(d.__dict__))])
 
     def close(self) -> None:
-        self.db.close()
+        self.store.close()
 
 
 def fingerprint(cfg: LLMJudgeConfig, s: DecomposeSettings, grammar: bool) -> dict[str, Any]:

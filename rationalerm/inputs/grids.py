@@ -15,7 +15,7 @@ import numpy as np
 from rationalerm.scoring.rows import JudgeOutput, ResultRow
 
 if TYPE_CHECKING:
-    from rationalerm.inputs.load import LoadResult, Sample
+    from rationalerm.inputs.load import Sample
 
 
 @dataclass
@@ -58,10 +58,6 @@ def _cells(w: np.ndarray) -> list[list[float | None]]:
     if not np.isnan(w).any():
         return rounded
     return [[None if x != x else x for x in row] for row in rounded]
-
-
-def build_units(loaded: LoadResult) -> list[Unit]:
-    return [Unit(s, m) for s in loaded.samples for m in loaded.models if m in s.models]
 
 
 def kept_cells(

@@ -1,7 +1,9 @@
 """Judges fill the score matrix W (DESIGN.md step 4).
 
-``base``: the two judge interfaces, the judges' config base and the ``JUDGES`` registry; ``fill``: every
-unit's matrix through the cache; ``embedding`` and ``llm``: the judges, each registered under its name.
+``base``: the two judge interfaces, the judges' config base and the ``JUDGES`` registry; ``cache``: judged pairs
+and lists on disk; ``stage``: the cache first, then the judge for what is missing (``runners``: where it runs);
+``prefilter``: the embedding prefilter and its config section; ``embedding``, ``cross_encoder`` and ``llm``: the
+judges, each registered under its name.
 """
 
 from __future__ import annotations

@@ -23,7 +23,11 @@ Progress = Callable[[int], None]
 """Called with the number of newly finished units (pairs or lists)."""
 
 ProgressFactory = Callable[[str, int], AbstractContextManager[Progress]]
-"""``with factory(label, total) as advance: advance(n)``: one progress bar per stage (``report.rich_progress``)."""
+"""``with factory(label, total) as advance: advance(n)``: one progress bar per stage
+(``reporting.terminal.rich_progress``)."""
+
+Pair = tuple[str, str]
+"""A (human item, model item) text pair: what a pairwise judge scores and the cache keys."""
 
 
 @contextmanager
@@ -120,7 +124,7 @@ class PairJudge(Protocol):
         do nothing."""
         ...
 
-    def score_pairs(self, pairs: Sequence[tuple[str, str]], progress: Progress | None = None,
+    def score_pairs(self, pairs: Sequence[Pair], progress: Progress | None = None,
                     on_score: PairSink | None = None) -> list[PairScore]:
         """Scores in pair order; ``on_score`` (when given) gets each one as soon as it is known, so that good
         answers can be cached as they arrive. A pair that cannot be scored is a failed ``PairScore``."""
@@ -139,3 +143,11 @@ class ListJudge(Protocol):
                     on_result: ListSink | None = None) -> list[ListResult]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class ForgetsMemo(Protocol):
+    """A judge that memoises per text (the embedding judge's vectors) and can drop that memo: a long-running caller
+    (the RL reward) bounds its memory with it."""
+
+    def forget(self) -> None: ...

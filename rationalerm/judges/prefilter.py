@@ -1,21 +1,38 @@
 """Embedding prefilter (DESIGN.md step 3): narrow each R x S grid before an expensive judge.
 
-Cells that are not kept score 0 without a judge call; the run reports how many it kept.
+Cells that are not kept score 0 without a judge call; the run reports how many it kept. The ``prefilter:``
+config section is defined here, beside the rule it configures (``rationalerm.config`` imports it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Literal
 
 import numpy as np
+from pydantic import Field, model_validator
 
 from rationalerm.inputs.grids import Unit, kept_cells
 from rationalerm.judges.base import ProgressFactory, null_progress
+from rationalerm.registry import ConfigSection
 
-if TYPE_CHECKING:
-    from rationalerm.config import RunConfig
+
+class PrefilterConfig(ConfigSection):
+    """Embedding prefilter in front of any judge: keep per human item its top-k and/or items above a floor."""
+
+    enabled: bool = False
+    model: str | None = None
+    top_k: int | None = Field(3, ge=1)
+    min_cosine: float | None = Field(None, ge=-1.0, le=1.0)
+    mode: Literal["union", "intersection"] = "union"
+    batch_size: int = Field(64, ge=1)
+
+    @model_validator(mode="after")
+    def _some_rule(self) -> PrefilterConfig:
+        if self.enabled and self.top_k is None and self.min_cosine is None:
+            raise ValueError("prefilter needs top_k and/or min_cosine")
+        return self
 
 
 def topk_keep(cos: np.ndarray, top_k: int | None, min_cosine: float | None, mode: str = "union") -> np.ndarray:
@@ -65,11 +82,12 @@ class Prefilter:
     """The prefilter's embedder and rule: ``prepare`` embeds every unique text of the run once (in the same order
     and batches whatever the sharding), then ``mask`` is a unit's keep mask and ``tally`` counts what it kept."""
 
-    def __init__(self, cfg: RunConfig) -> None:
+    def __init__(self, rule: PrefilterConfig, device: str | None = None) -> None:
+        """``device``: where to embed (the judge's ``device_hint()``: beside the judge); None = the default."""
         from rationalerm.judges.embedding import Embedder
 
-        self.rule = cfg.prefilter
-        self.embedder = Embedder(self.rule.model, self.rule.batch_size, cfg.judge.device_hint())
+        self.rule = rule
+        self.embedder = Embedder(rule.model, rule.batch_size, device)
         self.stats = PrefilterStats()
         self._all: set[tuple[str, str]] = set()
         self._kept: set[tuple[str, str]] = set()
@@ -92,13 +110,3 @@ class Prefilter:
         self.stats.unique_pairs_total = len(self._all)
         self.stats.unique_pairs_kept = len(self._kept)
 
-
-def prefilter_masks(
-    units: Sequence[Unit], cfg: RunConfig, progress: ProgressFactory = null_progress
-) -> tuple[list[np.ndarray], PrefilterStats]:
-    """Per-unit keep masks from embedding cosines; every unique item is embedded once."""
-    pf = Prefilter(cfg)
-    pf.prepare(list(dict.fromkeys(t for u in units for t in (*u.human, *u.items))), progress)
-    masks = [pf.mask(u) for u in units]
-    pf.tally(units, masks)
-    return masks, pf.stats

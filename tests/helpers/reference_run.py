@@ -1,21 +1,84 @@
 """The run as it was before streaming (issue 17): every sample, matrix and row in memory, all outputs written
 at the end. Kept verbatim (its judge stage, scoring and summary calls) as the oracle the streamed run must match
-byte for byte; test-only."""
+byte for byte; test-only, like the in-memory helpers below (the package streams shard by shard instead)."""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
 
 from rationalerm._util.files import ensure_dir, write_json, write_jsonl
 from rationalerm.config import RunConfig
-from rationalerm.inputs.grids import build_units
-from rationalerm.inputs.load import load_samples
-from rationalerm.judges import make_judge, null_progress
+from rationalerm.inputs.grids import Unit, kept_cells
+from rationalerm.inputs.load import LoadResult, load_samples
+from rationalerm.judges import ListJudge, PairJudge, ProgressFactory, make_judge, null_progress
 from rationalerm.judges.cache import JudgeCache, fingerprint_id
-from rationalerm.judges.prefilter import prefilter_masks
-from rationalerm.judges.stage import fill_matrices
+from rationalerm.judges.prefilter import Prefilter, PrefilterStats
+from rationalerm.judges.stage import judge_listwise, judge_missing, pair_matrices, shard_scores
 from rationalerm.scoring.rows import score_rows
 from tests.helpers.batch_summary import batch_metrics
+
+
+def build_units(loaded: LoadResult) -> list[Unit]:
+    """Every sample x model grid of a corpus loaded whole."""
+    return [Unit(s, m) for s in loaded.samples for m in loaded.models if m in s.models]
+
+
+def prefilter_masks(
+    units: Sequence[Unit], cfg: RunConfig, progress: ProgressFactory = null_progress
+) -> tuple[list[np.ndarray], PrefilterStats]:
+    """Per-unit keep masks from embedding cosines; every unique item is embedded once."""
+    pf = Prefilter(cfg.prefilter, cfg.judge.device_hint())
+    pf.prepare(list(dict.fromkeys(t for u in units for t in (*u.human, *u.items))), progress)
+    masks = [pf.mask(u) for u in units]
+    pf.tally(units, masks)
+    return masks, pf.stats
+
+
+@dataclass
+class Filled:
+    """Per unit its score matrix (None: an invalid or failed listwise output; NaN cells: failed pairs) and what
+    goes beside it in its row."""
+
+    matrices: list[np.ndarray | None]
+    extras: list[dict[str, Any]]
+    """``{"details": per-cell judge details}`` (pairwise) or ``{"judge_output": ...}`` (listwise)."""
+    judged: int
+    cached: int
+    failed: Counter[str] = field(default_factory=Counter)
+    """Failed judge calls (distinct pairs, or lists) by reason kind; empty when the run is complete."""
+    unit: str = "pairs"
+    """What ``failed`` counts: ``pairs`` or ``lists``."""
+
+
+def judge_pairwise(
+    judge: PairJudge, cache: JudgeCache, units: Sequence[Unit], masks: list[np.ndarray] | None,
+    chunk_size: int, progress: ProgressFactory,
+) -> tuple[list[np.ndarray], list[list[list[Any]]], int, int, Counter[str]]:
+    """Fill every unit's matrix; only pairs missing from the cache reach the judge, chunk by chunk, and each good
+    answer is cached as it arrives. A failed pair's cell is NaN and its detail says why."""
+    pairs = list(dict.fromkeys((h, s) for _, _, _, h, s in kept_cells(units, masks)))
+    judged = judge_missing(judge, cache, pairs, chunk_size, progress)
+    matrices, details = pair_matrices(units, masks, shard_scores(cache, units, masks, judged))
+    return matrices, details, judged.judged, judged.cached, judged.failed()
+
+
+def fill_matrices(
+    judge: PairJudge | ListJudge, cache: JudgeCache, units: Sequence[Unit], masks: list[np.ndarray] | None,
+    chunk_size: int, progress: ProgressFactory,
+) -> Filled:
+    """Every unit's matrix from ``judge`` (only the cells ``masks`` keep, when given; the rest score 0)."""
+    if judge.kind == "listwise":
+        mats, infos, judged, hits, failed = judge_listwise(cast(ListJudge, judge), cache, units, chunk_size, progress)
+        return Filled(mats, [{"judge_output": info} for info in infos], judged, hits, failed, "lists")
+    mats_p, details, judged, hits, failed = judge_pairwise(
+        cast(PairJudge, judge), cache, units, masks, chunk_size, progress)
+    return Filled(list(mats_p), [{"details": d} for d in details], judged, hits, failed, "pairs")
 
 
 def reference_run(inputs: list[Path], cfg: RunConfig, out_dir: Path) -> None:

@@ -3,7 +3,10 @@
 import numpy as np
 import pytest
 
+from rationalerm.inputs.grids import Unit
+from rationalerm.inputs.load import Sample
 from rationalerm.judges.embedding import EmbeddingJudge, EmbeddingJudgeConfig, cosine_to_score
+from rationalerm.judges.prefilter import Prefilter, PrefilterConfig
 
 
 @pytest.fixture(scope="module")
@@ -37,3 +40,24 @@ def test_mapping_rule() -> None:
     assert cosine_to_score(0.75, 0.5).tolist() == pytest.approx(0.5)
     assert cosine_to_score(0.4, 0.5).tolist() == 0.0
     assert cosine_to_score([0.49, 0.5], 0.5, "binary").tolist() == [0.0, 1.0]
+
+
+def test_prefilter_takes_its_own_section() -> None:
+    """The prefilter needs only its ``prefilter:`` section (defined beside it, below the config layer) and a
+    device; ``rationalerm.config.PrefilterConfig`` is the same class."""
+    import rationalerm.config
+
+    assert rationalerm.config.PrefilterConfig is PrefilterConfig
+    assert rationalerm.config.RunConfig().prefilter == PrefilterConfig()
+    with pytest.raises(ValueError, match="top_k and/or min_cosine"):
+        PrefilterConfig(enabled=True, top_k=None)
+    pf = Prefilter(PrefilterConfig(enabled=True, top_k=1), device=None)
+    human = ["Response 2 refuses to forge a medical document.", "Response 1 explains the O(n) time."]
+    items = ["Response 1 recommends the chunksize parameter.", "Response B declines to create a fake doctor's note.",
+             "Response 1 runs in linear time."]
+    unit = Unit(Sample(id="s", human=human, models={"m": items}), "m")
+    pf.prepare([*human, *items])
+    mask = pf.mask(unit)
+    assert mask.tolist() == [[False, True, False], [False, False, True]]
+    pf.tally([unit], [mask])
+    assert pf.stats.as_dict()["pairs_kept"] == 2 and pf.stats.judge_calls_saved == 4

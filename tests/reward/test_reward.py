@@ -1,9 +1,10 @@
-"""The hybrid reward (rationalerm.reward.scorer) with the real packaged embedding judge: combine rules, parsing, verl's
+"""The hybrid reward (rationalerm.reward) with the real packaged embedding judge: combine rules, parsing, verl's
 and OpenRLHF's signatures, batch = one by one, and the pair cache."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,21 +13,15 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rationalerm.config import RunConfig
+from rationalerm.errors import ConfigError, RationaleRMError
+from rationalerm.judges.cache import JudgeCache
 from rationalerm.judges.embedding import EmbeddingJudge, EmbeddingJudgeConfig
-from rationalerm.reward.scorer import (
-    ParseFailure,
-    Reference,
-    RewardDataError,
-    RewardScorer,
-    RewardSettings,
-    Weights,
-    combine,
-    compute_score,
-    compute_score_batch,
-    parse_output,
-    reference,
-    reward_func,
-)
+from rationalerm.reward.entry import compute_score, compute_score_batch, reward_func
+from rationalerm.reward.parse import ParseFailure, parse_output
+from rationalerm.reward.reference import Reference, RewardDataError, reference
+from rationalerm.reward.scorer import RewardScorer, RewardSettings, Weights, combine, load_reward_config
+from tests.helpers.judges import ScriptedJudge
 from tests.helpers.paths import ROOT
 
 HUMAN = [
@@ -220,8 +215,6 @@ def test_memo_is_bounded_for_long_runs() -> None:
 
 
 def test_shipped_reward_config_loads() -> None:
-    from rationalerm.reward.scorer import load_reward_config
-
     cfg, settings = load_reward_config(ROOT / "examples" / "reward.yaml")
     assert cfg.judge.type == "embedding" and cfg.scoring.max_model_items == 5 and settings.combine == "product"
 
@@ -238,4 +231,80 @@ def test_trainers_can_load_the_entry_file_by_path(tmp_path: Path) -> None:
     gt = json.dumps({"checklist": HUMAN, "label": 1})
     assert module.compute_score("d", output(HUMAN, "1"), gt)["score"] == pytest.approx(1.0, abs=1e-5)
     assert module.compute_score_batch(["d"], [output(HUMAN, "2")], [gt])[0]["correct"] == 0.0
-    assert module.reward_func(["P" + output(HUMAN, "1")], ["P"], [gt])["rewards"].tolist() == pytest.approx([1.0], abs=1e-5)
+    rewards = module.reward_func(["P" + output(HUMAN, "1")], ["P"], [gt])["rewards"]
+    assert rewards.tolist() == pytest.approx([1.0], abs=1e-5)
+
+
+def test_failed_pairs_earn_zero_are_never_cached_and_are_asked_again(tmp_path: Path) -> None:
+    """The reward judges through the judge stage's loop: a pair without an answer fails its output (reward 0 and
+    the reason), is not cached nor memoised, and the next call asks exactly it again."""
+    cache = str(tmp_path / "pairs.sqlite")
+    judge = ScriptedJudge(fail={(HUMAN[0], HUMAN[0])})
+    s = RewardScorer(settings=RewardSettings(cache=cache), judge=judge)
+    bad, unaffected = s.score([output(HUMAN, "1"), output(HUMAN[1:], "1")], [REF, REF])
+    assert (bad.score, bad.parsed, bad.reason) == (0.0, True, "judge failed (server error)")
+    assert unaffected.score > 0 and not unaffected.reason
+    assert s.judged == 9 and (HUMAN[0], HUMAN[0]) not in s.memo and len(s.memo) == 8
+    assert JudgeCache(cache, judge.fingerprint()).count() == 8
+    judge.fail.clear()
+    fresh = RewardScorer(settings=RewardSettings(cache=cache), judge=judge)
+    (good,) = fresh.score([output(HUMAN, "1")], [REF])
+    assert fresh.judged == 1 and judge.calls[-1] == [(HUMAN[0], HUMAN[0])] and good.score == pytest.approx(1.0)
+
+
+def test_the_reward_judges_in_the_run_configs_chunks() -> None:
+    judge = ScriptedJudge()
+    s = RewardScorer(RunConfig(chunk_size=4), judge=judge)
+    (r,) = s.score([output(HUMAN, "1")], [REF])
+    assert [len(c) for c in judge.calls] == [4, 4, 1] and r.score == pytest.approx(1.0)
+    assert judge.prepared == [list(dict.fromkeys(HUMAN))]  # the batch's texts at once, as a run does
+
+
+def test_a_listwise_judge_is_refused() -> None:
+    class Lists:
+        kind = "listwise"
+
+    with pytest.raises(ConfigError, match="pairwise judge"):
+        RewardScorer(judge=Lists())  # type: ignore[arg-type]
+
+
+def test_reward_errors_are_rationalerm_errors_that_stay_value_errors() -> None:
+    for cls in (RewardDataError, ParseFailure):
+        assert issubclass(cls, RationaleRMError) and issubclass(cls, ValueError)
+    with pytest.raises(RationaleRMError, match="ground_truth is not valid JSON"):
+        reference('{"checklist": [')
+    with pytest.raises(ValueError, match="no human label"):
+        reference({"checklist": HUMAN})
+
+
+def test_the_reward_package_keeps_its_names() -> None:
+    import rationalerm
+    import rationalerm.reward
+    import rationalerm.reward_entry
+
+    assert rationalerm.reward.__all__ == [
+        "CONFIG_ENV", "ParseFailure", "Parsed", "Reference", "RewardDataError", "RewardResult", "RewardScorer",
+        "RewardSettings", "combine", "compute_score", "compute_score_batch", "get_scorer", "load_reward_config",
+        "parse_output", "reference", "regex_parser", "reward_func", "split_items",
+    ]
+    assert all(hasattr(rationalerm.reward, name) for name in rationalerm.reward.__all__)
+    for name in ("compute_score", "compute_score_batch", "reward_func"):
+        entry = getattr(rationalerm.reward_entry, name)
+        assert entry is getattr(rationalerm, name) is getattr(rationalerm.reward, name)
+    assert rationalerm.RewardScorer is RewardScorer and rationalerm.reward.CONFIG_ENV == "RATIONALERM_REWARD_CONFIG"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (None, "no such config file"),
+    ("scoring: {}\njudge: [unclosed\n", ":3: not valid YAML"),
+    ("- a list\n", "top level must be a mapping"),
+    ("reward:\n  combin: sum\n", "(reward): invalid config"),
+    ("judje: {}\n", "invalid config"),
+])
+def test_reward_config_errors_name_the_file(tmp_path: Path, text: str | None, message: str) -> None:
+    path = tmp_path / "reward.yaml"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(f"{path}")) as err:
+        load_reward_config(path)
+    assert message in str(err.value)

@@ -1,11 +1,16 @@
-"""The default runner: the judge runs in this process, chunk by chunk (``judges.fill.judge_missing``)."""
+"""The default runner: the judge runs in this process, chunk by chunk (``judges.stage.judge_missing``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from rationalerm.judges.runners import RUNNERS, RunnerConfig
+
+if TYPE_CHECKING:
+    from rationalerm.judges.base import JudgeConfig, Pair, PairJudge, ProgressFactory
+    from rationalerm.judges.cache import JudgeCache
+    from rationalerm.judges.stage import JudgedPairs
 
 
 class LocalRunnerConfig(RunnerConfig):
@@ -17,8 +22,8 @@ class LocalRunner:
     def __init__(self, cfg: LocalRunnerConfig) -> None:
         self.cfg = cfg
 
-    def judge_pairs(self, judge: Any, judge_cfg: Any, cache: Any, pairs: Sequence[tuple[str, str]], chunk_size: int,
-                    progress: Any) -> Any:
+    def judge_pairs(self, judge: PairJudge, judge_cfg: JudgeConfig, cache: JudgeCache, pairs: Sequence[Pair],
+                    chunk_size: int, progress: ProgressFactory) -> JudgedPairs:
         from rationalerm.judges.stage import judge_missing
 
         return judge_missing(judge, cache, pairs, chunk_size, progress)

@@ -19,11 +19,18 @@ started with ``ray start --head`` (and ``ray start --address HOST:PORT`` on the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
 from rationalerm.judges.runners import RUNNERS, RunnerConfig
+
+if TYPE_CHECKING:
+    import ray.data
+
+    from rationalerm.judges.base import JudgeConfig, Pair, PairJudge, PairScore, ProgressFactory
+    from rationalerm.judges.cache import JudgeCache
+    from rationalerm.judges.stage import JudgedPairs
 
 
 class RayRunnerConfig(RunnerConfig):
@@ -39,10 +46,13 @@ class _JudgeActor:
     """A Ray Data actor: one judge, prepared once with the run's texts; scores a batch of pairs."""
 
     def __init__(self, judge_cfg: dict[str, Any], texts: list[str]) -> None:
-        from rationalerm.judges import JUDGES, make_judge
+        from rationalerm.judges import JUDGES, JudgeConfig, PairJudge, make_judge
 
         cfg = JUDGES.config(judge_cfg["type"]).model_validate(judge_cfg)
-        self.judge = make_judge(cfg)
+        assert isinstance(cfg, JudgeConfig)  # what JUDGES registers
+        judge = make_judge(cfg)
+        assert isinstance(judge, PairJudge), "only a pairwise judge reaches a runner (the run checks)"
+        self.judge = judge
         self.judge.prepare(texts)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -82,46 +92,60 @@ class RayRunner:
             ray.init(num_cpus=self.cfg.num_cpus, **kwargs)
         return True
 
-    def judge_pairs(self, judge: Any, judge_cfg: Any, cache: Any, pairs: Sequence[tuple[str, str]], chunk_size: int,
-                    progress: Any) -> Any:
-        import orjson
-
-        from rationalerm.judges.base import PairScore
-        from rationalerm.judges.cache import CacheWriter
+    def judge_pairs(self, judge: PairJudge, judge_cfg: JudgeConfig, cache: JudgeCache, pairs: Sequence[Pair],
+                    chunk_size: int, progress: ProgressFactory) -> JudgedPairs:
+        """The pairs the cache lacks, judged by the actors (``judge`` itself is not used: each actor builds its
+        own from ``judge_cfg``)."""
         from rationalerm.judges.stage import JudgedPairs
 
         todo = cache.missing_pairs(pairs)
-        failures: dict[tuple[str, str], PairScore] = {}
         if not todo:
-            return JudgedPairs(0, len(pairs), failures)
+            return JudgedPairs(0, len(pairs))
         started = self._connect()
-        import ray
-        import ray.data
-
         try:
-            ctx = ray.data.DataContext.get_current()
-            ctx.enable_progress_bars = False
-            ctx.print_on_execution_start = False
             texts = list(dict.fromkeys(t for p in pairs for t in p))
-            blocks = max(1, min(-(-len(todo) // chunk_size), 200))
-            ds = ray.data.from_items([{"k": k, "h": h, "s": s} for k, (h, s) in enumerate(todo)],
-                                     override_num_blocks=blocks)
-            scored = ds.map_batches(
-                _JudgeActor, batch_size=chunk_size, batch_format="numpy",
-                compute=ray.data.ActorPoolStrategy(size=self.cfg.actors),
-                num_cpus=self.cfg.cpus_per_actor, num_gpus=self.cfg.gpus_per_actor or None,
-                fn_constructor_kwargs={"judge_cfg": judge_cfg.model_dump(mode="json"), "texts": texts})
-            with progress("judging pairs (ray)", len(todo)) as advance, CacheWriter(cache) as writer:
-                for batch in scored.iter_batches(batch_size=None, batch_format="numpy"):
-                    for k, failed, score, detail in zip(batch["k"], batch["failed"], batch["score"], batch["detail"]):
-                        pair = todo[int(k)]
-                        ps = PairScore(None if failed else float(score), orjson.loads(detail) if detail else None)
-                        writer.add_pair(pair, ps)
-                        if failed:
-                            failures[pair] = ps
-                    writer.flush()
-                    advance(len(batch["k"]))
+            failures = _collect(self._scored(todo, texts, judge_cfg, chunk_size), todo, cache, progress)
         finally:
             if started:
+                import ray
+
                 ray.shutdown()
         return JudgedPairs(len(todo), len(pairs) - len(todo), failures)
+
+    def _scored(self, todo: list[Pair], texts: list[str], judge_cfg: JudgeConfig, chunk_size: int) -> ray.data.Dataset:
+        """The lazy dataset of ``todo``'s answers: batches of ``chunk_size`` pairs through the actor pool."""
+        import ray.data
+
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False
+        ctx.print_on_execution_start = False
+        blocks = max(1, min(-(-len(todo) // chunk_size), 200))
+        ds = ray.data.from_items([{"k": k, "h": h, "s": s} for k, (h, s) in enumerate(todo)],
+                                 override_num_blocks=blocks)
+        return ds.map_batches(
+            _JudgeActor, batch_size=chunk_size, batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=self.cfg.actors),
+            num_cpus=self.cfg.cpus_per_actor, num_gpus=self.cfg.gpus_per_actor or None,
+            fn_constructor_kwargs={"judge_cfg": judge_cfg.model_dump(mode="json"), "texts": texts})
+
+
+def _collect(scored: ray.data.Dataset, todo: list[Pair], cache: JudgeCache,
+             progress: ProgressFactory) -> dict[Pair, PairScore]:
+    """Cache the good answers as batches stream back to the driver; the failed ones (never cached) returned."""
+    import orjson
+
+    from rationalerm.judges.base import PairScore
+    from rationalerm.judges.cache import CacheWriter
+
+    failures: dict[Pair, PairScore] = {}
+    with progress("judging pairs (ray)", len(todo)) as advance, CacheWriter(cache) as writer:
+        for batch in scored.iter_batches(batch_size=None, batch_format="numpy"):
+            for k, failed, score, detail in zip(batch["k"], batch["failed"], batch["score"], batch["detail"]):
+                pair = todo[int(k)]
+                ps = PairScore(None if failed else float(score), orjson.loads(detail) if detail else None)
+                writer.add_pair(pair, ps)
+                if failed:
+                    failures[pair] = ps
+            writer.flush()
+            advance(len(batch["k"]))
+    return failures
