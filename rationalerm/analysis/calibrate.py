@@ -22,7 +22,8 @@ from rationalerm.config import RunConfig, load_config
 from rationalerm.errors import RationaleRMError
 from rationalerm.judges.embedding import Embedder, cosine_to_score
 from rationalerm.judges.prefilter import topk_keep
-from rationalerm.runs.directory import GoldLabels, SavedRun, gold_cells
+from rationalerm.runs.directory import SavedRun
+from rationalerm.runs.gold import GoldLabels, gold_cells
 from rationalerm.scoring.metrics import score_matrices
 
 DEFAULT_THRESHOLDS = tuple(round(t, 3) for t in np.arange(0.2, 0.951, 0.025))
@@ -33,7 +34,7 @@ def _reference(run: SavedRun, gold: GoldLabels | None, match_threshold: float) -
     if gold is not None:
         return gold_cells(run, gold)
     out = {}
-    for key in run.rows:
+    for key in run.units:
         w = run.matrix(key)
         if w is not None:
             out[key] = (w >= match_threshold).astype(float)
@@ -51,11 +52,11 @@ def calibrate(
         raise RationaleRMError(f"{run.path}: no scored unit to calibrate against")
     keys = sorted(ref)
     embedder = embedder or Embedder()
-    embedder.embed(list(dict.fromkeys(t for k in keys for t in (*run.rows[k]["human"], *run.rows[k]["items"]))))
-    cos = {k: embedder.cosine(run.rows[k]["human"], run.rows[k]["items"]) for k in keys}
+    embedder.embed(list(dict.fromkeys(t for k in keys for t in (*run.units[k]["human"], *run.units[k]["items"]))))
+    cos = {k: embedder.cosine(run.units[k]["human"], run.units[k]["items"]) for k in keys}
     known = {k: ~np.isnan(ref[k]) for k in keys}
     ref_flat = np.concatenate([ref[k][known[k]] for k in keys]).astype(bool)
-    ref_rc = {k: float(run.rows[k]["recall"]) for k in keys if gold is None}
+    ref_rc = {k: float(run.units[k]["recall"]) for k in keys if gold is None}
 
     grid = []
     for t in thresholds:

@@ -13,7 +13,8 @@ import numpy as np
 from scipy import stats
 
 from rationalerm.errors import RationaleRMError
-from rationalerm.runs.directory import GoldLabels, SavedRun, UnitKey, gold_cells
+from rationalerm.runs.directory import SavedRun, UnitKey
+from rationalerm.runs.gold import GoldLabels, gold_cells
 from rationalerm.scoring.assign import assign
 from rationalerm.scoring.metrics import METRICS
 
@@ -72,8 +73,8 @@ def model_agreement(rc_a: dict[str, float], rc_b: dict[str, float]) -> dict[str,
 
 def _common(a: SavedRun, b: SavedRun) -> list[UnitKey]:
     keys = []
-    for key in sorted(set(a.rows) & set(b.rows)):
-        ra, rb = a.rows[key], b.rows[key]
+    for key in sorted(set(a.units) & set(b.units)):
+        ra, rb = a.units[key], b.units[key]
         if ra["human"] == rb["human"] and ra["items"] == rb["items"]:
             keys.append(key)
     return keys
@@ -90,10 +91,10 @@ def compare_runs(a: SavedRun, b: SavedRun, threshold: float = 0.5) -> dict[str, 
     asg_b = np.concatenate([_assigned(b.matrix(k), threshold).ravel() for k in keys])
     scores_a = np.concatenate([a.matrix(k).ravel() for k in keys])
     scores_b = np.concatenate([b.matrix(k).ravel() for k in keys])
-    per_sample = {m: _correlations([a.rows[k][m] for k in keys], [b.rows[k][m] for k in keys]) for m in METRICS}
+    per_sample = {m: _correlations([a.units[k][m] for k in keys], [b.units[k][m] for k in keys]) for m in METRICS}
     models = sorted({k[1] for k in keys})
-    rc_a = {m: float(np.mean([a.rows[k]["recall"] for k in keys if k[1] == m])) for m in models}
-    rc_b = {m: float(np.mean([b.rows[k]["recall"] for k in keys if k[1] == m])) for m in models}
+    rc_a = {m: float(np.mean([a.units[k]["recall"] for k in keys if k[1] == m])) for m in models}
+    rc_b = {m: float(np.mean([b.units[k]["recall"] for k in keys if k[1] == m])) for m in models}
     return {
         "a": str(a.path), "b": str(b.path), "threshold": threshold, "units": len(keys),
         "pairs": {"cells": binary_agreement(cells_a, cells_b), "assigned": binary_agreement(asg_a, asg_b),

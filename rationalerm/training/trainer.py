@@ -441,7 +441,7 @@ def train(
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
     from transformers import PrinterCallback
 
-    from rationalerm.runs.directory import versions
+    from rationalerm._util.versions import versions
     from rationalerm.training.parts import LengthGroupedBatchSampler, StepWatcher
 
     recipe = recipe or Recipe()
