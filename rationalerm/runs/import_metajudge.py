@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from rationalerm._util.files import ensure_dir
+from rationalerm._util.files import ensure_dir, iter_records
 from rationalerm._util.hashing import stable_hash
 from rationalerm.config import RunConfig, ScoringConfig
 from rationalerm.errors import LoadError
@@ -47,22 +47,6 @@ def reference_model(metadata: Any) -> str | None:
     return None
 
 
-def _lines(path: Path) -> list[tuple[int, Any, str | None]]:
-    out: list[tuple[int, Any, str | None]] = []
-    try:
-        raw_lines = path.read_bytes().splitlines()
-    except OSError as e:
-        raise LoadError(f"{path}:0: cannot read ({e.strerror or e})") from e
-    for i, raw in enumerate(raw_lines, start=1):
-        if not raw.strip():
-            continue
-        try:
-            out.append((i, orjson.loads(raw), None))
-        except orjson.JSONDecodeError as e:
-            out.append((i, None, f"invalid JSON ({e.args[0] if e.args else e})"))
-    return out
-
-
 def _find_key(metadata: dict[str, Any], model: str) -> str | None:
     want = f"{model}{CHECKLIST_SUFFIX}".lower()
     return next((k for k in metadata if k.lower() == want), None)
@@ -74,7 +58,8 @@ def _as_items(value: Any) -> list[str]:
 
 def answer_row(rec: dict[str, Any], model: str, source: str) -> dict[str, Any]:
     """One results.jsonl row (before scoring) for one reference answer row."""
-    metadata = rec.get("metadata") if isinstance(rec.get("metadata"), dict) else {}
+    raw_metadata = rec.get("metadata")
+    metadata: dict[str, Any] = raw_metadata if isinstance(raw_metadata, dict) else {}
     samples = rec.get("samples")
     first = samples[0] if isinstance(samples, list) and samples and isinstance(samples[0], dict) else None
     text = first.get("generated_text") if first is not None else None
@@ -95,7 +80,7 @@ def answer_row(rec: dict[str, Any], model: str, source: str) -> dict[str, Any]:
         sid, domain, labels = "h" + stable_hash([rec.get("prompt"), text]), metadata.get("domain"), {}
     output: dict[str, Any] = {"raw": text if problem is None else None, "finish_reason": finish}
     matrix = None
-    if problem is None:
+    if problem is None and isinstance(text, str):
         strict = parse_listwise(text, len(human), len(items), finish)  # the paper's parser, for --compat none
         matrix = strict.matrix
         output.update(valid=strict.valid, error=strict.error)
@@ -119,23 +104,24 @@ def import_answers(files: Sequence[str | Path], out_dir: str | Path, model: str 
         path = Path(f)
         if not path.is_file():
             raise LoadError(f"{path}:0: no such file")
-        lines = _lines(path)
+        records = list(iter_records(path))
         name = model
         if name is None:
-            first = next((rec for _, rec, err in lines if err is None), None)
+            first = next((r.value for r in records if r.error is None), None)
             name = reference_model(first.get("metadata") if isinstance(first, dict) else None)
         if name is None:
             raise LoadError(f"{path}:1: no '<model>-checklist' key in the first row's metadata; name the model "
                             "with --model")
         if name not in models:
             models.append(name)
-        for line, rec, err in lines:
-            if err is None and not isinstance(rec, dict):
-                err = f"row must be a JSON object, got {type(rec).__name__}"
+        for r in records:
+            err = r.error
+            if err is None and not isinstance(r.value, dict):
+                err = f"row must be a JSON object, got {type(r.value).__name__}"
             if err is not None:
-                skipped.append(Skipped(str(path), line, err))
+                skipped.append(Skipped(str(path), r.line, err))
                 continue
-            rows.append(answer_row(rec, name, f"{path}:{line}"))
+            rows.append(answer_row(r.value, name, r.where))
     cfg = RunConfig(scoring=ScoringConfig(compat="metajudge"))
     scores = score_rows(rows, cfg.scoring)
     metrics = add_outcome(summarize_rows(rows, scores, models, cfg.scoring), rows, cfg)
