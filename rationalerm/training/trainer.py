@@ -34,6 +34,7 @@ import orjson
 
 from rationalerm._util.hashing import file_sha256, stable_hash
 from rationalerm.errors import ConfigError, LoadError, RationaleRMError
+from rationalerm.runs.directory import RESULTS, iter_results
 
 TRAINING_JSON = "training.json"
 CARD_FORMAT = "rationalerm-cross-encoder/1"
@@ -149,8 +150,7 @@ def read_run_labels(run_dir: str | Path) -> tuple[list[PairLabel], dict[str, int
     dropped or blank items (never judged), and failed cells (no number).
     """
     run_dir = Path(run_dir)
-    results = run_dir / "results.jsonl"
-    if not results.is_file():
+    if not (run_dir / RESULTS).is_file():
         raise LabelError(f"{run_dir}: not a run directory (no results.jsonl)")
     out: list[PairLabel] = []
     skipped: dict[str, int] = {}
@@ -158,39 +158,34 @@ def read_run_labels(run_dir: str | Path) -> tuple[list[PairLabel], dict[str, int
     def skip(reason: str, n: int = 1) -> None:
         skipped[reason] = skipped.get(reason, 0) + n
 
-    with results.open("rb") as f:
-        for line, raw in enumerate(f, start=1):
-            if not raw.strip():
-                continue
-            where = f"{results}:{line}"
-            try:
-                row = orjson.loads(raw)
-            except orjson.JSONDecodeError as e:
-                raise LabelError(f"{where}: invalid JSON ({e.args[0] if e.args else e})") from None
-            if not isinstance(row, dict) or not isinstance(row.get("human"), list) or not isinstance(row.get("items"), list):
-                raise LabelError(f"{where}: not a results row (needs 'human' and 'items' lists)")
-            human, items, matrix = row["human"], row["items"], row.get("matrix")
-            if matrix is None:
-                skip("row without a matrix (failed judgement)", len(human) * len(items))
-                continue
-            if len(matrix) != len(human) or any(not isinstance(r, list) or len(r) != len(items) for r in matrix):
-                raise LabelError(f"{where}: matrix shape does not match human x items")
-            details = row.get("details")  # pairwise runs: None where the cell was never judged
-            for i, h in enumerate(human):
-                for j, s in enumerate(items):
-                    if not (isinstance(h, str) and isinstance(s, str) and h.strip() and s.strip()):
-                        skip("blank item")
-                        continue
-                    if details is not None and details[i][j] is None:
-                        skip("not judged (prefilter)")
-                        continue
-                    d = details[i][j] if details is not None else None
-                    value = matrix[i][j]
-                    if (value is None or (isinstance(d, dict) and (d.get("failed") or d.get("error")))
-                            or not isinstance(value, (int, float)) or not math.isfinite(value)):
-                        skip("failed cell")
-                        continue
-                    out.append(PairLabel(h, s, min(1.0, max(0.0, float(value))), f"{where}[{i},{j}]"))
+    for record in iter_results(run_dir):
+        where, row = record.where, record.value
+        if record.error is not None:
+            raise LabelError(f"{where}: {record.error}")
+        if not (isinstance(row, dict) and isinstance(row.get("human"), list) and isinstance(row.get("items"), list)):
+            raise LabelError(f"{where}: not a results row (needs 'human' and 'items' lists)")
+        human, items, matrix = row["human"], row["items"], row.get("matrix")
+        if matrix is None:
+            skip("row without a matrix (failed judgement)", len(human) * len(items))
+            continue
+        if len(matrix) != len(human) or any(not isinstance(r, list) or len(r) != len(items) for r in matrix):
+            raise LabelError(f"{where}: matrix shape does not match human x items")
+        details = row.get("details")  # pairwise runs: None where the cell was never judged
+        for i, h in enumerate(human):
+            for j, s in enumerate(items):
+                if not (isinstance(h, str) and isinstance(s, str) and h.strip() and s.strip()):
+                    skip("blank item")
+                    continue
+                if details is not None and details[i][j] is None:
+                    skip("not judged (prefilter)")
+                    continue
+                d = details[i][j] if details is not None else None
+                value = matrix[i][j]
+                if (value is None or (isinstance(d, dict) and (d.get("failed") or d.get("error")))
+                        or not isinstance(value, (int, float)) or not math.isfinite(value)):
+                    skip("failed cell")
+                    continue
+                out.append(PairLabel(h, s, min(1.0, max(0.0, float(value))), f"{where}[{i},{j}]"))
     return out, skipped
 
 
