@@ -106,7 +106,7 @@ def score(
     """Recompute every metric from the saved judgements (no judge call) and write the re-scored run."""
     _check_sort(sort_by)
     from rationalerm.reporting.terminal import results_table
-    from rationalerm.runs.directory import rescore_run
+    from rationalerm.runs.rescore import rescore_run
 
     try:
         written, metrics = rescore_run(run_dir, out, compat=compat, max_model_items=max_model_items,
@@ -201,7 +201,8 @@ def compare(
     from rationalerm._util.files import write_json
     from rationalerm.analysis.compare import compare_runs, compare_with_gold
     from rationalerm.reporting.terminal import compare_tables, gold_table
-    from rationalerm.runs.directory import load_gold, load_run
+    from rationalerm.runs.directory import load_run
+    from rationalerm.runs.gold import load_gold
 
     if run_b is None and gold is None:
         _fail("give a second run, --gold FILE, or both")
@@ -241,7 +242,8 @@ def calibrate(
     from rationalerm.analysis.calibrate import write_calibrated_config
     from rationalerm.judges.embedding import Embedder
     from rationalerm.reporting.terminal import calibrate_tables
-    from rationalerm.runs.directory import load_gold, load_run
+    from rationalerm.runs.directory import load_run
+    from rationalerm.runs.gold import load_gold
 
     try:
         run_ = load_run(reference)

@@ -26,7 +26,8 @@ from rationalerm.errors import RationaleRMError
 from rationalerm.judges.base import JudgeConfig
 from rationalerm.judges.embedding import Embedder, EmbeddingJudgeConfig, cosine_to_score
 from rationalerm.judges.prefilter import topk_keep
-from rationalerm.runs.directory import GoldLabels, SavedRun, UnitKey, gold_cells
+from rationalerm.runs.directory import SavedRun, UnitKey
+from rationalerm.runs.gold import GoldLabels, gold_cells
 from rationalerm.scoring.metrics import score_matrices
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = tuple(float(round(t, 3)) for t in np.arange(0.2, 0.951, 0.025))
@@ -105,12 +106,12 @@ def _reference_labels(run: SavedRun, gold: GoldLabels | None, match_threshold: f
     """Per unit the reference labels: 1 match, 0 no match, NaN unknown."""
     if gold is not None:
         return gold_cells(run, gold)
-    return {key: (w >= match_threshold).astype(float) for key in run.rows if (w := run.matrix(key)) is not None}
+    return {key: (w >= match_threshold).astype(float) for key in run.units if (w := run.matrix(key)) is not None}
 
 
 def _cosines(run: SavedRun, keys: Sequence[UnitKey], embedder: Embedder) -> dict[UnitKey, np.ndarray]:
-    embedder.embed(list(dict.fromkeys(t for k in keys for t in (*run.rows[k]["human"], *run.rows[k]["items"]))))
-    return {k: embedder.cosine(run.rows[k]["human"], run.rows[k]["items"]) for k in keys}
+    embedder.embed(list(dict.fromkeys(t for k in keys for t in (*run.units[k]["human"], *run.units[k]["items"]))))
+    return {k: embedder.cosine(run.units[k]["human"], run.units[k]["items"]) for k in keys}
 
 
 def _threshold_grid(ref: _Reference, ref_rc: dict[UnitKey, float], thresholds: Sequence[float], mapping: str,
@@ -170,7 +171,7 @@ def calibrate(
         raise RationaleRMError(f"{run.path}: no scored unit to calibrate against")
     keys = sorted(labels)
     ref = _Reference.build({k: labels[k] for k in keys}, _cosines(run, keys, embedder or Embedder()))
-    ref_rc = {k: float(run.rows[k]["recall"]) for k in keys if gold is None}
+    ref_rc = {k: float(run.units[k]["recall"]) for k in keys if gold is None}
     grid = _threshold_grid(ref, ref_rc, thresholds, mapping, match_threshold)
     best = max(grid, key=lambda r: (r["kappa"] if r["kappa"] is not None else -2.0, -r["threshold"]))
     return {

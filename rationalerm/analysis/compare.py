@@ -22,7 +22,8 @@ from rationalerm.analysis.agreement import (
     roc_auc,
 )
 from rationalerm.errors import RationaleRMError
-from rationalerm.runs.directory import GoldLabels, SavedRun, UnitKey, gold_cells
+from rationalerm.runs.directory import SavedRun, UnitKey
+from rationalerm.runs.gold import GoldLabels, gold_cells
 from rationalerm.scoring.assign import assign
 from rationalerm.scoring.sample import METRICS
 
@@ -75,8 +76,8 @@ def _matrices(run: SavedRun, keys: Sequence[UnitKey]) -> Matrices:
 
 def _common(a: SavedRun, b: SavedRun) -> list[UnitKey]:
     keys = []
-    for key in sorted(set(a.rows) & set(b.rows)):
-        ra, rb = a.rows[key], b.rows[key]
+    for key in sorted(set(a.units) & set(b.units)):
+        ra, rb = a.units[key], b.units[key]
         if ra["human"] == rb["human"] and ra["items"] == rb["items"]:
             keys.append(key)
     return keys
@@ -97,7 +98,7 @@ def _pair_levels(wa: Matrices, wb: Matrices, keys: Sequence[UnitKey], threshold:
 
 def _model_rc(run: SavedRun, keys: Sequence[UnitKey]) -> dict[str, float]:
     """RC per model: the mean recall over ``keys``."""
-    return {m: float(np.mean([run.rows[k]["recall"] for k in keys if k[1] == m])) for m in sorted({k[1] for k in keys})}
+    return {m: float(np.mean([run.units[k]["recall"] for k in keys if k[1] == m])) for m in sorted({k[1] for k in keys})}
 
 
 def compare_runs(a: SavedRun, b: SavedRun, threshold: float = 0.5) -> RunComparison:
@@ -107,7 +108,7 @@ def compare_runs(a: SavedRun, b: SavedRun, threshold: float = 0.5) -> RunCompari
     keys = [k for k in common if k in wa and k in wb]
     if not keys:
         raise RationaleRMError(f"{a.path} and {b.path} share no scored sample x model units with the same texts")
-    per_sample = {m: correlation([a.rows[k][m] for k in keys], [b.rows[k][m] for k in keys]) for m in METRICS}
+    per_sample = {m: correlation([a.units[k][m] for k in keys], [b.units[k][m] for k in keys]) for m in METRICS}
     return {
         "a": str(a.path), "b": str(b.path), "threshold": threshold, "units": len(keys),
         "pairs": _pair_levels(wa, wb, keys, threshold), "per_sample": per_sample,

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rationalerm.errors import ConfigError
-from rationalerm.runs.views import RunView, load_view
+from rationalerm.runs.directory import SavedRun, load_run
 from rationalerm.scoring.outcome import Unparseable, deceptive_cases, is_deceptive, normalize_label, row_outcome
 from rationalerm.scoring.sample import METRICS
 
@@ -37,7 +37,7 @@ def _norm_text(v: Any) -> str | None:
     return None if got is None else str(got)
 
 
-def sample_rows(view: RunView) -> list[dict[str, Any]]:
+def sample_rows(view: SavedRun) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for r in view.rows:
         o = row_outcome(r, view.label_field)
@@ -61,7 +61,7 @@ def _ci(prefix: str, ci: Sequence[float] | None) -> dict[str, float | None]:
     return {f"{prefix}_lo": lo, f"{prefix}_hi": hi}
 
 
-def model_rows(view: RunView) -> list[dict[str, Any]]:
+def model_rows(view: SavedRun) -> list[dict[str, Any]]:
     out = []
     for name, m in view.metrics.get("models", {}).items():
         oa = m.get("oa") or {}
@@ -91,7 +91,7 @@ def model_rows(view: RunView) -> list[dict[str, Any]]:
     return out
 
 
-def deceptive_rows(view: RunView, for_csv: bool) -> list[dict[str, Any]]:
+def deceptive_rows(view: SavedRun, for_csv: bool) -> list[dict[str, Any]]:
     rows = []
     for c in deceptive_cases(view.rows, label_field=view.label_field, threshold=view.threshold):
         matched = [f"R{m['human'] + 1}<->S{m['item'] + 1} {m['score']:.4g}" for m in c["matched"]]
@@ -134,7 +134,7 @@ def export_run(run_dir: str | Path, fmt: Format = "csv", out_dir: str | Path | N
     """Write the tables (and, with ``plots_dir``, the figures); returns the paths written."""
     if fmt not in ("csv", "parquet"):
         raise ConfigError(f"--format must be csv or parquet, not {fmt!r}")
-    view = load_view(run_dir, deceptive_threshold=deceptive_threshold)
+    view = load_run(run_dir).with_outcome(deceptive_threshold)
     out = Path(out_dir) if out_dir is not None else view.path
     out.mkdir(parents=True, exist_ok=True)
     written = []

@@ -28,7 +28,7 @@ from rationalerm._util.files import atomic_write_bytes
 from rationalerm._util.numbers import fmt, rounded
 from rationalerm._version import __version__
 from rationalerm.errors import OutputError, RationaleRMError
-from rationalerm.runs.views import RunView, load_views
+from rationalerm.runs.directory import SavedRun, load_runs
 from rationalerm.scoring.outcome import is_deceptive, row_outcome
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def _compact_detail(d: Any) -> Any:
     return out
 
 
-def build_data(views: Sequence[RunView]) -> dict[str, Any]:
+def build_data(views: Sequence[SavedRun]) -> dict[str, Any]:
     """The page's JSON document (see the module docstring)."""
     texts: dict[str, int] = {}
     domains: dict[str | None, int] = {}
@@ -136,7 +136,7 @@ def embed_data(obj: Any, compress_above: int = COMPRESS_ABOVE) -> tuple[str, str
     return "application/octet-stream", "gzip+base64", base64.b64encode(packed).decode("ascii")
 
 
-def _table_rows(views: Sequence[RunView]) -> list[dict[str, Any]]:
+def _table_rows(views: Sequence[SavedRun]) -> list[dict[str, Any]]:
     rows = []
     for k, v in enumerate(views):
         for name, m in v.metrics.get("models", {}).items():
@@ -167,18 +167,15 @@ class FailedComparison(TypedDict):
     error: str
 
 
-def _compare(views: Sequence[RunView], threshold: float) -> list[RunComparison | FailedComparison]:
+def _compare(views: Sequence[SavedRun], threshold: float) -> list[RunComparison | FailedComparison]:
     """``compare_runs`` for every pair of runs that share scored units with the same texts."""
     from rationalerm.analysis.compare import compare_runs
-    from rationalerm.runs.directory import SavedRun
 
-    saved = [SavedRun(v.path, {(str(r["id"]), str(r["model"])): r for r in v.rows}, v.models, v.meta)
-             for v in views]
     out: list[RunComparison | FailedComparison] = []
     for a in range(len(views)):
         for b in range(a + 1, len(views)):
             try:
-                res = compare_runs(saved[a], saved[b], threshold)
+                res = compare_runs(views[a], views[b], threshold)
             except RationaleRMError as e:
                 out.append({"a": views[a].name, "b": views[b].name, "error": str(e)})
                 continue
@@ -187,7 +184,7 @@ def _compare(views: Sequence[RunView], threshold: float) -> list[RunComparison |
     return out
 
 
-def _provenance(v: RunView) -> dict[str, Any]:
+def _provenance(v: SavedRun) -> dict[str, Any]:
     m = v.metrics
     skipped = m.get("skipped") or {}
     return {
@@ -202,7 +199,7 @@ def _provenance(v: RunView) -> dict[str, Any]:
     }
 
 
-def render(views: Sequence[RunView], *, title: str | None = None, compare_threshold: float = 0.5,
+def render(views: Sequence[SavedRun], *, title: str | None = None, compare_threshold: float = 0.5,
            compress_above: int = COMPRESS_ABOVE) -> str:
     """The whole page as a string."""
     from rationalerm.reporting.plots import inline_svgs
@@ -231,7 +228,7 @@ def write_report(run_dirs: Sequence[str | Path], out: str | Path, *, title: str 
                  compress_above: int = COMPRESS_ABOVE) -> Path:
     if len({Path(p).resolve() for p in run_dirs}) != len(run_dirs):
         raise OutputError("a run directory is given twice")
-    views = load_views(list(run_dirs), deceptive_threshold)
+    views = [run.with_outcome(deceptive_threshold) for run in load_runs(run_dirs)]
     page = render(views, title=title, compare_threshold=compare_threshold, compress_above=compress_above)
     out = Path(out)
     atomic_write_bytes(out, page.encode("utf-8"))

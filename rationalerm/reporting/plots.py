@@ -30,7 +30,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from rationalerm.runs.views import RunView  # noqa: E402
+from rationalerm.runs.directory import SavedRun  # noqa: E402
 
 if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
@@ -65,16 +65,16 @@ def _style(ink: str) -> Iterator[None]:
         yield
 
 
-def _models(views: Sequence[RunView]) -> list[str]:
+def _models(views: Sequence[SavedRun]) -> list[str]:
     return list(dict.fromkeys(m for v in views for m in v.models))
 
 
-def _run_label(v: RunView, views: Sequence[RunView]) -> str:
+def _run_label(v: SavedRun, views: Sequence[SavedRun]) -> str:
     judge = (v.meta.get("judge_fingerprint") or {}).get("judge")
     return _t(f"{v.name} ({judge})" if judge and len(views) > 1 else v.name)
 
 
-def oa_vs_rc(views: Sequence[RunView]) -> Figure | None:
+def oa_vs_rc(views: Sequence[SavedRun]) -> Figure | None:
     """OA (x) against RC (y), one point per run x model, with both intervals; None when no model has labels."""
     pts = []
     for k, v in enumerate(views):
@@ -115,7 +115,7 @@ def _legend_below(fig: Figure, n: int) -> None:
     fig.legend(loc="outside lower center", ncol=min(n, 2), fontsize=9)
 
 
-def rc_by_model(views: Sequence[RunView]) -> Figure | None:
+def rc_by_model(views: Sequence[SavedRun]) -> Figure | None:
     """RC per model with its bootstrap interval, models ordered by the first run's RC."""
     models = _models(views)
     if not models:
@@ -153,12 +153,12 @@ def rc_by_model(views: Sequence[RunView]) -> Figure | None:
     return fig
 
 
-def _valid_rc(v: RunView, model: str) -> np.ndarray:
+def _valid_rc(v: SavedRun, model: str) -> np.ndarray:
     return np.array([float(r["recall"]) for r in v.rows if r["model"] == model and r.get("matrix") is not None
                      and r.get("valid", True)], dtype=float)
 
 
-def rc_distribution(views: Sequence[RunView]) -> Figure | None:
+def rc_distribution(views: Sequence[SavedRun]) -> Figure | None:
     """Histogram (share of samples, bins of 0.05) of per-sample RC, one panel per model, mean dashed."""
     models = _models(views)
     if not models:
@@ -197,7 +197,7 @@ def rc_distribution(views: Sequence[RunView]) -> Figure | None:
     return fig
 
 
-def rc_by_domain(views: Sequence[RunView]) -> Figure | None:
+def rc_by_domain(views: Sequence[SavedRun]) -> Figure | None:
     """RC per domain (rows) and model (bars) with intervals, one panel per run; None without domains."""
     models = _models(views)
     domains = sorted({d for v in views for m in v.metrics.get("models", {}).values() for d in m.get("by_domain", {})})
@@ -235,7 +235,7 @@ def rc_by_domain(views: Sequence[RunView]) -> Figure | None:
     return fig
 
 
-FIGURES: dict[str, Callable[[Sequence[RunView]], Figure | None]] = {
+FIGURES: dict[str, Callable[[Sequence[SavedRun]], Figure | None]] = {
     "oa_vs_rc": oa_vs_rc, "rc_by_model": rc_by_model, "rc_distribution": rc_distribution,
     "rc_by_domain": rc_by_domain,
 }
@@ -255,7 +255,7 @@ def _inline_svg(fig: Figure) -> str:
     return svg.replace(INK_PLACEHOLDER, "currentColor")
 
 
-def inline_svgs(views: Sequence[RunView]) -> dict[str, str]:
+def inline_svgs(views: Sequence[SavedRun]) -> dict[str, str]:
     """name -> inline SVG text (theme-following), for the figures that have data."""
     out = {}
     with _style(INK_PLACEHOLDER):
@@ -267,7 +267,7 @@ def inline_svgs(views: Sequence[RunView]) -> dict[str, str]:
     return out
 
 
-def write_plots(views: Sequence[RunView], out_dir: str | Path, dpi: int = 200) -> list[Path]:
+def write_plots(views: Sequence[SavedRun], out_dir: str | Path, dpi: int = 200) -> list[Path]:
     """Each figure as NAME.png (``dpi``) and NAME.svg, dark ink on white, for papers."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

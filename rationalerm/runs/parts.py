@@ -24,6 +24,7 @@ from rationalerm._util.files import _umask, atomic_write_bytes, ensure_dir, read
 from rationalerm._util.hashing import stable_hash
 from rationalerm.inputs.grids import Unit
 from rationalerm.inputs.load import LoadState, iter_samples
+from rationalerm.runs.directory import RESULTS
 from rationalerm.scoring.rows import ResultRow
 
 _OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
@@ -60,7 +61,7 @@ class ResultParts:
 
     def __init__(self, out: Path, key: dict[str, Any]) -> None:
         self.dir = out / PARTS
-        self.dest = out / "results.jsonl"
+        self.dest = out / RESULTS
         self.key = stable_hash(key)
         manifest = self.dir / "manifest.json"
         if self.dir.exists() and (not manifest.exists() or read_json(manifest).get("key") != self.key):

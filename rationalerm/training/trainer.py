@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict
 import numpy as np
 
 from rationalerm._util.files import write_json
+from rationalerm._util.versions import versions
 from rationalerm.analysis.agreement import threshold_metrics
 from rationalerm.judges.cross_encoder import (
     TRAINING_JSON,
@@ -361,8 +362,6 @@ def resolve_precision(precision: Literal["auto", "bf16", "fp32"], device: str) -
 def model_card(labels: LabelSet, plan: Plan, fitted: Fitted, validated: Validated, out: Path) -> TrainingCard:
     """``training.json``: where the model came from, how it was trained, and how it did on held-out items."""
     import torch
-
-    from rationalerm.runs.directory import versions
 
     return {
         "format": CARD_FORMAT,

@@ -19,7 +19,8 @@ from rationalerm.judges.embedding import Embedder
 from rationalerm.judges.prefilter import topk_keep
 from rationalerm.pipeline import run as run_pipeline
 from rationalerm.reporting.terminal import calibrate_tables, compare_tables
-from rationalerm.runs.directory import load_gold, load_run
+from rationalerm.runs.directory import load_run
+from rationalerm.runs.gold import load_gold
 from rationalerm.scoring.metrics import score_sample
 from tests.helpers.paths import ROOT
 
@@ -35,6 +36,7 @@ def make_run(path: Path, units: dict[tuple[str, str], list[list[float]]]) -> Pat
                      "pairs": [list(p) for p in s.pairs], **s.metrics(), "valid": True})
     write_jsonl(path / "results.jsonl", rows)
     write_json(path / "run.json", {"models": sorted({m for _, m in units}), "config": {}})
+    write_json(path / "metrics.json", {})  # a run directory holds the three files (compare reads only the rows)
     return path
 
 
@@ -99,7 +101,7 @@ def test_prefilter_accounting_and_zeroed_cells(tmp_path: Path, example_run: Path
     pf = outcome.metrics["prefilter"]
     assert pf["pairs_total"] == 283 and pf["pairs_kept"] == sum(len(r["human"]) for r in outcome.rows)
     assert outcome.judged == pf["unique_pairs_kept"] and pf["judge_calls_saved"] == 283 - pf["unique_pairs_kept"]
-    full = {(r["id"], r["model"]): r for r in load_run(example_run).rows.values()}
+    full = {(r["id"], r["model"]): r for r in load_run(example_run).rows}
     for r in outcome.rows:
         ref = np.array(full[(r["id"], r["model"])]["matrix"])
         w = np.array(r["matrix"])
@@ -129,7 +131,7 @@ def test_calibrate_against_gold_labels(tmp_path: Path, example_run: Path) -> Non
     ref = load_run(example_run)
     gold = tmp_path / "gold.jsonl"
     with gold.open("w") as f:
-        for (sid, model), row in ref.rows.items():
+        for (sid, model), row in ref.units.items():
             for i, line in enumerate(row["matrix"]):
                 for j, v in enumerate(line):
                     f.write(json.dumps({"id": sid, "model": model, "i": i, "j": j, "label": int(v >= 0.5)}) + "\n")
