@@ -108,7 +108,7 @@ def compare_runs(a: SavedRun, b: SavedRun, threshold: float = 0.5) -> RunCompari
     keys = [k for k in common if k in wa and k in wb]
     if not keys:
         raise RationaleRMError(f"{a.path} and {b.path} share no scored sample x model units with the same texts")
-    per_sample = {m: correlation([a.units[k][m] for k in keys], [b.units[k][m] for k in keys]) for m in METRICS}
+    per_sample: dict[str, Correlation] = {m: correlation([a.units[k][m] for k in keys], [b.units[k][m] for k in keys]) for m in METRICS}
     return {
         "a": str(a.path), "b": str(b.path), "threshold": threshold, "units": len(keys),
         "pairs": _pair_levels(wa, wb, keys, threshold), "per_sample": per_sample,

@@ -92,7 +92,8 @@ class MatchTask:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.gold.shape  # type: ignore[return-value]
+        rows, cols = self.gold.shape
+        return int(rows), int(cols)
 
     def pairs(self) -> Iterator[tuple[int, int]]:
         """(row, column) of every labelled cell."""
@@ -272,11 +273,11 @@ def _load_split(root: Path, split: str) -> tuple[list[PairRecord], list[MatchTas
     for (topic, stance), (kp_ids, arg_ids) in groups.items():
         gold = np.full((len(kp_ids), len(arg_ids)), np.nan)
         col = {a: j for j, a in enumerate(arg_ids)}
-        for i, k in enumerate(kp_ids):
-            for a in arg_ids:
-                lab = labels.get((a, k))
+        for i, kp in enumerate(kp_ids):
+            for arg in arg_ids:
+                lab = labels.get((arg, kp))
                 if lab is not None:
-                    gold[i, col[a]] = lab
+                    gold[i, col[arg]] = lab
         # Keep only arguments with at least one labelled pair in the group.
         keep = np.nonzero((~np.isnan(gold)).any(axis=0))[0]
         tasks.append(
