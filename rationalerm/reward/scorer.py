@@ -48,7 +48,7 @@ import yaml
 from pydantic import Field
 
 from rationalerm.config import RunConfig, validate
-from rationalerm.errors import ConfigError
+from rationalerm.errors import ConfigError, ParseFailure, RewardDataError
 from rationalerm.registry import ConfigSection
 from rationalerm.scoring.outcome import Label, Unparseable, normalize_label
 
@@ -57,10 +57,6 @@ ParserFn = Callable[[str], tuple[Sequence[str], Any]]
 """A user parser: policy output text -> (checklist items, label). It may raise: the output then scores 0."""
 CONFIG_ENV = "RATIONALERM_REWARD_CONFIG"
 """Environment variable naming the reward YAML that ``compute_score`` uses when no ``config`` is passed."""
-
-
-class RewardDataError(ValueError):
-    """A ground truth the reward cannot use (no human checklist, no or an unparseable human label)."""
 
 
 class Weights(ConfigSection):
@@ -102,10 +98,6 @@ def load_reward_config(path: str | Path | None) -> tuple[RunConfig, RewardSettin
 class Parsed:
     checklist: tuple[str, ...]
     label: Any
-
-
-class ParseFailure(ValueError):
-    """Why a policy output has no (checklist, label)."""
 
 
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL)

@@ -33,19 +33,11 @@ import numpy as np
 import orjson
 
 from rationalerm._util.hashing import file_sha256, stable_hash
-from rationalerm.errors import ConfigError, LoadError, RationaleRMError
+from rationalerm.errors import ConfigError, LabelError, TrainError
 
 TRAINING_JSON = "training.json"
 CARD_FORMAT = "rationalerm-cross-encoder/1"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-
-
-class LabelError(LoadError):
-    """A bad label file or record; the message starts with ``file:line:``."""
-
-
-class TrainError(RationaleRMError, ValueError):
-    """Training cannot start (too few labels, an output folder in the way, ...)."""
 
 
 # ------------------------------------------------------------------------------------------------------------
