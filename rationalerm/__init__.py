@@ -2,38 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rationalerm._version import __version__
-from rationalerm.config import RunConfig, load_config  # noqa: E402
-from rationalerm.decompose import DecomposeSettings, decompose_file  # noqa: E402
-from rationalerm.errors import ConfigError, JudgeError, LoadError, OutputError, RationaleRMError  # noqa: E402
-from rationalerm.inputs.load import LoadResult, Sample, load_samples  # noqa: E402
-from rationalerm.reward.scorer import (  # noqa: E402
+from rationalerm.config import RunConfig, load_config
+from rationalerm.decompose import DecomposeSettings, decompose_file
+from rationalerm.errors import ConfigError, JudgeError, LoadError, OutputError, RationaleRMError
+from rationalerm.inputs.load import LoadResult, Sample, load_samples
+from rationalerm.reward.scorer import (
     RewardResult,
     RewardScorer,
     compute_score,
     compute_score_batch,
     reward_func,
 )
-from rationalerm.scoring.assign import assign, best_pick  # noqa: E402
-from rationalerm.scoring.metrics import SampleScore, bootstrap_mean, corpus_summary, score_matrices, score_sample  # noqa: E402
-from rationalerm.training.trainer import LabelSet, Recipe, read_labels  # noqa: E402
+from rationalerm.scoring.assign import assign, best_pick
+from rationalerm.scoring.metrics import SampleScore, bootstrap_mean, corpus_summary, score_matrices, score_sample
+from rationalerm.training.trainer import LabelSet, Recipe, read_labels
 
 if TYPE_CHECKING:
     from rationalerm.pipeline import RunOutcome
+    from rationalerm.training.trainer import TrainResult
 
 
-def run(inputs: str | Path | list[str | Path], cfg: RunConfig, out_dir: str | Path, **kwargs: Any) -> RunOutcome:
+def run(inputs: str | Path | Sequence[str | Path], cfg: RunConfig, out_dir: str | Path, **kwargs: Any) -> RunOutcome:
     """Run the whole pipeline (``rationalerm.pipeline.run``); imported lazily so ``import rationalerm`` stays light."""
     from rationalerm.pipeline import run as _run
 
     return _run(inputs, cfg, out_dir, **kwargs)
 
 
-def train(labels: LabelSet, out_dir: str | Path, **kwargs: Any) -> Any:
-    """Fit a cross-encoder matcher (``rationalerm.training.trainer.train``); torch and the trainer load only when called."""
+def train(labels: LabelSet, out_dir: str | Path, **kwargs: Any) -> TrainResult:
+    """Fit a cross-encoder matcher (``rationalerm.training.trainer.train``); torch loads only when called."""
     from rationalerm.training.trainer import train as _train
 
     return _train(labels, out_dir, **kwargs)

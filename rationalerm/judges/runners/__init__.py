@@ -3,8 +3,9 @@
 A runner takes the run's distinct pairs and leaves every good answer in the cache, returning what it judged and
 the failures (``judges.fill.JudgedPairs``); the rest of the run (matching, scoring, writing) is the same
 whatever ran the judge, so outputs are too. ``local`` judges in this process; ``ray`` spreads the pairs over
-the actors of a Ray cluster (``runners/ray.py``). Modules of this package must not import ``rationalerm.config``
-at import time, nor any heavy dependency (the config tree is built from what is registered).
+the actors of a Ray cluster (``runners/ray.py``). Modules of this package import no heavy dependency at import
+time (the config tree is built from what is registered); ``config`` is above them in the layer order (README
+"Layout"; ``tests/test_layers.py``).
 """
 
 from __future__ import annotations
