@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rationalerm._version import __version__
-from rationalerm.config import RunConfig, load_config  # noqa: E402
-from rationalerm.decompose import DecomposeSettings, decompose_file  # noqa: E402
-from rationalerm.errors import ConfigError, JudgeError, LoadError, OutputError, RationaleRMError  # noqa: E402
-from rationalerm.inputs.load import LoadResult, Sample, load_samples  # noqa: E402
-from rationalerm.reward import (  # noqa: E402
+from rationalerm.config import RunConfig, load_config
+from rationalerm.decompose import DecomposeSettings, decompose_file
+from rationalerm.errors import ConfigError, JudgeError, LoadError, OutputError, RationaleRMError
+from rationalerm.inputs.load import LoadResult, Sample, load_samples
+from rationalerm.reward import (
     RewardResult,
     RewardScorer,
     compute_score,
     compute_score_batch,
     reward_func,
 )
-from rationalerm.scoring.assign import assign, best_pick  # noqa: E402
+from rationalerm.scoring.assign import assign, best_pick
 from rationalerm.scoring.metrics import score_matrices, score_sample
 from rationalerm.scoring.sample import SampleScore
 from rationalerm.scoring.stats import bootstrap_mean
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from rationalerm.training.trainer import TrainResult
 
 
-def run(inputs: str | Path | list[str | Path], cfg: RunConfig, out_dir: str | Path, **kwargs: Any) -> RunOutcome:
+def run(inputs: str | Path | Sequence[str | Path], cfg: RunConfig, out_dir: str | Path, **kwargs: Any) -> RunOutcome:
     """Run the whole pipeline (``rationalerm.pipeline.run``); imported lazily so ``import rationalerm`` stays light."""
     from rationalerm.pipeline import run as _run
 

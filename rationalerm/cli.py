@@ -1,8 +1,10 @@
-"""Command line: ``rationalerm run | score | import-metajudge | report | export | compare | calibrate | train | decompose``.
+"""Command line: ``rationalerm run | score | import-metajudge | report | export | compare | calibrate | train |
+decompose``.
 
-Every error the user can cause is a ``RationaleRMError``: it is printed as one ``error:`` line and the
-command exits with code 2. Anything else is a bug and keeps its traceback. ``run`` exits with code 3 when some
-judge calls failed (the run finished; running the same command again retries exactly them), 0 when complete.
+Every error the user can cause is a ``RationaleRMError``: whichever command raises it, ``Commands`` (the one
+handler) prints it as one ``error:`` line and the command exits with code 2. Anything else is a bug and keeps its
+traceback. ``run`` exits with code 3 when some judge calls failed (the run finished; running the same command
+again retries exactly them), 0 when complete.
 """
 
 from __future__ import annotations
@@ -10,55 +12,108 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
-from rationalerm.config import load_config, validate
-from rationalerm.errors import ConfigError, RationaleRMError
+from rationalerm.config import RunConfig, load_config, validate
+from rationalerm.errors import ConfigError, OutputError, RationaleRMError
+from rationalerm.training.labels import LabelSet
 from rationalerm.training.recipe import Recipe
+
+if TYPE_CHECKING:
+    from rationalerm.training.trainer import TrainingCard
 
 _RECIPE = Recipe()  # the defaults of `rationalerm train` (the measured recipe, benchmarks/RESULTS.md)
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Rationale consistency of LLM judges and reward models, on local hardware (MetaJudge).")
 # Piped output (logs, CI) gets a fixed width wide enough for the table instead of rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
+
+class Commands(TyperGroup):
+    """The app's commands, run through the one handler of user errors: a ``RationaleRMError`` raised anywhere in
+    a command is printed as one ``error:`` line and exits with code 2 (module docstring)."""
+
+    def invoke(self, ctx: Any) -> Any:  # Any: typer types ``ctx`` with its private copy of click's Context
+        try:
+            return super().invoke(ctx)
+        except RationaleRMError as e:
+            err.print(f"[red]error:[/red] {escape(str(e))}", markup=True, highlight=False)  # a message's [...] is text
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(cls=Commands, add_completion=False, no_args_is_help=True,
+                  help="Rationale consistency of LLM judges and reward models, on local hardware (MetaJudge).")
+
 SortBy = Annotated[str, typer.Option("--sort-by", help="Table order: model, precision, recall, f1, ap or oa.")]
-
-
-def _fail(msg: str) -> None:
-    err.print(f"[red]error:[/red] {escape(msg)}", markup=True, highlight=False)  # a message's [...] is text
-    raise typer.Exit(2)
 
 
 def _check_sort(sort_by: str) -> None:
     from rationalerm.reporting.terminal import SORT_KEYS
 
     if sort_by not in SORT_KEYS:
-        _fail(f"--sort-by must be one of {', '.join(SORT_KEYS)}, not {sort_by!r}")
+        raise ConfigError(f"--sort-by must be one of {', '.join(SORT_KEYS)}, not {sort_by!r}")
+
+
+def _run_config(config: Path | None, overrides: dict[str, Any], threshold: float | None) -> RunConfig:
+    """The file's config (or the default) with the command line's overrides; ``--threshold`` is the judge's, for
+    the judges that have one."""
+    cfg = load_config(config, overrides)
+    if threshold is None:
+        return cfg
+    if cfg.judge.type not in ("embedding", "cross-encoder"):
+        raise ConfigError("--threshold applies to the embedding and cross-encoder judges only")
+    return load_config(config, {**overrides, "judge.threshold": threshold})
+
+
+def _number_or(option: str, value: str, word: str, rule: str) -> float | str:
+    """``value`` as a number, or ``word`` itself; anything else is a ``ConfigError`` saying ``option``'s rule."""
+    if value == word:
+        return word
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"{option} {rule}, not {value!r}") from None
 
 
 @app.command()
 def run(
     inputs: Annotated[list[Path], typer.Argument(help="JSONL or Parquet files in the Qwen/RationaleRM format.")],
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML run config (default: embedded embedding judge on CPU).")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory (results.jsonl, metrics.json, run.json, cache.sqlite).")] = Path("runs/latest"),
-    models: Annotated[list[str] | None, typer.Option("--models", "-m", help="Evaluated models (repeatable); default: every '<model>-checklist' key.")] = None,
-    strict: Annotated[bool, typer.Option("--strict", help="Stop at the first bad record instead of skipping it.")] = False,
-    cache: Annotated[Path | None, typer.Option("--cache", help="SQLite judge cache (default: OUT/cache.sqlite).")] = None,
-    threshold: Annotated[float | None, typer.Option("--threshold", help="Embedding judge: cosine threshold; cross-encoder: probability threshold.")] = None,
-    min_score: Annotated[float | None, typer.Option("--min-score", help="Mask scores below this before the assignment.")] = None,
-    max_model_items: Annotated[int | None, typer.Option("--max-model-items", help="Cut each model list to its first k items before matching (paper: 5).")] = None,
-    compat: Annotated[str | None, typer.Option("--compat", help="'metajudge': reproduce the public reference script.")] = None,
-    label_field: Annotated[str | None, typer.Option("--label-field", help="Field of the human preference label (default 'label'); OA compares it with '<model>-label'.")] = None,
-    deceptive_threshold: Annotated[float | None, typer.Option("--deceptive-threshold", help="A right label with RC at or below this is a deceptive-alignment case (default 0.25).")] = None,
-    runner: Annotated[str | None, typer.Option("--runner", help="Where the judge runs: 'local' (default) or 'ray' (needs the 'ray' extra of the package).")] = None,
-    ray_address: Annotated[str | None, typer.Option("--ray-address", help="Ray cluster to join ('auto' or HOST:PORT; implies --runner ray); default: a local Ray instance.")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", "-c", help="YAML run config (default: embedded embedding judge on CPU).")] = None,
+    out: Annotated[Path, typer.Option(
+        "--out", "-o",
+        help="Output directory (results.jsonl, metrics.json, run.json, cache.sqlite).")] = Path("runs/latest"),
+    models: Annotated[list[str] | None, typer.Option(
+        "--models", "-m", help="Evaluated models (repeatable); default: every '<model>-checklist' key.")] = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Stop at the first bad record instead of skipping it.")] = False,
+    cache: Annotated[Path | None, typer.Option(
+        "--cache", help="SQLite judge cache (default: OUT/cache.sqlite).")] = None,
+    threshold: Annotated[float | None, typer.Option(
+        "--threshold", help="Embedding judge: cosine threshold; cross-encoder: probability threshold.")] = None,
+    min_score: Annotated[float | None, typer.Option(
+        "--min-score", help="Mask scores below this before the assignment.")] = None,
+    max_model_items: Annotated[int | None, typer.Option(
+        "--max-model-items", help="Cut each model list to its first k items before matching (paper: 5).")] = None,
+    compat: Annotated[str | None, typer.Option(
+        "--compat", help="'metajudge': reproduce the public reference script.")] = None,
+    label_field: Annotated[str | None, typer.Option(
+        "--label-field", help="Field of the human preference label (default 'label'); OA compares it with "
+        "'<model>-label'.")] = None,
+    deceptive_threshold: Annotated[float | None, typer.Option(
+        "--deceptive-threshold", help="A right label with RC at or below this is a deceptive-alignment case (default "
+        "0.25).")] = None,
+    runner: Annotated[str | None, typer.Option(
+        "--runner",
+        help="Where the judge runs: 'local' (default) or 'ray' (needs the 'ray' extra of the package).")] = None,
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray-address", help="Ray cluster to join ('auto' or HOST:PORT; implies --runner ray); default: a local Ray "
+        "instance.")] = None,
     sort_by: SortBy = "recall",
 ) -> None:
     """Judge every human x model item pair, match one-to-one, score, and write the run to OUT."""
@@ -70,17 +125,9 @@ def run(
                  "scoring.min_score": min_score, "scoring.max_model_items": max_model_items, "scoring.compat": compat,
                  "outcome.label_field": label_field, "outcome.deceptive_threshold": deceptive_threshold,
                  "runner.type": runner or ("ray" if ray_address else None), "runner.address": ray_address}
-    try:
-        cfg = load_config(config, overrides)
-        if threshold is not None:
-            if cfg.judge.type not in ("embedding", "cross-encoder"):
-                raise ConfigError("--threshold applies to the embedding and cross-encoder judges only")
-            cfg = load_config(config, {**overrides, "judge.threshold": threshold})
-        with rich_progress(err) as progress:
-            outcome = run_pipeline(inputs, cfg, out, progress=progress, log=lambda m: err.print(m, highlight=False))
-    except RationaleRMError as e:
-        _fail(str(e))
-        return
+    cfg = _run_config(config, overrides, threshold)
+    with rich_progress(err) as progress:
+        outcome = run_pipeline(inputs, cfg, out, progress=progress, log=lambda m: err.print(m, highlight=False))
     m = outcome.metrics
     skipped = m["skipped"]["count"]
     console.print(results_table(m, sort_by, title=f"Rationale consistency — {', '.join(map(str, inputs))}"))
@@ -98,9 +145,13 @@ def run(
 def score(
     run_dir: Annotated[Path, typer.Argument(help="A directory written by 'rationalerm run'.")],
     compat: Annotated[str | None, typer.Option("--compat", help="'metajudge' or 'none'.")] = None,
-    max_model_items: Annotated[int | None, typer.Option("--max-model-items", help="Cut each model list to its first k items before matching.")] = None,
-    min_score: Annotated[float | None, typer.Option("--min-score", help="Mask scores below this before matching.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Where to write the re-scored run (default: a new directory RUN-rescored beside it; give RUN itself to overwrite it).")] = None,
+    max_model_items: Annotated[int | None, typer.Option(
+        "--max-model-items", help="Cut each model list to its first k items before matching.")] = None,
+    min_score: Annotated[float | None, typer.Option(
+        "--min-score", help="Mask scores below this before matching.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Where to write the re-scored run (default: a new directory RUN-rescored beside it; give "
+        "RUN itself to overwrite it).")] = None,
     sort_by: SortBy = "recall",
 ) -> None:
     """Recompute every metric from the saved judgements (no judge call) and write the re-scored run."""
@@ -108,12 +159,7 @@ def score(
     from rationalerm.reporting.terminal import results_table
     from rationalerm.runs.rescore import rescore_run
 
-    try:
-        written, metrics = rescore_run(run_dir, out, compat=compat, max_model_items=max_model_items,
-                                       min_score=min_score)
-    except RationaleRMError as e:
-        _fail(str(e))
-        return
+    written, metrics = rescore_run(run_dir, out, compat=compat, max_model_items=max_model_items, min_score=min_score)
     console.print(results_table(metrics, sort_by, title=f"Rationale consistency — {run_dir} (re-scored)"))
     if written.resolve() == run_dir.resolve():
         console.print(f"overwrote {written}/results.jsonl, metrics.json, run.json with the re-scored run",
@@ -125,9 +171,13 @@ def score(
 
 @app.command("import-metajudge")
 def import_metajudge(
-    files: Annotated[list[Path], typer.Argument(help="Answer files of the reference pipeline (metajudge_infer.py output, JSONL).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write (results.jsonl, metrics.json, run.json).")],
-    model: Annotated[str | None, typer.Option("--model", help="Evaluated model (default: found as the reference finds it, from the first row's metadata).")] = None,
+    files: Annotated[list[Path], typer.Argument(
+        help="Answer files of the reference pipeline (metajudge_infer.py output, JSONL).")],
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="Run directory to write (results.jsonl, metrics.json, run.json).")],
+    model: Annotated[str | None, typer.Option(
+        "--model",
+        help="Evaluated model (default: found as the reference finds it, from the first row's metadata).")] = None,
     sort_by: SortBy = "recall",
 ) -> None:
     """Score the reference pipeline's answers exactly as its analysis script does (compat: metajudge)."""
@@ -135,14 +185,11 @@ def import_metajudge(
     from rationalerm.reporting.terminal import results_table
     from rationalerm.runs.import_metajudge import import_answers
 
-    try:
-        outcome = import_answers(files, out, model)
-    except RationaleRMError as e:
-        _fail(str(e))
-        return
+    outcome = import_answers(files, out, model)
     for bad in outcome.skipped:
         err.print(f"skipped {bad}", highlight=False)
-    console.print(results_table(outcome.metrics, sort_by, title=f"Reference answers — {', '.join(map(str, files))} (compat: metajudge)"))
+    title = f"Reference answers — {', '.join(map(str, files))} (compat: metajudge)"
+    console.print(results_table(outcome.metrics, sort_by, title=title))
     for name, m in outcome.metrics["models"].items():
         console.print(f"{name}: {m['n_samples']} valid, {m['invalid']['count']} errors, {m['excluded']} skipped "
                       f"of {m['n_total']} rows", highlight=False)
@@ -152,20 +199,19 @@ def import_metajudge(
 
 @app.command()
 def report(
-    runs: Annotated[list[Path], typer.Argument(help="One or more run directories (several: shown side by side and compared).")],
+    runs: Annotated[list[Path], typer.Argument(
+        help="One or more run directories (several: shown side by side and compared).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")] = Path("report.html"),
     title: Annotated[str | None, typer.Option("--title", help="Page title.")] = None,
-    deceptive_threshold: Annotated[float | None, typer.Option("--deceptive-threshold", help="Override the runs' RC threshold for deceptive-alignment cases.")] = None,
-    threshold: Annotated[float, typer.Option("--threshold", help="Compare: a cell with score >= this is a match.")] = 0.5,
+    deceptive_threshold: Annotated[float | None, typer.Option(
+        "--deceptive-threshold", help="Override the runs' RC threshold for deceptive-alignment cases.")] = None,
+    threshold: Annotated[float, typer.Option(
+        "--threshold", help="Compare: a cell with score >= this is a match.")] = 0.5,
 ) -> None:
     """One self-contained HTML page: results table, plots, deceptive-alignment cases, a per-sample browser."""
     from rationalerm.reporting.html import write_report
 
-    try:
-        path = write_report(runs, out, title=title, deceptive_threshold=deceptive_threshold, compare_threshold=threshold)
-    except RationaleRMError as e:
-        _fail(str(e))
-        return
+    path = write_report(runs, out, title=title, deceptive_threshold=deceptive_threshold, compare_threshold=threshold)
     console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)", highlight=False)
 
 
@@ -173,18 +219,17 @@ def report(
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A directory written by 'rationalerm run'.")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="csv or parquet.")] = "csv",
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for samples.*, models.*, deceptive.* (default: the run directory).")] = None,
-    plots: Annotated[Path | None, typer.Option("--plots", help="Also write the report's plots here as PNG and SVG.")] = None,
-    deceptive_threshold: Annotated[float | None, typer.Option("--deceptive-threshold", help="Override the run's RC threshold for deceptive-alignment cases.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Folder for samples.*, models.*, deceptive.* (default: the run directory).")] = None,
+    plots: Annotated[Path | None, typer.Option(
+        "--plots", help="Also write the report's plots here as PNG and SVG.")] = None,
+    deceptive_threshold: Annotated[float | None, typer.Option(
+        "--deceptive-threshold", help="Override the run's RC threshold for deceptive-alignment cases.")] = None,
 ) -> None:
     """Per-sample and per-model tables (CSV or Parquet), deceptive-alignment cases, and plots for papers."""
-    from rationalerm.reporting.export import export_run
+    from rationalerm.reporting.export import Format, export_run
 
-    try:
-        paths = export_run(run_dir, fmt, out, plots, deceptive_threshold)  # type: ignore[arg-type]
-    except RationaleRMError as e:
-        _fail(str(e))
-        return
+    paths = export_run(run_dir, cast(Format, fmt), out, plots, deceptive_threshold)  # export_run checks the format
     for p in paths:
         console.print(f"wrote {p}", highlight=False)
 
@@ -193,7 +238,8 @@ def export(
 def compare(
     run_a: Annotated[Path, typer.Argument(help="First run directory (e.g. the LLM judge).")],
     run_b: Annotated[Path | None, typer.Argument(help="Second run directory (e.g. the embedding judge).")] = None,
-    gold: Annotated[Path | None, typer.Option("--gold", help="Human pair labels, JSONL: {id, model, i, j, label} or {human, item, label}.")] = None,
+    gold: Annotated[Path | None, typer.Option(
+        "--gold", help="Human pair labels, JSONL: {id, model, i, j, label} or {human, item, label}.")] = None,
     threshold: Annotated[float, typer.Option("--threshold", help="A cell with score >= this is a match.")] = 0.5,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the full comparison as JSON here.")] = None,
 ) -> None:
@@ -205,35 +251,39 @@ def compare(
     from rationalerm.runs.gold import load_gold
 
     if run_b is None and gold is None:
-        _fail("give a second run, --gold FILE, or both")
-    try:
-        a = load_run(run_a)
-        b = load_run(run_b) if run_b is not None else None
-        labels = load_gold(gold) if gold is not None else None
-        result: dict[str, object] = {}
-        if b is not None:
-            result["runs"] = compare_runs(a, b, threshold)
-            for table in compare_tables(result["runs"]):  # type: ignore[arg-type]
-                console.print(table)
-        if labels is not None:
-            result["gold"] = {str(r.path): compare_with_gold(r, labels, threshold) for r in (a, b) if r is not None}
-            console.print(gold_table(result["gold"]))  # type: ignore[arg-type]
-        if json_out is not None:
-            write_json(json_out, result)
-            console.print(f"wrote {json_out}", highlight=False)
-    except RationaleRMError as e:
-        _fail(str(e))
+        raise ConfigError("give a second run, --gold FILE, or both")
+    a = load_run(run_a)
+    b = load_run(run_b) if run_b is not None else None
+    labels = load_gold(gold) if gold is not None else None
+    result: dict[str, Any] = {}
+    if b is not None:
+        runs = result["runs"] = compare_runs(a, b, threshold)
+        for table in compare_tables(runs):
+            console.print(table)
+    if labels is not None:
+        golds = result["gold"] = {str(r.path): compare_with_gold(r, labels, threshold) for r in (a, b) if r is not None}
+        console.print(gold_table(golds))
+    if json_out is not None:
+        write_json(json_out, result)
+        console.print(f"wrote {json_out}", highlight=False)
 
 
 @app.command()
 def calibrate(
-    reference: Annotated[Path, typer.Argument(help="A run directory: its scores are the reference (its texts are used with --gold).")],
-    gold: Annotated[Path | None, typer.Option("--gold", help="Calibrate against human pair labels instead of the run's scores.")] = None,
-    embedding_model: Annotated[str | None, typer.Option("--embedding-model", help="sentence-transformers path or name (default: packaged all-MiniLM-L6-v2).")] = None,
-    match_threshold: Annotated[float, typer.Option("--match-threshold", help="A reference cell with score >= this is a match.")] = 0.5,
-    target_recall: Annotated[float, typer.Option("--target-recall", help="Smallest prefilter k keeping this share of reference matches.")] = 0.95,
-    base_config: Annotated[Path | None, typer.Option("--base-config", help="Config to start from (default: the embedded default).")] = None,
-    write_config: Annotated[Path | None, typer.Option("--write-config", help="Write the base config with the chosen values here.")] = None,
+    reference: Annotated[Path, typer.Argument(
+        help="A run directory: its scores are the reference (its texts are used with --gold).")],
+    gold: Annotated[Path | None, typer.Option(
+        "--gold", help="Calibrate against human pair labels instead of the run's scores.")] = None,
+    embedding_model: Annotated[str | None, typer.Option(
+        "--embedding-model", help="sentence-transformers path or name (default: packaged all-MiniLM-L6-v2).")] = None,
+    match_threshold: Annotated[float, typer.Option(
+        "--match-threshold", help="A reference cell with score >= this is a match.")] = 0.5,
+    target_recall: Annotated[float, typer.Option(
+        "--target-recall", help="Smallest prefilter k keeping this share of reference matches.")] = 0.95,
+    base_config: Annotated[Path | None, typer.Option(
+        "--base-config", help="Config to start from (default: the embedded default).")] = None,
+    write_config: Annotated[Path | None, typer.Option(
+        "--write-config", help="Write the base config with the chosen values here.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the full grid as JSON here.")] = None,
 ) -> None:
     """Choose the embedding threshold and prefilter k that best agree with a reference run or gold labels."""
@@ -245,41 +295,59 @@ def calibrate(
     from rationalerm.runs.directory import load_run
     from rationalerm.runs.gold import load_gold
 
-    try:
-        run_ = load_run(reference)
-        labels = load_gold(gold) if gold is not None else None
-        result = run_calibration(run_, gold=labels, embedder=Embedder(embedding_model),
-                                 match_threshold=match_threshold, target_recall=target_recall)
-        if embedding_model:
-            result["embedding_model"] = embedding_model
-        for table in calibrate_tables(result):
-            console.print(table)
-        if write_config is not None:
-            write_calibrated_config(result, write_config, base_config)
-            console.print(f"wrote {write_config}", highlight=False)
-        if json_out is not None:
-            write_json(json_out, result)
-    except RationaleRMError as e:
-        _fail(str(e))
+    run_ = load_run(reference)
+    labels = load_gold(gold) if gold is not None else None
+    result = run_calibration(run_, gold=labels, embedder=Embedder(embedding_model),
+                             match_threshold=match_threshold, target_recall=target_recall)
+    if embedding_model:
+        result["embedding_model"] = embedding_model
+    for table in calibrate_tables(result):
+        console.print(table)
+    if write_config is not None:
+        write_calibrated_config(result, write_config, base_config)
+        console.print(f"wrote {write_config}", highlight=False)
+    if json_out is not None:
+        write_json(json_out, result)
 
 
 @app.command()
 def train(
-    labels: Annotated[list[Path], typer.Argument(help="Human pair labels (JSONL or Parquet: {human, item, label 0/1 or in [0, 1]}) and/or run directories of any judge (distillation: every judged cell is a soft label).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the trained CrossEncoder and its training.json.")],
-    base: Annotated[str | None, typer.Option("--base", help="Base encoder: a local sentence-transformers/HF folder or a hub name (default: packaged all-MiniLM-L6-v2).")] = None,
-    epochs: Annotated[float, typer.Option("--epochs", help="Passes over the training pairs (fractions allowed).")] = _RECIPE.epochs,
-    lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate (linear warm-up, then linear decay).")] = _RECIPE.lr,
+    labels: Annotated[list[Path], typer.Argument(
+        help="Human pair labels (JSONL or Parquet: {human, item, label 0/1 or in [0, 1]}) and/or run directories of "
+        "any judge (distillation: every judged cell is a soft label).")],
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="Folder for the trained CrossEncoder and its training.json.")],
+    base: Annotated[str | None, typer.Option(
+        "--base", help="Base encoder: a local sentence-transformers/HF folder or a hub name (default: packaged "
+        "all-MiniLM-L6-v2).")] = None,
+    epochs: Annotated[float, typer.Option(
+        "--epochs", help="Passes over the training pairs (fractions allowed).")] = _RECIPE.epochs,
+    lr: Annotated[float, typer.Option(
+        "--lr", help="AdamW learning rate (linear warm-up, then linear decay).")] = _RECIPE.lr,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Pairs per optimizer step.")] = _RECIPE.batch_size,
-    max_length: Annotated[int, typer.Option("--max-length", help="Tokens per (human, item) pair; longer pairs are truncated.")] = _RECIPE.max_length,
-    pos_weight: Annotated[str, typer.Option("--pos-weight", help="Weight of the positive term of the loss: 'auto' (negatives / positives) or a number (1 = none).")] = str(_RECIPE.pos_weight),
-    val_fraction: Annotated[float, typer.Option("--val-fraction", help="Share of human items held out (with all their pairs) for validation and the threshold.")] = _RECIPE.val_fraction,
-    max_steps: Annotated[int | None, typer.Option("--max-steps", help="Stop after this many optimizer steps (overrides --epochs).")] = None,
-    precision: Annotated[str, typer.Option("--precision", help="auto (bf16 autocast where the CPU/GPU has bf16 units), bf16 or fp32.")] = _RECIPE.precision,
-    threshold: Annotated[str, typer.Option("--threshold", help="The judge's default threshold on the calibrated probability, or 'best-f1' (the validation best-F1 one).")] = str(_RECIPE.threshold),
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the split, the initialisation and the batches.")] = _RECIPE.seed,
-    device: Annotated[str | None, typer.Option("--device", help="cpu or cuda (default: cuda when available; pick a GPU with CUDA_VISIBLE_DEVICES).")] = None,
-    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for torch (default: torch's choice).")] = None,
+    max_length: Annotated[int, typer.Option(
+        "--max-length", help="Tokens per (human, item) pair; longer pairs are truncated.")] = _RECIPE.max_length,
+    pos_weight: Annotated[str, typer.Option(
+        "--pos-weight", help="Weight of the positive term of the loss: 'auto' (negatives / positives) or a number (1 = "
+        "none).")] = str(_RECIPE.pos_weight),
+    val_fraction: Annotated[float, typer.Option(
+        "--val-fraction",
+        help="Share of human items held out (with all their pairs) for validation and the threshold.",
+    )] = _RECIPE.val_fraction,
+    max_steps: Annotated[int | None, typer.Option(
+        "--max-steps", help="Stop after this many optimizer steps (overrides --epochs).")] = None,
+    precision: Annotated[str, typer.Option(
+        "--precision",
+        help="auto (bf16 autocast where the CPU/GPU has bf16 units), bf16 or fp32.")] = _RECIPE.precision,
+    threshold: Annotated[str, typer.Option(
+        "--threshold", help="The judge's default threshold on the calibrated probability, or 'best-f1' (the validation "
+        "best-F1 one).")] = str(_RECIPE.threshold),
+    seed: Annotated[int, typer.Option(
+        "--seed", help="Seed of the split, the initialisation and the batches.")] = _RECIPE.seed,
+    device: Annotated[str | None, typer.Option(
+        "--device", help="cpu or cuda (default: cuda when available; pick a GPU with CUDA_VISIBLE_DEVICES).")] = None,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", help="CPU threads for torch (default: torch's choice).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing model folder at --out.")] = False,
 ) -> None:
     """Fit a cross-encoder matcher on human pair labels or on a judge's run (distillation)."""
@@ -287,23 +355,15 @@ def train(
 
     # Idle OpenMP threads sleep instead of spinning: 2.5-3x faster training on a CPU shared with other jobs.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from rationalerm.reporting.terminal import training_progress, training_table
+    from rationalerm.reporting.terminal import training_progress
     from rationalerm.training.labels import read_labels
     from rationalerm.training.trainer import train as fit
 
-    try:
-        pw: float | str = "auto" if pos_weight == "auto" else float(pos_weight)
-    except ValueError:
-        _fail(f"--pos-weight must be 'auto' or a number, not {pos_weight!r}")
-        return
-    try:
-        thr: float | str = "best-f1" if threshold == "best-f1" else float(threshold)
-    except ValueError:
-        _fail(f"--threshold must be a number in [0, 1) or 'best-f1', not {threshold!r}")
-        return
+    pw = _number_or("--pos-weight", pos_weight, "auto", "must be 'auto' or a number")
+    thr = _number_or("--threshold", threshold, "best-f1", "must be a number in [0, 1) or 'best-f1'")
     if not 0.0 <= val_fraction < 1.0:
-        _fail("--val-fraction must be in [0, 1)")
-    try:
+        raise ConfigError("--val-fraction must be in [0, 1)")
+    try:  # torch and transformers write the model folder themselves: an --out they cannot write is an OSError
         label_set = read_labels(labels)
         recipe = Recipe(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, pos_weight=pw,
                         max_steps=max_steps, val_fraction=val_fraction, seed=seed, precision=precision,
@@ -312,54 +372,70 @@ def train(
             import torch
 
             torch.set_num_threads(threads)
-        err.print(f"{len(label_set.pairs)} labelled pairs from {', '.join(map(str, labels))}"
-                  + (f" ({label_set.duplicates} duplicates merged)" if label_set.duplicates else "")
-                  + ("; skipped: " + ", ".join(f"{v} {k}" for k, v in label_set.skipped.items()) if label_set.skipped else ""),
-                  highlight=False)
+        err.print(_labels_line(label_set, labels), highlight=False)
         with training_progress(err) as progress:
             result = fit(label_set, out, base=base, recipe=recipe, device=device, overwrite=overwrite,
                          progress=progress, log=lambda m: err.print(m, highlight=False))
-    except (RationaleRMError, OSError) as e:  # OSError: an --out that cannot be written
-        _fail(str(e))
-        return
-    card = result.card
+    except RationaleRMError:
+        raise
+    except OSError as e:
+        raise OutputError(str(e)) from e
+    _print_trained(result.card, out)
+
+
+def _labels_line(label_set: LabelSet, sources: list[Path]) -> str:
+    """What ``train`` read: the pairs, the duplicates merged and the records skipped, on one line."""
+    skipped = ", ".join(f"{v} {k}" for k, v in label_set.skipped.items())
+    return (f"{len(label_set.pairs)} labelled pairs from {', '.join(map(str, sources))}"
+            + (f" ({label_set.duplicates} duplicates merged)" if label_set.duplicates else "")
+            + (f"; skipped: {skipped}" if label_set.skipped else ""))
+
+
+def _print_trained(card: TrainingCard, out: Path) -> None:
+    """``train``'s summary: the data and steps, the validation table, and how to use the model."""
+    from rationalerm.reporting.terminal import training_table
+
     console.print(f"trained on {card['data']['train_pairs']} pairs, validated on {card['data']['val_pairs']} "
                   f"({card['split']['val_human_items']} held-out human items); {card['recipe']['steps']} steps in "
                   f"{card['timing']['train_s']:.0f}s on {card['device']}", highlight=False, soft_wrap=True)
     console.print(training_table(card))
-    console.print(f"wrote {out} (CrossEncoder + training.json); use it with: judge: {{type: cross-encoder, model: {out}}}",
-                  highlight=False, soft_wrap=True)
+    console.print(f"wrote {out} (CrossEncoder + training.json); use it with: "
+                  f"judge: {{type: cross-encoder, model: {out}}}", highlight=False, soft_wrap=True)
 
 
 @app.command()
 def decompose(
     inputs: Annotated[list[Path], typer.Argument(help="JSONL or Parquet records with free-text rationales.")],
-    config: Annotated[Path, typer.Option("--config", "-c", help="YAML config whose judge is 'type: llm' (the model and backend that decompose).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="JSONL to write: the same records with the checklists filled.")],
-    field: Annotated[str, typer.Option("--field", help="Rationale field of each model; '{model}' names the model.")] = "{model}-generated_text",
-    max_items: Annotated[int, typer.Option("--max-items", help="At most this many items per checklist, most important first.")] = 5,
-    human: Annotated[str | None, typer.Option("--human", help="Also decompose this free-text human rationale field into 'human-checklist'.")] = None,
-    cache: Annotated[Path | None, typer.Option("--cache", help="SQLite cache (default: OUT with suffix .cache.sqlite).")] = None,
+    config: Annotated[Path, typer.Option(
+        "--config", "-c", help="YAML config whose judge is 'type: llm' (the model and backend that decompose).")],
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="JSONL to write: the same records with the checklists filled.")],
+    field: Annotated[str, typer.Option(
+        "--field", help="Rationale field of each model; '{model}' names the model.")] = "{model}-generated_text",
+    max_items: Annotated[int, typer.Option(
+        "--max-items", help="At most this many items per checklist, most important first.")] = 5,
+    human: Annotated[str | None, typer.Option(
+        "--human", help="Also decompose this free-text human rationale field into 'human-checklist'.")] = None,
+    cache: Annotated[Path | None, typer.Option(
+        "--cache", help="SQLite cache (default: OUT with suffix .cache.sqlite).")] = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="Generation budget per answer.")] = 1024,
-    max_item_chars: Annotated[int, typer.Option("--max-item-chars", help="Longest item the answer schema allows (characters).")] = 300,
+    max_item_chars: Annotated[int, typer.Option(
+        "--max-item-chars", help="Longest item the answer schema allows (characters).")] = 300,
     retries: Annotated[int, typer.Option("--retries", help="Re-asks of a rejected answer.")] = 2,
-    no_grammar: Annotated[bool, typer.Option("--no-grammar", help="Do not force the answer schema (parse strictly only).")] = False,
+    no_grammar: Annotated[bool, typer.Option(
+        "--no-grammar", help="Do not force the answer schema (parse strictly only).")] = False,
 ) -> None:
     """Decompose free-text rationales into ranked atomic checklist items with a local LLM ('{model}-checklist')."""
     from rationalerm.decompose import DecomposeSettings, decompose_file
     from rationalerm.reporting.terminal import rich_progress
 
-    try:
-        cfg = load_config(config)
-        options = {"max_items": max_items, "max_item_chars": max_item_chars, "max_tokens": max_tokens,
-                   "max_retries": retries, "structured": not no_grammar}
-        settings = validate(DecomposeSettings, options, "rationalerm decompose options")
-        with rich_progress(err) as progress:
-            outcome = decompose_file(inputs, cfg, out, field=field, human=human, settings=settings, cache=cache,
-                                     progress=progress)
-    except RationaleRMError as e:
-        _fail(str(e))
-        return
+    cfg = load_config(config)
+    options = {"max_items": max_items, "max_item_chars": max_item_chars, "max_tokens": max_tokens,
+               "max_retries": retries, "structured": not no_grammar}
+    settings = validate(DecomposeSettings, options, "rationalerm decompose options")
+    with rich_progress(err) as progress:
+        outcome = decompose_file(list(inputs), cfg, out, field=field, human=human, settings=settings, cache=cache,
+                                 progress=progress)
     for bad in outcome.skipped[:10]:
         err.print(f"skipped {bad}", highlight=False)
     failed = outcome.targets - outcome.decomposed
@@ -369,8 +445,8 @@ def decompose(
         reasons = "; ".join(f"{n} x {kind}" for kind, n in outcome.failures.most_common())
         console.print(f"{failed} without a checklist (reason in 'decompose-errors'): {reasons}", highlight=False)
     if outcome.faults:  # some requests got no answer: the same command retries exactly them
-        err.print(f"[yellow]{outcome.faults} rationales got no answer; run the same command again to retry them[/yellow]",
-                  markup=True, highlight=False)
+        err.print(f"[yellow]{outcome.faults} rationales got no answer; run the same command again to retry "
+                  "them[/yellow]", markup=True, highlight=False)
         raise typer.Exit(3)
 
 

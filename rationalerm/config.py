@@ -4,38 +4,44 @@ Unknown keys are errors (``extra="forbid"``) so a typo in a config never silentl
 to a default. The ``judge:`` section is the config class of the judge its ``type`` names: each judge
 (and each LLM backend) defines its section beside itself and registers it (``rationalerm.registry``), and
 the union below is built from the registry, so a new judge never edits this file.
+
+``load_config`` is the one way a YAML file becomes a ``RunConfig`` (``read_config_file`` reads the mapping for a
+file that holds more sections, e.g. a reward config; ``validate`` checks any section with the same messages).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from rationalerm.errors import ConfigError
-from rationalerm.judges.base import JUDGES
+from rationalerm.judges.base import JUDGES, JudgeConfig
+from rationalerm.judges.embedding import EmbeddingJudgeConfig
+from rationalerm.judges.llm.config import ListwiseConfig, LLMJudgeConfig
 from rationalerm.judges.prefilter import PrefilterConfig
-from rationalerm.judges.runners import RUNNERS
+from rationalerm.judges.runners import RUNNERS, RunnerConfig
 from rationalerm.registry import ConfigSection
 from rationalerm.scoring.settings import OutcomeConfig, ScoringConfig
 
 M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_JUDGE = "embedding"
-JudgeSection = JUDGES.config_union()
-"""The ``judge:`` section: the config class of the judge its ``type`` names (any registered judge)."""
-RunnerSection = RUNNERS.config_union()
-"""The ``runner:`` section: where the judge stage runs (``local``, default, or ``ray``)."""
-
-# Kept importable from here (they live beside their judges); the union above already imported them.
-from rationalerm.judges.embedding import EmbeddingJudgeConfig  # noqa: E402, F401
-from rationalerm.judges.llm.config import ListwiseConfig, LLMJudgeConfig  # noqa: E402, F401
+if TYPE_CHECKING:  # the unions are built at run time from what is registered; a checker sees their base
+    JudgeSection: TypeAlias = JudgeConfig
+    RunnerSection: TypeAlias = RunnerConfig
+else:
+    JudgeSection = JUDGES.config_union()
+    """The ``judge:`` section: the config class of the judge its ``type`` names (any registered judge)."""
+    RunnerSection = RUNNERS.config_union()
+    """The ``runner:`` section: where the judge stage runs (``local``, default, or ``ray``)."""
 
 
 class RunConfig(ConfigSection):
-    judge: JudgeSection = Field(default_factory=lambda: JUDGES.config(DEFAULT_JUDGE)())
+    judge: JudgeSection = Field(default_factory=lambda: cast(JudgeSection, JUDGES.config(DEFAULT_JUDGE)()))
     prefilter: PrefilterConfig = Field(default_factory=PrefilterConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     outcome: OutcomeConfig = Field(default_factory=OutcomeConfig)
@@ -47,7 +53,7 @@ class RunConfig(ConfigSection):
     )
     shard_size: int = Field(
         1000, ge=1, description="samples read, scored and written at a time (memory is bounded by a shard)")
-    runner: RunnerSection = Field(default_factory=lambda: RUNNERS.config("local")())
+    runner: RunnerSection = Field(default_factory=lambda: cast(RunnerSection, RUNNERS.config("local")()))
 
     def resolved_chunk_size(self) -> int:
         """Big enough to keep an LLM engine's batches full, small enough that a kill loses little work."""
@@ -84,37 +90,42 @@ def _format_validation(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> RunConfig:
+    """The one way a YAML config (or, without ``path``, the built-in default) becomes a ``RunConfig``: read,
+    dotted-key ``overrides`` applied (a None value leaves its key alone), validated."""
+    data = read_config_file(path) if path is not None else {}
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(data, key, value)
+    return validate(RunConfig, data, str(path) if path is not None else "<default>")
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """A YAML config file's top-level mapping (empty for an empty file); a missing file, bad YAML or a top level
-    that is not a mapping is a ``ConfigError`` naming the file (and line)."""
-    source = str(path)
+    """A YAML config file's top-level mapping (empty for an empty file); a missing file, bad YAML or another top
+    level is a ``ConfigError`` naming the file (and the line)."""
     try:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError as e:
-        raise ConfigError(f"{source}: no such config file") from e
+        raise ConfigError(f"{path}: no such config file") from e
+    except yaml.MarkedYAMLError as e:
+        where = f":{e.problem_mark.line + 1}" if e.problem_mark is not None else ""
+        raise ConfigError(f"{path}{where}: not valid YAML ({e.problem})") from e
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{source}{where}: not valid YAML ({getattr(e, 'problem', e)})") from e
+        raise ConfigError(f"{path}: not valid YAML ({e})") from e
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: top level must be a mapping, got {type(raw).__name__}")
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(raw).__name__}")
     return raw
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Load a YAML config (or the built-in default) and apply dotted-key overrides."""
-    data = read_config_file(path) if path is not None else {}
-    for key, value in (overrides or {}).items():
-        if value is None:
-            continue
-        node = data
-        parts = key.split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = value
-    return validate(RunConfig, data, str(path) if path is not None else "<default>")
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    """``data[a][b] = value`` for ``key`` ``a.b`` (sections created as needed)."""
+    *sections, name = key.split(".")
+    node = data
+    for section in sections:
+        node = node.setdefault(section, {})
+    node[name] = value
 
 
 def validate(model: type[M], data: Any, source: str) -> M:
@@ -124,3 +135,10 @@ def validate(model: type[M], data: Any, source: str) -> M:
     except ValidationError as e:
         raise ConfigError(_format_validation(e, source)) from e
 
+
+
+__all__ = [  # the judges' sections and ConfigError stay importable from here, as before they moved
+    "DEFAULT_JUDGE", "ConfigError", "EmbeddingJudgeConfig", "JudgeSection", "LLMJudgeConfig", "ListwiseConfig",
+    "OutcomeConfig", "PrefilterConfig", "RunConfig", "RunnerSection", "ScoringConfig", "load_config",
+    "read_config_file", "validate",
+]

@@ -1,14 +1,20 @@
-"""The errors a user can cause: a bad config, bad input, a judge that cannot run, an unusable output path.
+"""Every error the package raises on purpose, in one leaf module any layer can import.
 
-Everything a user can fix raises a ``RationaleRMError``; the CLI prints it as one ``error:`` line and exits
-with code 2. Anything else is a bug and keeps its traceback.
+Each is a ``RationaleRMError``: the CLI prints one as a single ``error:`` line and exits with code 2, and a
+library caller catches them all with one ``except``. Anything else is a bug and keeps its traceback. A module
+may keep a private signal of its own (an underscore name whose docstring says it never leaves the module);
+``tests/test_errors.py`` checks that no other exception class is defined in the package.
+
+The specific classes keep the builtin base they had before there was a common one (``ValueError``,
+``RuntimeError``, ``OSError``), so existing ``except`` clauses still catch them; each is also importable from
+the module that raises it.
 """
 
 from __future__ import annotations
 
 
 class RationaleRMError(Exception):
-    """Base of every error the user can cause and fix; the message says what and where."""
+    """Base of every error the package raises on purpose; the message says what and where."""
 
 
 class ConfigError(RationaleRMError, ValueError):
@@ -27,9 +33,32 @@ class OutputError(RationaleRMError, OSError):
     """An output or run directory that cannot be written or is not a run directory."""
 
 
+class LabelError(LoadError):
+    """A bad training label file or record (``training``); the message starts with ``file:line:``."""
+
+
+class TrainError(RationaleRMError, ValueError):
+    """Training cannot start (too few labels, an output folder in the way, ...)."""
+
+
+class ArgKPError(LoadError):
+    """A missing or malformed ArgKP file (``datasets.argkp``); the message starts with ``file:line:``."""
+
+
 class RewardDataError(RationaleRMError, ValueError):
-    """A ground truth the RL reward cannot use (no human checklist, no or an unparseable human label): a data bug
-    to fix in the dataset, unlike a policy output that cannot be parsed (that output only scores 0)."""
+    """A ground truth the reward cannot use (no human checklist, no or an unparseable human label): a bug in the
+    dataset, raised to the trainer rather than scored."""
 
 
-__all__ = ["ConfigError", "JudgeError", "LoadError", "OutputError", "RationaleRMError", "RewardDataError"]
+class ParseFailure(RationaleRMError, ValueError):
+    """Why a policy output has no (checklist, label); the reward scores such an output 0 and records the reason."""
+
+
+class Unparseable(RationaleRMError, ValueError):
+    """A label that is present but does not say response 1, response 2 or a tie (``scoring.outcome``)."""
+
+
+__all__ = [
+    "ArgKPError", "ConfigError", "JudgeError", "LabelError", "LoadError", "OutputError", "ParseFailure",
+    "RationaleRMError", "RewardDataError", "TrainError", "Unparseable",
+]

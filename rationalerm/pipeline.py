@@ -1,17 +1,18 @@
 """The run: the stages of DESIGN.md's data flow, called in order over a stream of samples; each stage's logic
-lives in its own module.
+lives in its own module, and ``run`` reads as the list of steps.
 
 Memory is bounded by a shard (``shard_size`` samples), not by the corpus. The input is read more than once, a
 record at a time:
 
-1. scan (``load.py``): validate every record; learn the models, the skipped records, and the run's distinct
-   texts and (human item, model item) pairs in first-seen order -- the judge's and the prefilter's work list;
-2. prefilter (``prefilter.py``, when enabled): embed the texts, then one more pass for the kept pairs;
-3. judge (``runners/``: in this process or on a Ray cluster): the pairs the cache lacks, into the cache;
-4. per shard: matrices from the cache (``judges/fill.py``; a listwise judge judges the shard's grids here),
-   assign + score (``score.py``), rows written as a part of ``results.jsonl`` (``shards.py``), and the few
-   numbers per row the corpus figures need kept (``tally.py``);
-5. ``results.jsonl`` assembled from the parts, ``metrics.json`` and ``run.json`` written (``saved_runs.py``).
+1. scan (``inputs/load.py``): validate every record; learn the models, the skipped records, and the run's
+   distinct texts and (human item, model item) pairs in first-seen order -- the judge's and the prefilter's
+   work list;
+2. prefilter (``judges/prefilter.py``, when enabled): embed the texts, then one more pass for the kept pairs;
+3. judge (``judges/runners/``: in this process or on a Ray cluster): the pairs the cache lacks, into the cache;
+4. per shard: matrices from the cache (``judges/stage.py``; a listwise judge judges the shard's grids here),
+   assign + score (``scoring/metrics.py``), rows written as a part of ``results.jsonl`` (``runs/parts.py``),
+   and the few numbers per row the corpus figures need kept (``scoring/summary.py``);
+5. ``results.jsonl`` assembled from the parts, ``metrics.json`` and ``run.json`` written (``runs/directory.py``).
 
 The outputs are those of scoring all samples at once (same pair order for the judge, same embedding batches,
 same values in the bootstrap), so they do not depend on ``shard_size`` or on where a killed run stopped.
@@ -21,12 +22,12 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, TypeVar, cast
 
 import numpy as np
 
@@ -36,7 +37,7 @@ from rationalerm.config import RunConfig
 from rationalerm.errors import ConfigError
 from rationalerm.inputs.grids import Unit, kept_cells
 from rationalerm.inputs.load import LoadResult, LoadState, iter_samples, no_valid_record
-from rationalerm.judges import ListJudge, PairJudge, ProgressFactory, make_judge, null_progress
+from rationalerm.judges import ListJudge, PairJudge, PairScore, ProgressFactory, make_judge, null_progress
 from rationalerm.judges.cache import JudgeCache, fingerprint_id
 from rationalerm.judges.prefilter import Prefilter
 from rationalerm.judges.runners import make_runner
@@ -45,6 +46,36 @@ from rationalerm.runs.directory import write_run
 from rationalerm.runs.parts import ResultParts, input_identity, iter_shards
 from rationalerm.scoring.rows import ResultRow, score_rows
 from rationalerm.scoring.summary import CorpusTally
+
+T = TypeVar("T")
+Pair = tuple[str, str]
+Log = Callable[[str], None]
+Rows = list[ResultRow]
+Matrices = tuple[list[np.ndarray | None], list[dict[str, Any]]]
+"""A shard's matrices (None: the judge's output was invalid) and each row's judge details."""
+
+
+def _quiet(_message: str) -> None:
+    """The default ``log``: a library call prints nothing."""
+
+
+def run(
+    inputs: str | Path | Sequence[str | Path], cfg: RunConfig, out_dir: str | Path,
+    progress: ProgressFactory | None = None, log: Log = _quiet,
+) -> RunOutcome:
+    """Score ``inputs`` under ``cfg`` and write the run to ``out_dir`` (module docstring: the steps)."""
+    paths = [Path(inputs)] if isinstance(inputs, str | Path) else [Path(p) for p in inputs]
+    out = ensure_dir(out_dir)
+    clock = StageClock()
+    with clock("load"):  # before the judge is built: a bad input never waits for an engine to start
+        found = scan(paths, cfg, want_texts=cfg.prefilter.enabled, want_pairs=not cfg.prefilter.enabled)
+    with Run.open(paths, cfg, out, clock, found, progress or null_progress, log) as steps:
+        pairs = steps.prefilter_pairs(found)
+        del found  # the texts and the scan's pairs are not held while judging
+        steps.judge_pairs(pairs)
+        del pairs
+        steps.score_shards()
+    return steps.write()
 
 
 @dataclass
@@ -58,7 +89,7 @@ class RunOutcome:
     failed: dict[str, int] = field(default_factory=dict)
     """Judge calls that got no answer the judge could score (distinct pairs, or lists), by reason: never cached,
     so running the same command again retries exactly them. Empty when the run is complete."""
-    failed_unit: str = "pairs"
+    failed_unit: Literal["pairs", "lists"] = "pairs"
 
     @cached_property
     def rows(self) -> list[ResultRow]:
@@ -76,10 +107,11 @@ class RunOutcome:
 
 
 class StageClock:
-    """Wall time per stage, summed over the shards (``run.json`` ``process.timings_s``)."""
+    """Wall time per stage, summed over the shards (``run.json`` ``process.timings_s``), and in all."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.started = time.perf_counter()
 
     @contextmanager
     def __call__(self, stage: str) -> Iterator[None]:
@@ -89,17 +121,19 @@ class StageClock:
         finally:
             self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - t
 
-    def timed(self, stage: str, items: Iterator[Any]) -> Iterator[Any]:
+    def timed(self, stage: str, items: Iterator[T]) -> Iterator[T]:
         """``items`` with the time spent producing each counted under ``stage`` (reading the input)."""
         while True:
             with self(stage):
-                item = next(items, _END)
-            if item is _END:
-                return
+                try:
+                    item = next(items)
+                except StopIteration:
+                    return
             yield item
 
-
-_END = object()
+    def totals(self) -> dict[str, float]:
+        """The seconds per stage so far, and ``total``: the wall time since the clock started."""
+        return {**self.seconds, "total": time.perf_counter() - self.started}
 
 
 @dataclass
@@ -111,16 +145,17 @@ class Scan:
     n_samples: int
     texts: list[str]
     """Distinct texts of all grids, first seen first (the prefilter embeds them)."""
-    pairs: list[tuple[str, str]]
+    pairs: list[Pair]
     """Distinct non-blank pairs, first seen first (without a prefilter: the judge's work list)."""
 
 
 def scan(paths: list[Path], cfg: RunConfig, want_texts: bool, want_pairs: bool) -> Scan:
+    """Step 1: one pass over the input (a bad record is reported, or stops a strict run, before any judging)."""
     state = LoadState(cfg.models, cfg.outcome.label_field)
     texts: dict[str, None] = {}
-    pairs: dict[tuple[str, str], None] = {}
+    pairs: dict[Pair, None] = {}
     n = 0
-    for sample in iter_samples(paths, state, cfg.strict):
+    for sample in iter_samples(list(paths), state, cfg.strict):
         n += 1
         units = [Unit(sample, m) for m in state.current_models() if m in sample.models]
         if want_texts:
@@ -130,146 +165,198 @@ def scan(paths: list[Path], cfg: RunConfig, want_texts: bool, want_pairs: bool) 
             pairs.update(dict.fromkeys((h, s) for _, _, _, h, s in kept_cells(units, None)))
     loaded = LoadResult(samples=[], models=state.models(paths), skipped=state.skipped, warnings=state.warnings)
     if not n:
-        raise no_valid_record(paths, loaded.skip_report())
+        raise no_valid_record(list(paths), loaded.skip_report())
     return Scan(loaded, n, list(texts), list(pairs))
 
 
-def run(
-    inputs: str | Path | list[str | Path], cfg: RunConfig, out_dir: str | Path,
-    progress: ProgressFactory | None = None, log: Callable[[str], None] = lambda _m: None,
-) -> RunOutcome:
-    progress = progress or null_progress
-    paths = [Path(p) for p in (inputs if isinstance(inputs, list) else [inputs])]
-    out = ensure_dir(out_dir)
-    clock = StageClock()
-    t0 = time.perf_counter()
-    with clock("load"):  # before the judge is built: a bad input never waits for an engine to start
-        found = scan(paths, cfg, want_texts=cfg.prefilter.enabled, want_pairs=not cfg.prefilter.enabled)
-    judge = make_judge(cfg.judge)
-    pairwise = judge.kind != "listwise"
-    if cfg.prefilter.enabled and not pairwise:
-        judge.close()
-        raise ConfigError("the prefilter applies to pairwise judges only (judge.protocol: pairwise)")
-    loaded = found.loaded
+def report_skips(loaded: LoadResult, log: Log) -> None:
+    """The skipped records (the first in full, the rest counted) and the warnings, one line each."""
     for line in loaded.skip_report():
         log(line)
     for note in loaded.warnings:
         log(f"warning: {note}")
-    fingerprint = judge.fingerprint()
-    try:
-        cache = JudgeCache(cfg.cache or out / "cache.sqlite", fingerprint)
-    except BaseException:
-        judge.close()
-        raise
-    shards = lambda: clock.timed("load", iter_shards(  # noqa: E731 - every pass re-reads the input the same way
-        paths, loaded.models, cfg.shard_size, strict=cfg.strict, load=(cfg.models, cfg.outcome.label_field)))
-    prefilter: Prefilter | None = None
-    judged = JudgedPairs(0, 0)
-    listwise = ShardState()
-    tally = CorpusTally(loaded.models, cfg.scoring, cfg.outcome)
-    try:
-        parts = ResultParts(out, {"inputs": input_identity(paths), "version": __version__, "models": loaded.models,
-                                  "config": cfg.model_dump(mode="json", exclude={"runner"}),
-                                  "fingerprint": fingerprint_id(fingerprint)})
-        pairs = found.pairs
-        if cfg.prefilter.enabled:
-            with clock("prefilter"):
-                prefilter = Prefilter(cfg.prefilter, cfg.judge.device_hint())
-                prefilter.prepare(found.texts, progress)
-            kept: dict[tuple[str, str], None] = {}
-            for units in shards():
-                with clock("prefilter"):
-                    masks = [prefilter.mask(u) for u in units]
-                    prefilter.tally(units, masks)
-                    kept.update(dict.fromkeys((h, s) for _, _, _, h, s in kept_cells(units, masks)))
-            pairs = list(kept)
-            stats = prefilter.stats
-            log(f"prefilter kept {stats.cells_kept}/{stats.cells_total} pairs; "
-                f"judge calls saved: {stats.judge_calls_saved}")
-        n_samples = found.n_samples
-        del found
-        if pairwise:
-            with clock("judge"):
-                judged = make_runner(cfg.runner).judge_pairs(
-                    cast(PairJudge, judge), cfg.judge, cache, pairs, cfg.resolved_chunk_size(), progress)
-        del pairs
-        reused_shards = 0
-        with progress("scoring samples", n_samples) as advance:
-            for k, units in enumerate(shards()):
-                with clock("write"):
-                    reused = parts.reusable(k)
-                if reused is not None:  # written by a killed run of the same command
-                    reused_shards += 1
-                    for row in reused:
-                        tally.add(row)
-                else:
-                    rows = shard_rows(units, cfg, judge, cache, judged, prefilter, clock, listwise)
-                    with clock("score"):
-                        score_rows(rows, cfg.scoring)
-                        for row in rows:
-                            tally.add(row)
-                    with clock("write"):
-                        parts.write(k, rows)
-                advance(len({id(u.sample) for u in units}))
-    finally:
-        judge.close()
-        cache.close()
-    with clock("score"):
-        metrics = tally.metrics()
-    metrics["skipped"] = loaded.skipped_summary()
-    # metrics.json is a function of the input and the config: how this process got there (cache hits,
-    # timings) goes to run.json, so a killed and resumed run writes the same metrics.json byte for byte.
-    metrics["judge"] = {"fingerprint": fingerprint_id(fingerprint)}
-    pf_stats = prefilter.stats.as_dict() if prefilter is not None else None
-    if pf_stats is not None:
-        metrics["prefilter"] = pf_stats
-    if not pairwise:
-        judged = JudgedPairs(listwise.judged, listwise.cached)
-    failed = dict(judged.failed()) if pairwise else dict(listwise.failed)
-    with clock("write"):
-        parts.assemble()
-        timings = {**clock.seconds, "total": time.perf_counter() - t0}
-        write_run(out, inputs=paths, config=cfg.model_dump(mode="json"), rows=None, metrics=metrics,
-                  fingerprint=fingerprint, models=loaded.models,
-                  process={"judged": judged.judged, "cache_hits": judged.cached, "failed_pairs": sum(failed.values()),
-                           "samples": n_samples, "shards_reused": reused_shards, "timings_s": {k: round(v, 3) for k, v in timings.items()}})
-    return RunOutcome(out, metrics, judged.judged, judged.cached, pf_stats, timings, failed,
-                      "pairs" if pairwise else "lists")
 
 
 @dataclass
-class ShardState:
-    """What the shard pass carries from shard to shard: a listwise judge judges each shard's grids as the shard
-    comes (the cache deduplicates across shards), so its counts add up here; a pairwise run's scores read back
-    from the cache are memoised (bounded)."""
+class ListwiseCalls:
+    """A listwise judge's calls, added up shard by shard: it judges each shard's grids as the shard comes (the
+    cache deduplicates across shards)."""
 
     judged: int = 0
     cached: int = 0
     failed: Counter[str] = field(default_factory=Counter)
-    memo: dict[tuple[str, str], Any] = field(default_factory=dict)
-    """Pair scores read back for earlier shards (pairwise judges; bounded, ``fill.shard_scores``)."""
 
 
-def shard_rows(
-    units: list[Unit], cfg: RunConfig, judge: PairJudge | ListJudge, cache: JudgeCache, judged: JudgedPairs,
-    prefilter: Prefilter | None, clock: StageClock, listwise: ShardState,
-) -> list[ResultRow]:
-    """A shard's unscored rows: each unit's matrix (from the cache, or the listwise judge) and details."""
-    extras: list[dict[str, Any]]
-    matrices: list[np.ndarray | None]
-    if judge.kind == "listwise":
-        with clock("judge"):
-            mats, infos, n_judged, hits, failed = judge_listwise(
-                cast(ListJudge, judge), cache, units, cfg.resolved_chunk_size(), null_progress)
-        listwise.judged += n_judged
-        listwise.cached += hits
-        listwise.failed.update(failed)
-        matrices, extras = mats, [{"judge_output": info} for info in infos]
-    else:
-        with clock("prefilter"):
-            masks = [prefilter.mask(u) for u in units] if prefilter is not None else None
-        with clock("judge: cache reads"):  # the judge stage's answers, read back for the shard
-            mats_p, details = pair_matrices(units, masks, shard_scores(cache, units, masks, judged, listwise.memo))
-        matrices, extras = list(mats_p), [{"details": d} for d in details]
-    with clock("write"):
-        return [u.row(w, cfg.outcome.label_field, **extra) for u, w, extra in zip(units, matrices, extras)]
+@dataclass
+class Run:
+    """What the steps after the scan share (``run`` calls them in order); leaving its ``with`` block closes the
+    judge and its cache."""
+
+    paths: list[Path]
+    cfg: RunConfig
+    out: Path
+    clock: StageClock
+    progress: ProgressFactory
+    log: Log
+    loaded: LoadResult
+    n_samples: int
+    judge: PairJudge | ListJudge
+    fingerprint: dict[str, Any]
+    cache: JudgeCache
+    parts: ResultParts
+    tally: CorpusTally
+    """The few numbers per row that ``metrics.json`` needs (rows are written and forgotten shard by shard)."""
+    prefilter: Prefilter | None = None
+    judged: JudgedPairs = field(default_factory=lambda: JudgedPairs(0, 0))
+    """A pairwise judge's calls, all made before the first shard (a listwise judge's: ``listwise``)."""
+    listwise: ListwiseCalls = field(default_factory=ListwiseCalls)
+    memo: dict[Pair, PairScore] = field(default_factory=dict)
+    """Pair scores read back for earlier shards (pairwise judges; bounded: ``judges.stage.shard_scores``)."""
+    shards_reused: int = 0
+
+    @classmethod
+    def open(cls, paths: list[Path], cfg: RunConfig, out: Path, clock: StageClock, found: Scan,
+             progress: ProgressFactory, log: Log) -> Run:
+        """Build the judge, then its cache and the result parts; what is open is closed again if a step fails."""
+        judge = make_judge(cfg.judge)
+        with ExitStack() as opened:
+            opened.callback(judge.close)
+            if cfg.prefilter.enabled and judge.kind == "listwise":
+                raise ConfigError("the prefilter applies to pairwise judges only (judge.protocol: pairwise)")
+            report_skips(found.loaded, log)
+            fingerprint = judge.fingerprint()
+            cache = JudgeCache(cfg.cache or out / "cache.sqlite", fingerprint)
+            opened.callback(cache.close)
+            parts = ResultParts(out, {"inputs": input_identity(paths), "version": __version__,
+                                      "models": found.loaded.models,
+                                      "config": cfg.model_dump(mode="json", exclude={"runner"}),
+                                      "fingerprint": fingerprint_id(fingerprint)})
+            opened.pop_all()
+        return cls(paths, cfg, out, clock, progress, log, found.loaded, found.n_samples, judge, fingerprint, cache,
+                   parts, CorpusTally(found.loaded.models, cfg.scoring, cfg.outcome))
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        try:
+            self.judge.close()
+        finally:
+            self.cache.close()
+
+    def shards(self) -> Iterator[list[Unit]]:
+        """The input's units a shard at a time; every pass re-reads it the same way (reading counts as load)."""
+        cfg = self.cfg
+        return self.clock.timed("load", iter_shards(self.paths, self.loaded.models, cfg.shard_size,
+                                                    strict=cfg.strict, load=(cfg.models, cfg.outcome.label_field)))
+
+    def prefilter_pairs(self, found: Scan) -> list[Pair]:
+        """Step 2: the pairs to judge -- the scan's, or (prefilter enabled) those it keeps, found in one more pass."""
+        if not self.cfg.prefilter.enabled:
+            return found.pairs
+        with self.clock("prefilter"):
+            prefilter = self.prefilter = Prefilter(self.cfg.prefilter, self.cfg.judge.device_hint())
+            prefilter.prepare(found.texts, self.progress)
+        kept: dict[Pair, None] = {}
+        for units in self.shards():
+            with self.clock("prefilter"):
+                masks = [prefilter.mask(u) for u in units]
+                prefilter.tally(units, masks)
+                kept.update(dict.fromkeys((h, s) for _, _, _, h, s in kept_cells(units, masks)))
+        stats = prefilter.stats
+        self.log(f"prefilter kept {stats.cells_kept}/{stats.cells_total} pairs; "
+                 f"judge calls saved: {stats.judge_calls_saved}")
+        return list(kept)
+
+    def judge_pairs(self, pairs: list[Pair]) -> None:
+        """Step 3: a pairwise judge judges the pairs the cache lacks, into the cache, before the first shard (a
+        listwise judge judges each shard's grids as the shard comes: ``listwise_matrices``)."""
+        if self.judge.kind == "listwise":
+            return
+        with self.clock("judge"):
+            self.judged = make_runner(self.cfg.runner).judge_pairs(
+                cast(PairJudge, self.judge), self.cfg.judge, self.cache, pairs, self.cfg.resolved_chunk_size(),
+                self.progress)
+
+    def score_shards(self) -> None:
+        """Step 4: each shard's rows -- a part a killed run of the same command wrote, or matched, scored and
+        written now -- tallied for the corpus figures."""
+        with self.progress("scoring samples", self.n_samples) as advance:
+            for k, units in enumerate(self.shards()):
+                with self.clock("write"):
+                    reused = self.parts.reusable(k)
+                if reused is None:
+                    self.score_shard(k, units)
+                else:
+                    self.shards_reused += 1
+                    for row in reused:
+                        self.tally.add(row)
+                advance(len({id(u.sample) for u in units}))
+
+    def score_shard(self, k: int, units: list[Unit]) -> None:
+        """Shard ``k``'s rows: matched and scored, tallied, and written as part ``k`` of ``results.jsonl``."""
+        rows = self.shard_rows(units)
+        with self.clock("score"):
+            score_rows(rows, self.cfg.scoring)
+            for row in rows:
+                self.tally.add(row)
+        with self.clock("write"):
+            self.parts.write(k, rows)
+
+    def shard_rows(self, units: list[Unit]) -> Rows:
+        """A shard's unscored rows: each unit's matrix (from the cache, or the listwise judge) and details."""
+        listwise = self.judge.kind == "listwise"
+        matrices, extras = self.listwise_matrices(units) if listwise else self.pairwise_matrices(units)
+        with self.clock("write"):
+            return [u.row(w, self.cfg.outcome.label_field, **extra) for u, w, extra in zip(units, matrices, extras)]
+
+    def listwise_matrices(self, units: list[Unit]) -> Matrices:
+        """The listwise judge's matrices for the shard's grids, judged now (those the cache lacks)."""
+        with self.clock("judge"):
+            matrices, infos, judged, hits, failed = judge_listwise(
+                cast(ListJudge, self.judge), self.cache, units, self.cfg.resolved_chunk_size(), null_progress)
+        self.listwise.judged += judged
+        self.listwise.cached += hits
+        self.listwise.failed.update(failed)
+        return matrices, [{"judge_output": info} for info in infos]
+
+    def pairwise_matrices(self, units: list[Unit]) -> Matrices:
+        """The pairwise judge's matrices for the shard, from its answers in the cache (and this run's failures)."""
+        with self.clock("prefilter"):
+            masks = [self.prefilter.mask(u) for u in units] if self.prefilter is not None else None
+        with self.clock("judge: cache reads"):  # the judge stage's answers, read back for the shard
+            scores = shard_scores(self.cache, units, masks, self.judged, self.memo)
+            matrices, details = pair_matrices(units, masks, scores)
+        return list(matrices), [{"details": d} for d in details]
+
+    def metrics(self) -> dict[str, Any]:
+        """``metrics.json``: a function of the input and the config. How this process got there (cache hits,
+        timings) goes to ``run.json``, so a killed and resumed run writes the same metrics.json byte for byte."""
+        metrics = self.tally.metrics()
+        metrics["skipped"] = self.loaded.skipped_summary()
+        metrics["judge"] = {"fingerprint": fingerprint_id(self.fingerprint)}
+        if self.prefilter is not None:
+            metrics["prefilter"] = self.prefilter.stats.as_dict()
+        return metrics
+
+    def calls(self) -> tuple[JudgedPairs, dict[str, int]]:
+        """The judge calls made and found in the cache, and the failed ones by reason (pairs, or lists)."""
+        if self.judge.kind == "listwise":
+            return JudgedPairs(self.listwise.judged, self.listwise.cached), dict(self.listwise.failed)
+        return self.judged, dict(self.judged.failed())
+
+    def write(self) -> RunOutcome:
+        """Step 5: ``results.jsonl`` assembled from the parts, then ``metrics.json`` and ``run.json``."""
+        with self.clock("score"):
+            metrics = self.metrics()
+        judged, failed = self.calls()
+        with self.clock("write"):
+            self.parts.assemble()
+            timings = self.clock.totals()
+            process = {"judged": judged.judged, "cache_hits": judged.cached, "failed_pairs": sum(failed.values()),
+                       "samples": self.n_samples, "shards_reused": self.shards_reused,
+                       "timings_s": {k: round(v, 3) for k, v in timings.items()}}
+            write_run(self.out, inputs=self.paths, config=self.cfg.model_dump(mode="json"), rows=None,
+                      metrics=metrics, fingerprint=self.fingerprint, models=self.loaded.models, process=process)
+        return RunOutcome(self.out, metrics, judged.judged, judged.cached, metrics.get("prefilter"), timings, failed,
+                          "lists" if self.judge.kind == "listwise" else "pairs")

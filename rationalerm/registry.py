@@ -13,8 +13,8 @@ A registry finds its modules itself: on first use it imports every module of its
 its pattern (``rationalerm.judges``: every module; ``rationalerm.judges.llm``: ``*_backend``), so adding a
 judge or a backend is adding its one file. Those modules are light (a factory imports its heavy dependencies
 -- torch, vllm, openai -- only when it runs), so the config union is built from what is registered without
-loading any engine. An unknown name is a ``ConfigError`` listing the registered ones. Modules of those
-packages must not import ``rationalerm.config`` at import time: the config tree is built from them.
+loading any engine. An unknown name is a ``ConfigError`` listing the registered ones. ``config``, built from
+them, is above those packages in the layer order (README "Layout"; ``tests/test_layers.py``).
 """
 
 from __future__ import annotations

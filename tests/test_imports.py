@@ -1,5 +1,5 @@
-"""The package imports in any order: the registries discover their modules, and none of those modules needs
-``rationalerm.config`` at import time (the config tree is built from them). ``import rationalerm`` stays light."""
+"""The package imports in any order: the registries discover their modules (which import nothing above their
+layer: ``tests/test_layers.py``), and ``import rationalerm`` stays light."""
 
 from __future__ import annotations
 

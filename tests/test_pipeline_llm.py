@@ -77,7 +77,8 @@ def _listwise_cfg(tiny_qwen: Path, **judge: object) -> RunConfig:
     j = cfg.judge
     cfg.judge = j.model_copy(update={
         "model": str(tiny_qwen),
-        "backend": j.backend.model_copy(update={"dtype": "float32", "engine_args": {"max_model_len": 4096, "enforce_eager": True}}),
+        "backend": j.backend.model_copy(update={
+            "dtype": "float32", "engine_args": {"max_model_len": 4096, "enforce_eager": True}}),
         "listwise": j.listwise.model_copy(update={"max_retries": 1, **judge})})
     return cfg
 

@@ -115,8 +115,8 @@ def test_a_file_with_no_valid_record_fails_with_a_summary(tmp_path: Path) -> Non
 
 def test_output_files_honour_the_umask(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    proc = subprocess.run(["bash", "-c", f"umask 022 && exec {sys.executable} -m rationalerm run {EXAMPLE} --out {out}"],
-                          capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=600)
+    command = f"umask 022 && exec {sys.executable} -m rationalerm run {EXAMPLE} --out {out}"
+    proc = subprocess.run(["bash", "-c", command], capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr
     for name in ("results.jsonl", "metrics.json", "run.json"):
         assert stat.S_IMODE((out / name).stat().st_mode) == 0o644
@@ -162,9 +162,10 @@ def test_hostile_items_run_end_to_end(tmp_path: Path) -> None:
 
 # -- fuzzing -------------------------------------------------------------------------------------------------
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=20), inner, max_size=4),
-                    max_leaves=12)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=20), inner, max_size=4),
+    max_leaves=12)
 RECORDS = st.fixed_dictionaries({}, optional={
     "human-checklist": st.one_of(st.lists(st.text(max_size=30), max_size=4), JSON),
     "m-checklist": st.one_of(st.lists(st.text(max_size=30), max_size=4), JSON),

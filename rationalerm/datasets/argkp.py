@@ -25,7 +25,7 @@ from typing import Literal
 
 import numpy as np
 
-from rationalerm.errors import LoadError
+from rationalerm.errors import ArgKPError
 
 SPLITS = ("train", "dev")
 Split = Literal["train", "dev", "all"]
@@ -33,10 +33,6 @@ Split = Literal["train", "dev", "all"]
 _ARG_COLS = ("arg_id", "argument", "topic", "stance")
 _KP_COLS = ("key_point_id", "key_point", "topic", "stance")
 _LABEL_COLS = ("arg_id", "key_point_id", "label")
-
-
-class ArgKPError(LoadError):
-    """A missing or malformed ArgKP file; the message starts with ``file:line:``."""
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ and cached one by one across the corpus.
 
 A judge is a module of this package that defines its config section (a ``JudgeConfig`` whose ``type`` is the
 judge's name) and registers its factory under that name in ``JUDGES``; ``rationalerm.config`` builds the
-``judge:`` section from the registered configs, and ``make_judge`` finds the factory by name. Modules of this
-package must not import ``rationalerm.config`` at import time (the config tree is built from them).
+``judge:`` section from the registered configs, and ``make_judge`` finds the factory by name. ``config`` is
+above ``judges`` in the layer order (README "Layout"; ``tests/test_layers.py``).
 """
 
 from __future__ import annotations

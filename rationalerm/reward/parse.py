@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rationalerm.errors import ConfigError, RationaleRMError
+from rationalerm.errors import ConfigError, ParseFailure
 from rationalerm.scoring.outcome import Unparseable, normalize_label
 
 ParserFn = Callable[[str], tuple[Sequence[str], Any]]
@@ -37,10 +37,6 @@ ParserSpec = ParserFn | str | re.Pattern[str] | None
 class Parsed:
     checklist: tuple[str, ...]
     label: Any
-
-
-class ParseFailure(RationaleRMError, ValueError):
-    """Why a policy output has no (checklist, label)."""
 
 
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL)

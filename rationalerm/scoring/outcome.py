@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from rationalerm.errors import Unparseable
 from rationalerm.scoring.rows import ResultRow
 from rationalerm.scoring.settings import DEFAULT_DECEPTIVE_THRESHOLD, DEFAULT_LABEL_FIELD
 from rationalerm.scoring.stats import Bootstrap
@@ -36,10 +37,6 @@ Status = Literal["correct", "wrong", "missing", "unparseable"]
 _STRIP = " \t\r\n[](){}<>\"'`*.:"
 _PREFIX = re.compile(r"^(?:response|output|answer|assistant|option|candidate)[\s_-]*")
 _WORDS: dict[str, Label] = {"1": 1, "a": 1, "2": 2, "b": 2, "tie": "tie", "draw": "tie", "equal": "tie"}
-
-
-class Unparseable(ValueError):
-    """A label that is present but does not say response 1, response 2 or a tie."""
 
 
 def normalize_label(value: Any) -> Label | None:

@@ -17,11 +17,7 @@ from typing import Any
 
 from rationalerm._util.files import iter_records
 from rationalerm._util.hashing import stable_hash
-from rationalerm.errors import LoadError
-
-
-class LabelError(LoadError):
-    """A bad label file or record; the message starts with ``file:line:``."""
+from rationalerm.errors import LabelError, LoadError
 
 
 @dataclass(frozen=True)

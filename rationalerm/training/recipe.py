@@ -11,12 +11,8 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
-from rationalerm.errors import RationaleRMError
+from rationalerm.errors import TrainError
 from rationalerm.registry import ConfigSection
-
-
-class TrainError(RationaleRMError, ValueError):
-    """Training cannot start (too few labels, an output folder in the way, a bad recipe, ...)."""
 
 
 class Recipe(ConfigSection):

@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from rationalerm import ConfigError, LoadError, load_config, load_samples
+from rationalerm.config import read_config_file
 from tests.helpers.paths import ROOT
 
 GOOD = {"id": "a", "domain": "chat", "human-checklist": [" R1 ", "R2", ""], "Qwen-checklist": ["S1", "S2"],
@@ -26,7 +27,8 @@ def test_models_found_case_insensitively_and_items_stripped(tmp_path: Path) -> N
     s = res.samples[0]
     # a blank item keeps its position (DESIGN.md "Empty and blank items") and is reported as a warning
     assert s.human == ["R1", "R2", ""] and s.models["Qwen"] == ["S1", "S2"] and s.labels == {"Qwen": 1}
-    assert [str(w) for w in res.warnings] == [f"{p}:1: 'human-checklist' item 2 is blank: it keeps its position and is never matched"]
+    blank = f"{p}:1: 'human-checklist' item 2 is blank: it keeps its position and is never matched"
+    assert [str(w) for w in res.warnings] == [blank]
     named = load_samples(p, models=["llama"])  # the data's spelling, whatever --models says (issue 14)
     assert named.models == ["LLAMA"] and list(named.samples[0].models) == ["LLAMA"]
     with pytest.raises(LoadError, match="no '<model>-checklist' key"):
@@ -95,3 +97,22 @@ def test_config_errors_name_file_and_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such config"):
         load_config(tmp_path / "missing.yaml")
     assert load_config(None, {"scoring.compat": "metajudge"}).scoring.compat == "metajudge"
+
+
+def test_config_file_edge_cases_and_overrides(tmp_path: Path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text("")  # an empty file is the default config
+    assert load_config(p) == load_config()
+    p.write_text("- judge\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: top level must be a mapping, got list"):
+        load_config(p)
+    p.write_text("scoring:\n  min_score: 0.1\n  seed: [\n")
+    with pytest.raises(ConfigError, match=r"c.yaml:\d+: not valid YAML \(.+\)"):  # names the line
+        load_config(p)
+    p.write_text("scoring:\n  min_score: 0.1\n")
+    cfg = load_config(p, {"scoring.min_score": None, "scoring.seed": 7, "outcome.label_field": "pref"})
+    # None leaves the file's value; a dotted key sets one key of a section, created when the file lacks it
+    assert (cfg.scoring.min_score, cfg.scoring.seed, cfg.outcome.label_field) == (0.1, 7, "pref")
+    assert read_config_file(p) == {"scoring": {"min_score": 0.1}}  # the mapping as written, not validated
+    with pytest.raises(ConfigError, match=r"<default>: invalid config(.|\n)*scoring.bogus"):
+        load_config(None, {"scoring.bogus": 1})

@@ -52,12 +52,14 @@ MAX_RETRY_AFTER_S = 60.0
 TOP_LOGPROBS = 20
 
 
-class MalformedResponse(Exception):
-    """A 200 whose body is not a usable chat completion (e.g. an empty ``choices`` list): transient, retried."""
+class _MalformedResponse(Exception):
+    """A 200 whose body is not a usable chat completion (e.g. an empty ``choices`` list): transient, retried.
+    Private: ``_answer`` turns it into the prompt's failure; it never leaves this module."""
 
 
-class NotSent(Exception):
-    """The server failed too many requests in a row: the remaining prompts are failed without being sent."""
+class _NotSent(Exception):
+    """The server failed too many requests in a row: the remaining prompts are failed without being sent.
+    Private: ``_answer`` turns it into the prompt's failure; it never leaves this module."""
 
 
 class OpenAIBackendConfig(BackendConfig):
@@ -95,14 +97,14 @@ def retryable(exc: BaseException) -> bool:
         return True
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code in RETRY_STATUS or exc.status_code >= 500
-    return isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError, MalformedResponse))
+    return isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError, _MalformedResponse))
 
 
 def fault_kind(exc: BaseException) -> str:
     """A short, countable name of a failed request's last error."""
     import openai
 
-    if isinstance(exc, NotSent):
+    if isinstance(exc, _NotSent):
         return "not sent"
     if isinstance(exc, openai.APITimeoutError):
         return "timeout"
@@ -112,7 +114,7 @@ def fault_kind(exc: BaseException) -> str:
         if exc.status_code == 429:
             return "rate limited"
         return "server error" if exc.status_code >= 500 else f"HTTP {exc.status_code}"
-    if isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError, MalformedResponse)):
+    if isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError, _MalformedResponse)):
         return "malformed response"
     return type(exc).__name__
 
@@ -209,7 +211,7 @@ class OpenAIBackend(Backend):
             assert self._sem is not None
             async with self._sem:
                 if self._down is not None:
-                    raise NotSent(self._down)
+                    raise _NotSent(self._down)
                 try:
                     resp = await make()
                 except Exception as exc:
@@ -245,7 +247,7 @@ class OpenAIBackend(Backend):
         except Exception as exc:  # noqa: BLE001 - every failure of one request is that prompt's, except fatal ones
             import openai
 
-            if isinstance(exc, NotSent):
+            if isinstance(exc, _NotSent):
                 return "not sent", str(exc)
             if isinstance(exc, openai.APIStatusError) and exc.status_code in FATAL_STATUS:
                 raise JudgeError(f"the server at {url} refused the request (HTTP {exc.status_code}: "
@@ -255,11 +257,11 @@ class OpenAIBackend(Backend):
             return fault_kind(exc), f"{url}: {_describe(exc)} ({tries} attempt{'s' if tries > 1 else ''})"
 
     async def _create(self, **kw: Any) -> Any:
-        """One chat completion whose body has at least one choice (else ``MalformedResponse``, retried)."""
+        """One chat completion whose body has at least one choice (else ``_MalformedResponse``, retried)."""
         resp = await self.client.chat.completions.create(**kw)
         choices = getattr(resp, "choices", None)
         if not choices or getattr(choices[0], "message", None) is None:
-            raise MalformedResponse("the answer has no choices" if not choices else "the choice has no message")
+            raise _MalformedResponse("the answer has no choices" if not choices else "the choice has no message")
         return resp
 
     def _run_all(self, coros: list[Awaitable[T]], progress: Progress | None,

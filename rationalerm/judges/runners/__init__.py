@@ -3,9 +3,9 @@
 A runner takes the run's distinct pairs and leaves every good answer in the cache, returning what it judged and
 the failures (``judges.stage.JudgedPairs``); the rest of the run (matching, scoring, writing) is the same
 whatever ran the judge, so outputs are too. ``local`` judges in this process (``runners/local.py``); ``ray``
-spreads the pairs over the actors of a Ray cluster (``runners/ray_data.py``). Modules of this package must not
-import ``rationalerm.config`` at all, nor any heavy dependency at import time (the config tree is built from
-what is registered).
+spreads the pairs over the actors of a Ray cluster (``runners/ray_data.py``). Modules of this package import no
+heavy dependency at import time (the config tree is built from what is registered); ``config`` is above them in
+the layer order (README "Layout"; ``tests/test_layers.py``).
 """
 
 from __future__ import annotations
