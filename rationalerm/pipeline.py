@@ -35,7 +35,7 @@ from rationalerm._util.files import ensure_dir, read_jsonl
 from rationalerm._version import __version__
 from rationalerm.config import RunConfig
 from rationalerm.errors import ConfigError
-from rationalerm.inputs.grids import Unit, kept_cells
+from rationalerm.inputs.grids import Grid, kept_cells
 from rationalerm.inputs.load import LoadResult, LoadState, iter_samples, no_valid_record
 from rationalerm.judges import ListJudge, PairJudge, PairScore, ProgressFactory, make_judge, null_progress
 from rationalerm.judges.cache import JudgeCache, fingerprint_id
@@ -157,7 +157,7 @@ def scan(paths: list[Path], cfg: RunConfig, want_texts: bool, want_pairs: bool) 
     n = 0
     for sample in iter_samples(list(paths), state, cfg.strict):
         n += 1
-        units = [Unit(sample, m) for m in state.current_models() if m in sample.models]
+        units = [Grid(sample, m) for m in state.current_models() if m in sample.models]
         if want_texts:
             for u in units:
                 texts.update(dict.fromkeys((*u.human, *u.items)))
@@ -244,7 +244,7 @@ class Run:
         finally:
             self.cache.close()
 
-    def shards(self) -> Iterator[list[Unit]]:
+    def shards(self) -> Iterator[list[Grid]]:
         """The input's units a shard at a time; every pass re-reads it the same way (reading counts as load)."""
         cfg = self.cfg
         return self.clock.timed("load", iter_shards(self.paths, self.loaded.models, cfg.shard_size,
@@ -293,7 +293,7 @@ class Run:
                         self.tally.add(row)
                 advance(len({id(u.sample) for u in units}))
 
-    def score_shard(self, k: int, units: list[Unit]) -> None:
+    def score_shard(self, k: int, units: list[Grid]) -> None:
         """Shard ``k``'s rows: matched and scored, tallied, and written as part ``k`` of ``results.jsonl``."""
         rows = self.shard_rows(units)
         with self.clock("score"):
@@ -303,14 +303,14 @@ class Run:
         with self.clock("write"):
             self.parts.write(k, rows)
 
-    def shard_rows(self, units: list[Unit]) -> Rows:
+    def shard_rows(self, units: list[Grid]) -> Rows:
         """A shard's unscored rows: each unit's matrix (from the cache, or the listwise judge) and details."""
         listwise = self.judge.kind == "listwise"
         matrices, extras = self.listwise_matrices(units) if listwise else self.pairwise_matrices(units)
         with self.clock("write"):
             return [u.row(w, self.cfg.outcome.label_field, **extra) for u, w, extra in zip(units, matrices, extras)]
 
-    def listwise_matrices(self, units: list[Unit]) -> Matrices:
+    def listwise_matrices(self, units: list[Grid]) -> Matrices:
         """The listwise judge's matrices for the shard's grids, judged now (those the cache lacks)."""
         with self.clock("judge"):
             matrices, infos, judged, hits, failed = judge_listwise(
@@ -320,7 +320,7 @@ class Run:
         self.listwise.failed.update(failed)
         return matrices, [{"judge_output": info} for info in infos]
 
-    def pairwise_matrices(self, units: list[Unit]) -> Matrices:
+    def pairwise_matrices(self, units: list[Grid]) -> Matrices:
         """The pairwise judge's matrices for the shard, from its answers in the cache (and this run's failures)."""
         with self.clock("prefilter"):
             masks = [self.prefilter.mask(u) for u in units] if self.prefilter is not None else None

@@ -73,7 +73,7 @@ def draw(rows: Sequence[Mapping[str, Any]], n: int, seed: int, stratify: str | N
     quotas = _allocate(min(n, len(pool)), {g: len(ks) for g, ks in groups.items()})
     chosen: dict[int, tuple[float, str | None]] = {}
     for g, ks in groups.items():
-        picked = rng.choice(len(ks), size=quotas[g], replace=False) if quotas[g] else []
+        picked: list[int] = rng.choice(len(ks), size=quotas[g], replace=False).tolist() if quotas[g] else []
         for p in picked:
             chosen[ks[int(p)]] = (quotas[g] / len(ks), g)
     return [_unit(pool[k], *chosen[k]) for k in sorted(chosen)]
@@ -93,7 +93,8 @@ def _allocate(n: int, sizes: Mapping[str | None, int]) -> dict[str | None, int]:
 
 
 def _unit(row: Mapping[str, Any], inclusion: float, stratum: str | None) -> AuditUnit:
-    extra = row.get("extra") if isinstance(row.get("extra"), dict) else {}
+    found = row.get("extra")
+    extra: Mapping[str, Any] = found if isinstance(found, dict) else {}
     return AuditUnit(
         id=str(row["id"]), model=str(row["model"]), domain=row.get("domain"), human=list(row["human"]),
         items=list(row["items"]), inclusion=inclusion, stratum=stratum,

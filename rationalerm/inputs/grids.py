@@ -1,4 +1,4 @@
-"""The R x S grids (DESIGN.md step 2): one ``Unit`` per sample and evaluated model, and its results row.
+"""The R x S grids (DESIGN.md step 2): one ``Grid`` per sample and evaluated model, and its results row.
 
 Identical (human item, model item) texts across the corpus are one judge call: ``kept_cells`` walks every
 grid cell (those the prefilter kept, when it ran) and the judge stage deduplicates the texts it yields.
@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class Unit:
-    """One sample x model grid."""
+class Grid:
+    """One sample x model grid: the human items (rows) against the model's items (columns)."""
 
     sample: Sample
     model: str
@@ -61,7 +61,7 @@ def _cells(w: np.ndarray) -> list[list[float | None]]:
 
 
 def kept_cells(
-    units: Sequence[Unit], masks: list[np.ndarray] | None
+    units: Sequence[Grid], masks: list[np.ndarray] | None
 ) -> Iterator[tuple[int, int, int, str, str]]:
     """``(unit, i, j, human text, model text)`` for every grid cell with two non-blank items that the prefilter
     (if any) kept."""

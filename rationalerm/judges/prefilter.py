@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from rationalerm.inputs.grids import Unit, kept_cells
+from rationalerm.inputs.grids import Grid, kept_cells
 from rationalerm.judges.base import ProgressFactory, null_progress
 from rationalerm.registry import ConfigSection
 
@@ -96,11 +96,11 @@ class Prefilter:
         with progress("prefilter: embedding texts", len(texts)) as advance:
             self.embedder.embed(texts, advance)
 
-    def mask(self, unit: Unit) -> np.ndarray:
+    def mask(self, unit: Grid) -> np.ndarray:
         return topk_keep(self.embedder.cosine(unit.human, unit.items), self.rule.top_k, self.rule.min_cosine,
                          self.rule.mode)
 
-    def tally(self, units: Sequence[Unit], masks: list[np.ndarray]) -> None:
+    def tally(self, units: Sequence[Grid], masks: list[np.ndarray]) -> None:
         """Count the units' cells and distinct pairs, total and kept (the stats are corpus-wide)."""
         for m in masks:
             self.stats.cells_total += m.size

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from rationalerm.inputs.grids import Unit, kept_cells
+from rationalerm.inputs.grids import Grid, kept_cells
 from rationalerm.judges.base import (
     ListJudge,
     ListResult,
@@ -107,7 +107,7 @@ def judge_missing(
 
 
 def pair_matrices(
-    units: Sequence[Unit], masks: list[np.ndarray] | None, scores: dict[Pair, PairScore],
+    units: Sequence[Grid], masks: list[np.ndarray] | None, scores: dict[Pair, PairScore],
 ) -> tuple[list[np.ndarray], list[list[list[Any]]]]:
     """The units' matrices and per-cell details from the pairs' scores (a failed pair's cell is NaN)."""
     matrices = [np.zeros((len(u.human), len(u.items))) for u in units]
@@ -120,7 +120,7 @@ def pair_matrices(
 
 
 def shard_scores(
-    cache: JudgeCache, units: Sequence[Unit], masks: list[np.ndarray] | None, judged: JudgedPairs,
+    cache: JudgeCache, units: Sequence[Grid], masks: list[np.ndarray] | None, judged: JudgedPairs,
     memo: dict[Pair, PairScore] | None = None, memo_size: int = 100_000,
 ) -> dict[Pair, PairScore]:
     """The scores of a shard's pairs: from the cache, and this run's failures (which the cache never holds).
@@ -178,7 +178,7 @@ def _list_info(r: ListResult) -> dict[str, Any]:
 
 
 def judge_listwise(
-    judge: ListJudge, cache: JudgeCache, units: Sequence[Unit], chunk_size: int, progress: ProgressFactory,
+    judge: ListJudge, cache: JudgeCache, units: Sequence[Grid], chunk_size: int, progress: ProgressFactory,
 ) -> tuple[list[np.ndarray | None], list[dict[str, Any]], int, int, Counter[str]]:
     """Per unit its matrix and ``judge_output``; then the lists judged, those from the cache, the failed ones."""
     tasks = [ListTask(tuple(u.human), tuple(u.items), u.sample.extra.get("context")) for u in units]

@@ -22,7 +22,7 @@ import orjson
 
 from rationalerm._util.files import _umask, atomic_write_bytes, ensure_dir, read_json, write_json
 from rationalerm._util.hashing import stable_hash
-from rationalerm.inputs.grids import Unit
+from rationalerm.inputs.grids import Grid
 from rationalerm.inputs.load import LoadState, iter_samples
 from rationalerm.runs.directory import RESULTS
 from rationalerm.scoring.rows import ResultRow
@@ -32,13 +32,13 @@ PARTS = "results.parts"
 
 
 def iter_shards(paths: Sequence[Path], models: Sequence[str], shard_size: int, *, strict: bool = False,
-                load: tuple[list[str] | None, str] = (None, "label")) -> Iterator[list[Unit]]:
+                load: tuple[list[str] | None, str] = (None, "label")) -> Iterator[list[Grid]]:
     """The units (sample x model, models in ``models`` order) of ``shard_size`` samples at a time."""
     state = LoadState(*load)
-    shard: list[Unit] = []
+    shard: list[Grid] = []
     n = 0
     for sample in iter_samples(list(paths), state, strict):
-        shard.extend(Unit(sample, m) for m in models if m in sample.models)
+        shard.extend(Grid(sample, m) for m in models if m in sample.models)
         n += 1
         if n == shard_size:
             yield shard

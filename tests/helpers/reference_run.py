@@ -14,7 +14,7 @@ import numpy as np
 
 from rationalerm._util.files import ensure_dir, write_json, write_jsonl
 from rationalerm.config import RunConfig
-from rationalerm.inputs.grids import Unit, kept_cells
+from rationalerm.inputs.grids import Grid, kept_cells
 from rationalerm.inputs.load import LoadResult, load_samples
 from rationalerm.judges import ListJudge, PairJudge, ProgressFactory, make_judge, null_progress
 from rationalerm.judges.cache import JudgeCache, fingerprint_id
@@ -24,13 +24,13 @@ from rationalerm.scoring.rows import score_rows
 from tests.helpers.batch_summary import batch_metrics
 
 
-def build_units(loaded: LoadResult) -> list[Unit]:
+def build_units(loaded: LoadResult) -> list[Grid]:
     """Every sample x model grid of a corpus loaded whole."""
-    return [Unit(s, m) for s in loaded.samples for m in loaded.models if m in s.models]
+    return [Grid(s, m) for s in loaded.samples for m in loaded.models if m in s.models]
 
 
 def prefilter_masks(
-    units: Sequence[Unit], cfg: RunConfig, progress: ProgressFactory = null_progress
+    units: Sequence[Grid], cfg: RunConfig, progress: ProgressFactory = null_progress
 ) -> tuple[list[np.ndarray], PrefilterStats]:
     """Per-unit keep masks from embedding cosines; every unique item is embedded once."""
     pf = Prefilter(cfg.prefilter, cfg.judge.device_hint())
@@ -57,7 +57,7 @@ class Filled:
 
 
 def judge_pairwise(
-    judge: PairJudge, cache: JudgeCache, units: Sequence[Unit], masks: list[np.ndarray] | None,
+    judge: PairJudge, cache: JudgeCache, units: Sequence[Grid], masks: list[np.ndarray] | None,
     chunk_size: int, progress: ProgressFactory,
 ) -> tuple[list[np.ndarray], list[list[list[Any]]], int, int, Counter[str]]:
     """Fill every unit's matrix; only pairs missing from the cache reach the judge, chunk by chunk, and each good
@@ -69,7 +69,7 @@ def judge_pairwise(
 
 
 def fill_matrices(
-    judge: PairJudge | ListJudge, cache: JudgeCache, units: Sequence[Unit], masks: list[np.ndarray] | None,
+    judge: PairJudge | ListJudge, cache: JudgeCache, units: Sequence[Grid], masks: list[np.ndarray] | None,
     chunk_size: int, progress: ProgressFactory,
 ) -> Filled:
     """Every unit's matrix from ``judge`` (only the cells ``masks`` keep, when given; the rest score 0)."""

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rationalerm.inputs.grids import Unit
+from rationalerm.inputs.grids import Grid
 from rationalerm.inputs.load import Sample
 from rationalerm.judges.embedding import EmbeddingJudge, EmbeddingJudgeConfig, cosine_to_score
 from rationalerm.judges.prefilter import Prefilter, PrefilterConfig
@@ -55,7 +55,7 @@ def test_prefilter_takes_its_own_section() -> None:
     human = ["Response 2 refuses to forge a medical document.", "Response 1 explains the O(n) time."]
     items = ["Response 1 recommends the chunksize parameter.", "Response B declines to create a fake doctor's note.",
              "Response 1 runs in linear time."]
-    unit = Unit(Sample(id="s", human=human, models={"m": items}), "m")
+    unit = Grid(Sample(id="s", human=human, models={"m": items}), "m")
     pf.prepare([*human, *items])
     mask = pf.mask(unit)
     assert mask.tolist() == [[False, True, False], [False, False, True]]
