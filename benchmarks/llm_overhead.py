@@ -78,7 +78,8 @@ def token_report(tokenizer, samples, gen_tokens: int) -> None:
     from rationalerm.judges.llm.prompts import listwise_messages, pairwise_messages
 
     def encode(messages) -> list[int]:
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, enable_thinking=False)
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
+                                             enable_thinking=False)
         return tokenizer.encode(text, add_special_tokens=False)
 
     units = 0
@@ -114,7 +115,8 @@ def token_report(tokenizer, samples, gen_tokens: int) -> None:
     print(f"judge tokens per (sample, model), Qwen tokenizer, {units} units from the examples:")
     print(f"  pairwise  : {pair_total / units:8.1f}  (prompts + 1 answer token each; "
           f"{uncached / units:.1f} left after shared prefixes are cached, token-level estimate)")
-    print(f"  listwise  : {list_total / units:8.1f}  ({list_prompt / units:.1f} prompt + {gen_tokens} assumed generated)")
+    print(f"  listwise  : {list_total / units:8.1f}  "
+          f"({list_prompt / units:.1f} prompt + {gen_tokens} assumed generated)")
     print(f"  pairwise / listwise: {pair_total / list_total:.2f} (all tokens), {uncached / list_total:.2f} (uncached)")
 
 
@@ -167,9 +169,12 @@ def main(argv: list[str] | None = None) -> int:
         judge_times.append(time.perf_counter() - t)
         assert len(scores) == len(pairs)
     bare, ours = min(bare_times), min(judge_times)
-    print(f"pairs per run: {len(pairs)}  (judge: streamed, up to batch_size={cfg.batch_size} in flight; bare: one generate call)")
-    for name, best, times in (("bare vLLM LLM.generate", bare, bare_times), ("rationalerm pairwise  ", ours, judge_times)):
-        print(f"{name} : best {best:7.3f} s ({len(pairs) / best:7.1f} pairs/s), median {statistics.median(times):7.3f} s;"
+    print(f"pairs per run: {len(pairs)}  "
+          f"(judge: streamed, up to batch_size={cfg.batch_size} in flight; bare: one generate call)")
+    for name, best, times in (("bare vLLM LLM.generate", bare, bare_times),
+                              ("rationalerm pairwise  ", ours, judge_times)):
+        print(f"{name} : best {best:7.3f} s ({len(pairs) / best:7.1f} pairs/s), "
+              f"median {statistics.median(times):7.3f} s;"
               f" runs {', '.join(f'{x:.3f}' for x in times)}")
     print(f"median ratio: {statistics.median(judge_times) / statistics.median(bare_times):.2f}")
     backend.close()

@@ -159,7 +159,9 @@ def max_matching_size(gold: np.ndarray) -> int:
     return int(g[r, c].sum())
 
 
-def assignment_metrics(tasks: Sequence[MatchTask], matrices: Sequence[np.ndarray], min_score: float = 0.0) -> dict[str, Any]:
+def assignment_metrics(
+    tasks: Sequence[MatchTask], matrices: Sequence[np.ndarray], min_score: float = 0.0
+) -> dict[str, Any]:
     """One-to-one assignment per task over the judge's matrix, compared with the gold matches.
 
     Only matched pairs that carry a human label count towards precision; unlabelled matched pairs are reported.
@@ -226,7 +228,9 @@ def _pandas_descending_order(scores: np.ndarray) -> np.ndarray:
     return idx[np.asarray(scores, dtype=float)[::-1].argsort(kind="quicksort")][::-1]
 
 
-def kpa_track1_map(tasks: Sequence[MatchTask], scores: Sequence[np.ndarray], top_percentile: float = 0.5) -> dict[str, Any]:
+def kpa_track1_map(
+    tasks: Sequence[MatchTask], scores: Sequence[np.ndarray], top_percentile: float = 0.5
+) -> dict[str, Any]:
     """KPA-2021 shared task, Track 1 (key-point matching): mAP strict and relaxed, as the task's own script.
 
     Reproduces ``code/track_1_kp_matching.py`` of github.com/IBM/KPA_2021_shared_task (commit 2f5e2d5): each
@@ -462,7 +466,8 @@ def print_tables(report: dict[str, Any]) -> None:
         t.add_column(col, justify="left" if col == "matcher" else "right")
     for m in report["matchers"]:
         a = m["assignment"]
-        t.add_row(m["name"], str(a["matched"]), str(a["matched_labelled"]), str(a["true_matches"]), str(a["gold_matches"]),
+        t.add_row(m["name"], str(a["matched"]), str(a["matched_labelled"]), str(a["true_matches"]),
+                  str(a["gold_matches"]),
                   _fmt(a["precision"]), _fmt(a["recall"]), _fmt(a["recall_ceiling"]), _fmt(a["recall_of_ceiling"]))
     console.print(t)
 
@@ -477,7 +482,8 @@ def print_tables(report: dict[str, Any]) -> None:
             for axis in ("per_key_point", "per_argument"):
                 row = m["prefilter"][axis]
                 t.add_row(m["name"], axis.removeprefix("per_").replace("_", " "),
-                          *[f"{row[str(k)]['recall']:.3f} ({row[str(k)]['ceiling']:.3f}, {row[str(k)]['kept_fraction']:.2f})"
+                          *[f"{row[str(k)]['recall']:.3f} "
+                            f"({row[str(k)]['ceiling']:.3f}, {row[str(k)]['kept_fraction']:.2f})"
                             for k in PREFILTER_KS])
         console.print(t)
 
@@ -504,7 +510,8 @@ def markdown_tables(report: dict[str, Any]) -> str:
             _fmt(a["precision"]), _fmt(a["recall"]), _fmt(a["recall_ceiling"]), _fmt(a["recall_of_ceiling"])]) + " |")
     emb = [m for m in report["matchers"] if "prefilter" in m]
     if emb:
-        lines += ["", "| matcher | top-k per | " + " | ".join(f"k={k} recall (ceiling; kept)" for k in PREFILTER_KS) + " |",
+        lines += ["",
+                  "| matcher | top-k per | " + " | ".join(f"k={k} recall (ceiling; kept)" for k in PREFILTER_KS) + " |",
                   "|---|---|" + "---:|" * len(PREFILTER_KS)]
         for m in emb:
             for axis in ("per_key_point", "per_argument"):
@@ -547,8 +554,11 @@ def train_on_argkp(out: str, split: str, data_path: str | None, recipe: dict[str
         raise SystemExit("--train-cross-encoder trains on ArgKP train and evaluates on dev: use --split dev")
     data = load_argkp("train", data_path or default_argkp_path()).sample(max_pairs, seed)  # type: ignore[arg-type]
     rows = label_records(data, undecided)
-    labels = LabelSet([PairLabel(str(r["human"]), str(r["item"]), float(r["label"]), f"argkp-train:{k + 1}")  # type: ignore[arg-type]
-                       for k, r in enumerate(rows)], [f"{data.path} (train{', undecided=' + str(undecided) if undecided is not None else ''})"], ["labels"])
+    labels = LabelSet([PairLabel(str(r["human"]), str(r["item"]), float(r["label"]),  # type: ignore[arg-type]
+                                 f"argkp-train:{k + 1}")
+                       for k, r in enumerate(rows)],
+                      [f"{data.path} (train{', undecided=' + str(undecided) if undecided is not None else ''})"],
+                      ["labels"])
     rec = Recipe(**(recipe or {}))
     last = [0.0]
 
@@ -619,7 +629,8 @@ def run(
     report: dict[str, Any] = {
         "benchmark": "quality/argkp",
         "config": {"split": split, "max_pairs": max_pairs, "seed": seed, "threshold": threshold,
-                   "embedding_threshold": embedding_threshold, "min_score": min_score, "assign_cells": assign_cells, "bootstrap": bootstrap,
+                   "embedding_threshold": embedding_threshold, "min_score": min_score, "assign_cells": assign_cells,
+                   "bootstrap": bootstrap,
                    "llm_backend": llm_backend if llms else None, "llm_engine_args": llm_engine_args or {}},
         "data": {"path": str(data.path), "split": split, "pairs": n_pairs, "matches": n_matches,
                  "base_rate": n_matches / n_pairs if n_pairs else 0.0, "tasks": len(data.tasks),
@@ -635,9 +646,11 @@ def run(
 
     specs: list[tuple[str, str, Any]] = []
     if default_embedding:
-        specs.append(("embedding:all-MiniLM-L6-v2 (default)", "embedding", EmbeddingJudgeConfig(threshold=embedding_threshold)))
+        specs.append(("embedding:all-MiniLM-L6-v2 (default)", "embedding",
+                      EmbeddingJudgeConfig(threshold=embedding_threshold)))
     for path in embeddings:
-        specs.append((f"embedding:{_short_name(path)}", "embedding", EmbeddingJudgeConfig(model=str(path), threshold=embedding_threshold)))
+        specs.append((f"embedding:{_short_name(path)}", "embedding",
+                      EmbeddingJudgeConfig(model=str(path), threshold=embedding_threshold)))
     for path in llms:
         backend: dict[str, Any] = {"type": llm_backend}
         if llm_backend == "vllm":
@@ -713,7 +726,8 @@ def main(argv: list[str] | None = None) -> int:
                     "then evaluate it on --split dev beside the other matchers")
     ap.add_argument("--train-arg", action="append", default=[], metavar="KEY=VALUE",
                     help="override a training recipe field (epochs, lr, batch_size, max_length, pos_weight, ...)")
-    ap.add_argument("--train-base", default=None, help="base encoder for --train-cross-encoder (default: packaged MiniLM)")
+    ap.add_argument("--train-base", default=None,
+                    help="base encoder for --train-cross-encoder (default: packaged MiniLM)")
     ap.add_argument("--train-max-pairs", type=int, default=None, help="train on a label-stratified subsample")
     ap.add_argument("--train-undecided", type=float, default=None, metavar="LABEL",
                     help="also train on the unlabelled (annotators undecided) pairs of ArgKP train, with this label")

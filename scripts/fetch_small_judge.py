@@ -203,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"output folder (default {DEFAULT_CACHE})")
     ap.add_argument("--check", action="store_true", help="after converting, ask a chat question and print the answer")
-    ap.add_argument("--check-vllm", action="store_true", help="also load the folder with vLLM and ask the same question")
+    ap.add_argument("--check-vllm", action="store_true",
+                    help="also load the folder with vLLM and ask the same question")
     ap.add_argument("--keep-gguf", action="store_true", help="also keep the joined GGUF file in the output folder")
     ap.add_argument("--force", action="store_true", help="rebuild even if a finished folder exists")
     args = ap.parse_args(argv)

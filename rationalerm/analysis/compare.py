@@ -98,7 +98,8 @@ def _pair_levels(wa: Matrices, wb: Matrices, keys: Sequence[UnitKey], threshold:
 
 def _model_rc(run: SavedRun, keys: Sequence[UnitKey]) -> dict[str, float]:
     """RC per model: the mean recall over ``keys``."""
-    return {m: float(np.mean([run.units[k]["recall"] for k in keys if k[1] == m])) for m in sorted({k[1] for k in keys})}
+    return {m: float(np.mean([run.units[k]["recall"] for k in keys if k[1] == m]))
+            for m in sorted({k[1] for k in keys})}
 
 
 def compare_runs(a: SavedRun, b: SavedRun, threshold: float = 0.5) -> RunComparison:
@@ -108,7 +109,8 @@ def compare_runs(a: SavedRun, b: SavedRun, threshold: float = 0.5) -> RunCompari
     keys = [k for k in common if k in wa and k in wb]
     if not keys:
         raise RationaleRMError(f"{a.path} and {b.path} share no scored sample x model units with the same texts")
-    per_sample: dict[str, Correlation] = {m: correlation([a.units[k][m] for k in keys], [b.units[k][m] for k in keys]) for m in METRICS}
+    per_sample: dict[str, Correlation] = {m: correlation([a.units[k][m] for k in keys], [b.units[k][m] for k in keys])
+                                          for m in METRICS}
     return {
         "a": str(a.path), "b": str(b.path), "threshold": threshold, "units": len(keys),
         "pairs": _pair_levels(wa, wb, keys, threshold), "per_sample": per_sample,

@@ -247,7 +247,9 @@ def _load_split(root: Path, split: str) -> tuple[list[PairRecord], list[MatchTas
             )
         key = (arg_id, kp_id)
         if key in labels:
-            raise ArgKPError(f"{labels_path}:{line}: duplicate label for {arg_id}/{kp_id} (first on line {label_line[key]})")
+            raise ArgKPError(
+                f"{labels_path}:{line}: duplicate label for {arg_id}/{kp_id} (first on line {label_line[key]})"
+            )
         labels[key] = int(raw)
         label_line[key] = line
 

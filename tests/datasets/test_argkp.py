@@ -142,11 +142,18 @@ GOOD_ARGS = (
     "a2,Kids lose self-expression,T,-1\n"
     "a3,It is a good way to instill discipline,T,1\n"
 )
-GOOD_KPS = "key_point_id,key_point,topic,stance\nk0,Uniforms reduce bullying,T,1\nk1,Uniforms save money,T,1\nk2,Uniforms limit expression,T,-1\n"
+GOOD_KPS = (
+    "key_point_id,key_point,topic,stance\n"
+    "k0,Uniforms reduce bullying,T,1\n"
+    "k1,Uniforms save money,T,1\n"
+    "k2,Uniforms limit expression,T,-1\n"
+)
 GOOD_LABELS = "arg_id,key_point_id,label\na0,k0,1\na0,k1,0\na1,k1,1\na2,k2,1\na3,k0,0\n"
 
 
-def _write(root: Path, split: str = "dev", args: str = GOOD_ARGS, kps: str = GOOD_KPS, labels: str = GOOD_LABELS) -> Path:
+def _write(
+    root: Path, split: str = "dev", args: str = GOOD_ARGS, kps: str = GOOD_KPS, labels: str = GOOD_LABELS
+) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / f"arguments_{split}.csv").write_text(args, encoding="utf-8")
     (root / f"key_points_{split}.csv").write_text(kps, encoding="utf-8")

@@ -51,7 +51,8 @@ def test_examples_run_and_rescores_are_byte_identical_and_the_old_cache_answers_
     cache = tmp_path / "old-cache.sqlite"
     shutil.copy(OLD / "ex" / "cache.sqlite", cache)
     out = tmp_path / "ex"
-    run_cli(("run", "examples/rationales.jsonl", "--config", str(DEFAULT), "--cache", str(cache), "--out", str(out)), env, ROOT)
+    run_cli(("run", "examples/rationales.jsonl", "--config", str(DEFAULT), "--cache", str(cache), "--out", str(out)),
+            env, ROOT)
     _same(out, OLD / "ex")
     process = _process(out)
     assert process["judged"] == 0 and process["cache_hits"] == 283  # every pair from the cache written before

@@ -37,8 +37,8 @@ def test_missing(value: Any) -> None:
     assert normalize_label(value) is None
 
 
-@pytest.mark.parametrize("value", [0, 3, -1, True, False, "C", "Response C", "1 or 2", "both", "12", "AB", [1], {"a": 1},
-                                   "Response 1 is better"])
+@pytest.mark.parametrize("value", [0, 3, -1, True, False, "C", "Response C", "1 or 2", "both", "12", "AB", [1],
+                                   {"a": 1}, "Response 1 is better"])
 def test_unparseable_is_never_guessed(value: Any) -> None:
     with pytest.raises(Unparseable):
         normalize_label(value)
