@@ -38,7 +38,8 @@ def test_the_errors_defined_beside_their_stage_moved_to_errors_and_stay_importab
     from rationalerm.datasets import ArgKPError
     from rationalerm.reward import ParseFailure, RewardDataError
     from rationalerm.scoring.outcome import Unparseable
-    from rationalerm.training.trainer import LabelError, TrainError
+    from rationalerm.training.labels import LabelError
+    from rationalerm.training.recipe import TrainError
 
     moved = {"ArgKPError": ArgKPError, "LabelError": LabelError, "TrainError": TrainError,
              "RewardDataError": RewardDataError, "ParseFailure": ParseFailure, "Unparseable": Unparseable}
@@ -134,12 +135,12 @@ def test_train_reports_an_out_it_cannot_write(tmp_path: Path, monkeypatch: pytes
 
 def test_a_bug_keeps_its_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Only user errors become an ``error:`` line: anything else propagates (exit 1, with its traceback)."""
-    import rationalerm.runs.directory as directory
+    import rationalerm.runs.rescore as rescore
 
     def bug(*_args: object, **_kwargs: object) -> None:
         raise KeyError("a bug")
 
-    monkeypatch.setattr(directory, "rescore_run", bug)
+    monkeypatch.setattr(rescore, "rescore_run", bug)
     result = _cli("score", str(tmp_path))
     assert result.exit_code == 1 and isinstance(result.exception, KeyError)
     assert "error:" not in result.output
