@@ -141,7 +141,10 @@ def test_each_fault_alone_is_retried_or_failed_never_a_wrong_score(kind, server,
 
 def test_all_faults_mixed_with_permanently_failing_prompts(server, data, clean, tmp_path):
     server.rate, server.permanent, server.permanent_kind = 0.1, 0.08, "500"
-    cfg = _cfg(tmp_path, server, max_retries=2)
+    # The rerun below asks mostly permanently failing prompts (three attempts each, 16 at a time): runs of 64 failed
+    # attempts in a row are likely, and the circuit breaker would then stop sending (tests/judges/test_llm_retry.py
+    # tests it). This test is about which prompts a rerun asks, so the breaker is set out of reach.
+    cfg = _cfg(tmp_path, server, max_retries=2, breaker_after=100_000)
     out = tmp_path / "out"
     first = run(data, cfg, out)
     rows = read_rows(out)
