@@ -32,9 +32,6 @@ from rationalerm.errors import LoadError
 STRATA = ("model", "domain")
 """What a stratified draw may stratify on."""
 
-CONTEXT_FIELDS = ("context", "response1", "response2")
-"""Input fields shown to the annotator when the input record has them (the ones ``inputs.load`` keeps)."""
-
 LEVELS = {"fully (1)": 1.0, "mostly (0.75)": 0.75, "partially (0.5)": 0.5, "slightly (0.25)": 0.25}
 """The paper's levels above 0 (0 is "none"), as the Label Studio config spells them."""
 
@@ -134,8 +131,14 @@ def with_context(units: Sequence[AuditUnit], run_dir: Path) -> list[AuditUnit]:
     for u in units:
         split = _split_source(u.source) if u.source else None
         rec = found.get(split[0], {}).get(split[1]) if split else None
-        out.append(replace(u, **{k: str(rec[k]) for k in CONTEXT_FIELDS if rec and rec.get(k)}) if rec else u)
+        out.append(replace(u, context=_text(rec, "context"), response1=_text(rec, "response1"),
+                           response2=_text(rec, "response2")) if rec else u)
     return out
+
+
+def _text(rec: Mapping[str, Any], key: str) -> str | None:
+    value = rec.get(key)
+    return None if value is None or value == "" else str(value)
 
 
 def _split_source(source: str) -> tuple[str, int] | None:
