@@ -1,5 +1,5 @@
 """Command line: ``rationalerm run | score | import-metajudge | report | export | compare | calibrate | audit |
-train | decompose``.
+import-label-studio | train | decompose``.
 
 Every error the user can cause is a ``RationaleRMError``: whichever command raises it, ``Commands`` (the one
 handler) prints it as one ``error:`` line and the command exits with code 2. Anything else is a bug and keeps its
@@ -332,6 +332,26 @@ def audit(
                   f"from {run_dir}; open {out / 'audit.html'} to label them", highlight=False)
     for p in paths:
         console.print(f"wrote {p}", highlight=False)
+
+
+@app.command("import-label-studio")
+def import_label_studio(
+    audit_dir: Annotated[Path, typer.Argument(help="A directory written by 'rationalerm audit'.")],
+    export_file: Annotated[Path, typer.Argument(help="Label Studio's JSON export of its labelstudio.tasks.json.")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="The labels file to write (default: AUDIT_DIR/labels.jsonl).")] = None,
+) -> None:
+    """Label Studio's annotations of an audit -> the labels file compare --gold reads."""
+    from rationalerm._util.files import write_jsonl
+    from rationalerm.analysis.audit import fully_labelled, read_label_studio, read_units
+
+    units = read_units(audit_dir / "audit.jsonl")
+    cells = read_label_studio(export_file, units)
+    path = out if out is not None else audit_dir / "labels.jsonl"
+    write_jsonl(path, cells)
+    full = fully_labelled(units, cells)
+    console.print(f"wrote {path}: {len(cells)} cells, {len(full)} of {len(units)} unit(s) fully labelled",
+                  highlight=False)
 
 
 @app.command()

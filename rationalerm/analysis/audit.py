@@ -209,6 +209,13 @@ def read_label_studio(path: Path, units: Iterable[AuditUnit]) -> list[dict[str, 
             for (ident, model, i), (pick, level) in answers.items() for j in range(len(grid[ident, model].items))]
 
 
+def fully_labelled(units: Iterable[AuditUnit], cells: Iterable[Mapping[str, Any]]) -> set[tuple[str, str]]:
+    """The units every cell of whose grid has a label: only they count as audited."""
+    have = {(c["id"], c["model"], c["i"], c["j"]) for c in cells if c.get("label") is not None}
+    return {(u.id, u.model) for u in units
+            if all((u.id, u.model, i, j) in have for i in range(len(u.human)) for j in range(len(u.items)))}
+
+
 def _task_key(task: Any, grid: Mapping[tuple[str, str], AuditUnit], where: str) -> tuple[tuple[str, str], int]:
     data = task.get("data") if isinstance(task, dict) else None
     if not isinstance(data, dict):

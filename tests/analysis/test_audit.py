@@ -18,6 +18,7 @@ from rationalerm.analysis.audit import (
     AuditUnit,
     allocate,
     draw,
+    fully_labelled,
     read_label_studio,
     read_units,
     with_context,
@@ -145,7 +146,7 @@ def test_audit_files_and_label_studio_round_trip(tmp_path: Path) -> None:
         if k % 2:
             result.append({"id": f"l{k}", "from_name": "level", "to_name": "human", "type": "choices",
                            "value": {"choices": ["partially (0.5)"]}})
-        if k == 5:
+        if k == 2:
             continue  # not annotated: no cells for this human item
         anns = [{"id": 2 * k, "result": [], "was_cancelled": True},
                 {"id": 2 * k + 1, "result": result, "was_cancelled": False, "lead_time": 3.2}]
@@ -158,6 +159,13 @@ def test_audit_files_and_label_studio_round_trip(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "labels.jsonl", cells)
     gold = load_gold(tmp_path / "labels.jsonl")
     assert len(gold.by_index) == len(want)
+    skipped = tasks[2]["data"]
+    assert fully_labelled(units, cells) == {(u.id, u.model) for u in units} - {(skipped["id"], skipped["model"])}
+    # the same through the command line, into the labels file compare --gold reads
+    proc = cli("import-label-studio", str(tmp_path), str(tmp_path / "export.json"))
+    assert read_jsonl(tmp_path / "labels.jsonl") == want
+    said = " ".join(proc.stdout.split())
+    assert f"{len(want)} cells, {len(units) - 1} of {len(units)} unit(s) fully labelled" in said
 
 
 def test_label_studio_export_errors(tmp_path: Path) -> None:
