@@ -1,5 +1,5 @@
-"""Command line: ``rationalerm run | score | import-metajudge | report | export | compare | calibrate | train |
-decompose``.
+"""Command line: ``rationalerm run | score | import-metajudge | report | export | compare | calibrate | audit |
+import-label-studio | train | decompose``.
 
 Every error the user can cause is a ``RationaleRMError``: whichever command raises it, ``Commands`` (the one
 handler) prints it as one ``error:`` line and the command exits with code 2. Anything else is a bug and keeps its
@@ -308,6 +308,50 @@ def calibrate(
         console.print(f"wrote {write_config}", highlight=False)
     if json_out is not None:
         write_json(json_out, result)
+
+
+@app.command()
+def audit(
+    run_dir: Annotated[Path, typer.Argument(help="A directory written by 'rationalerm run'.")],
+    n: Annotated[int, typer.Option("--n", help="How many (sample, model) units to draw.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for audit.html, audit.jsonl and the rest.")],
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random draw (same seed, same units).")] = 0,
+    stratify: Annotated[str | None, typer.Option(
+        "--stratify", help="Draw within each 'model' or 'domain' in proportion to its size.")] = None,
+) -> None:
+    """Draw units at random for people to label: an annotation page, the units, a labels template and Label
+    Studio tasks. The page exports labels that compare --gold reads."""
+    from rationalerm.analysis.audit import draw, with_context, write_audit
+    from rationalerm.reporting.audit_page import write_audit_page
+    from rationalerm.runs.directory import load_run
+
+    units = with_context(draw(load_run(run_dir).rows, n, seed, stratify), run_dir)
+    paths = [*write_audit(units, out), write_audit_page(units, out / "audit.html", f"rationalerm audit: {run_dir}")]
+    every = f", all the run has; asked for {n}" if len(units) < n else ""
+    console.print(f"drew {len(units)} unit(s) ({sum(len(u.human) * len(u.items) for u in units)} cells{every}) "
+                  f"from {run_dir}; open {out / 'audit.html'} to label them", highlight=False)
+    for p in paths:
+        console.print(f"wrote {p}", highlight=False)
+
+
+@app.command("import-label-studio")
+def import_label_studio(
+    audit_dir: Annotated[Path, typer.Argument(help="A directory written by 'rationalerm audit'.")],
+    export_file: Annotated[Path, typer.Argument(help="Label Studio's JSON export of its labelstudio.tasks.json.")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="The labels file to write (default: AUDIT_DIR/labels.jsonl).")] = None,
+) -> None:
+    """Label Studio's annotations of an audit -> the labels file compare --gold reads."""
+    from rationalerm._util.files import write_jsonl
+    from rationalerm.analysis.audit import fully_labelled, read_label_studio, read_units
+
+    units = read_units(audit_dir / "audit.jsonl")
+    cells = read_label_studio(export_file, units)
+    path = out if out is not None else audit_dir / "labels.jsonl"
+    write_jsonl(path, cells)
+    full = fully_labelled(units, cells)
+    console.print(f"wrote {path}: {len(cells)} cells, {len(full)} of {len(units)} unit(s) fully labelled",
+                  highlight=False)
 
 
 @app.command()
