@@ -229,3 +229,20 @@ def test_argkp_corrected_interval_holds_the_truth(tmp_path: Path) -> None:
     lo, hi = e["corrected"]["ci"]
     assert lo <= truth <= hi
     assert not e["raw"]["ci"][0] <= truth <= e["raw"]["ci"][1]
+
+
+def test_model_stratified_audit_is_uniform_within_a_model(tmp_path: Path) -> None:
+    """An audit stratified by model draws each model's units uniformly: per model, no weighting; undrawn labels
+    are left out with a warning."""
+    matcher, gold = corpus(40, np.random.default_rng(7))
+    run = load_run(make_run(tmp_path / "run", matcher, {f"s{k}": "math" if k < 10 else "chat" for k in range(40)}))
+    drawn = [k for k in gold if int(k[0][1:]) % 2 == 0]
+    write_jsonl(tmp_path / "gold.jsonl", cells(gold))  # labels for more units than the audit drew
+    write_jsonl(tmp_path / "audit.jsonl",
+                [asdict(AuditUnit(s, m, None, ["h"], ["s"], 0.5, stratum=m)) for s, m in drawn])
+    found = read_audit(run, tmp_path / "gold.jsonl", tmp_path / "audit.jsonl")
+    assert not found.by_domain and set(found.gold) == set(drawn)
+    assert any("not drawn" in w for w in found.warnings)
+    a = estimate_run(run, found)[0]["models"]["a"]
+    ys = [gold[(f"s{k}", "a")][0][0] for k in range(0, 40, 2)]
+    assert a["n_gold"] == 20 and a["gold_only"]["mean"] == pytest.approx(np.mean(ys))
