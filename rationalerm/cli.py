@@ -269,6 +269,49 @@ def compare(
 
 
 @app.command()
+def estimate(
+    run_dir: Annotated[Path, typer.Argument(help="The run directory to correct.")],
+    gold: Annotated[Path | None, typer.Option(
+        "--gold", help="Audit labels (JSONL {id, model, i, j, label}) or a strong judge's run directory.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the estimates as JSON here.")] = None,
+    confidence: Annotated[float, typer.Option("--confidence", min=0.5, max=0.999)] = 0.95,
+    metric: Annotated[str, typer.Option("--metric", help="recall (RC), precision, f1 or ap.")] = "recall",
+    audit: Annotated[Path | None, typer.Option(
+        "--audit", help="The audit.jsonl the labels answer (its strata weight a stratified audit).")] = None,
+    plan: Annotated[bool, typer.Option("--plan", help="Say how many audited units reach --width.")] = False,
+    pilot: Annotated[Path | None, typer.Option("--pilot", help="With --plan: the pilot audit's labels.")] = None,
+    width: Annotated[float, typer.Option("--width", help="With --plan: the target interval half-width.")] = 0.02,
+) -> None:
+    """Correct a run's figures with audited units (PPI++): raw, gold-only and corrected, per model and domain."""
+    from rationalerm._util.files import write_json
+    from rationalerm.analysis import estimate as est
+    from rationalerm.reporting.terminal import estimate_tables, plan_table
+    from rationalerm.runs.directory import load_run
+
+    if metric not in est.METRICS:
+        raise ConfigError(f"--metric must be one of {', '.join(est.METRICS)}, got {metric!r}")
+    labels = pilot if plan else gold
+    if labels is None:
+        raise ConfigError("give --pilot GOLD with --plan" if plan else "give --gold GOLD (labels or a run directory)")
+    run = load_run(run_dir)
+    found = est.read_audit(run, labels, audit)
+    if plan:
+        rows = est.plan(run, found, width, metric, confidence)
+        console.print(plan_table(rows, width))
+        result: object = {"plan": rows, "half_width": width, "confidence": confidence}
+        notes = found.warnings
+    else:
+        result, notes = est.estimate_run(run, found, metric, confidence)
+        for table in estimate_tables(result):
+            console.print(table)
+    for note in notes:
+        err.print(f"warning: {note}", highlight=False)
+    if json_out is not None:
+        write_json(json_out, result)
+        console.print(f"wrote {json_out}", highlight=False)
+
+
+@app.command()
 def calibrate(
     reference: Annotated[Path, typer.Argument(
         help="A run directory: its scores are the reference (its texts are used with --gold).")],

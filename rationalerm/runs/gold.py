@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,8 @@ class GoldLabels:
 
     by_index: dict[tuple[str, str, int, int], float]
     by_text: dict[tuple[str, str], float]
+    where: dict[tuple[str, str, int, int], str] = field(default_factory=dict)
+    """``path:line`` of each indexed label, so a check on a cell can name where it was given."""
 
     def label(self, key: UnitKey, i: int, j: int, human: str, item: str) -> float | None:
         got = self.by_index.get((key[0], key[1], i, j))
@@ -42,24 +44,27 @@ def _label(value: object) -> float | None:
 
 def load_gold(path: str | Path) -> GoldLabels:
     """JSONL (or Parquet), one pair a record: ``{"id", "model", "i", "j", "label"}`` (0-based) or
-    ``{"human", "item", "label"}``; ``label`` is a number in [0, 1]. A bad record is a ``LoadError`` naming
-    ``path:line``."""
+    ``{"human", "item", "label"}``; ``label`` is a number in [0, 1]. A bad record, or a cell labelled twice with
+    different labels, is a ``LoadError`` naming ``path:line``."""
     if not Path(path).is_file():
         raise LoadError(f"{path}: no such file")
-    by_index: dict[tuple[str, str, int, int], float] = {}
-    by_text: dict[tuple[str, str], float] = {}
+    gold = GoldLabels({}, {})
     for record in iter_records(path):
         rec = record.decoded()
         label = _label(rec.get("label")) if isinstance(rec, dict) else None
         if label is None:
             raise LoadError(f"{record.where}: each line needs a 'label' in [0, 1] (0/1, or a level such as 0.75)")
         if {"id", "model", "i", "j"} <= rec.keys():
-            by_index[(str(rec["id"]), str(rec["model"]), int(rec["i"]), int(rec["j"]))] = label
+            key = (str(rec["id"]), str(rec["model"]), int(rec["i"]), int(rec["j"]))
+            if key in gold.by_index and gold.by_index[key] != label:
+                raise LoadError(f"{record.where}: cell {key} labelled {label}, but {gold.by_index[key]} at "
+                                f"{gold.where[key]}")
+            gold.by_index[key], gold.where[key] = label, record.where
         elif {"human", "item"} <= rec.keys():
-            by_text[(str(rec["human"]), str(rec["item"]))] = label
+            gold.by_text[(str(rec["human"]), str(rec["item"]))] = label
         else:
             raise LoadError(f"{record.where}: needs either id/model/i/j or human/item")
-    return GoldLabels(by_index, by_text)
+    return gold
 
 
 def gold_cells(run: SavedRun, gold: GoldLabels) -> dict[UnitKey, np.ndarray]:
