@@ -22,6 +22,7 @@ import math
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -188,9 +189,11 @@ def _verdict(validated: Validated, force: bool) -> list[str]:
 
 @contextmanager
 def _staging(out: Path) -> Iterator[Path]:
-    """A fresh folder beside ``out`` (same file system: the final move is a rename), removed unless moved."""
+    """A fresh folder beside ``out`` (same file system: the final move is a rename), removed unless moved; made
+    with ``mkdir`` so that the model folder gets the usual permissions (``mkdtemp``'s are owner-only)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.training-", dir=out.parent))
+    stage = out.parent / f".{out.name}.training-{uuid.uuid4().hex[:12]}"
+    stage.mkdir()
     try:
         yield stage
     finally:
