@@ -400,15 +400,20 @@ def import_label_studio(
 @app.command()
 def train(
     labels: Annotated[list[Path], typer.Argument(
-        help="Human pair labels (JSONL or Parquet: {human, item, label 0/1 or in [0, 1]}) and/or run directories of "
-        "any judge (distillation: every judged cell is a soft label).")],
+        help="Human pair labels (JSONL or Parquet: {human, item, label 0/1 or in [0, 1]}), audit labels ({id, model, "
+        "i, j, label}, with --run) and/or run directories of any judge (distillation: every judged cell is a soft "
+        "label).")],
     out: Annotated[Path, typer.Option(
         "--out", "-o", help="Folder for the trained CrossEncoder and its training.json.")],
+    run: Annotated[Path | None, typer.Option(
+        "--run", help="The run that audit labels ({id, model, i, j, label}, as `rationalerm audit` exports them) "
+        "refer to: its results give the texts.")] = None,
     base: Annotated[str | None, typer.Option(
-        "--base", help="Base encoder: a local sentence-transformers/HF folder or a hub name (default: packaged "
-        "all-MiniLM-L6-v2).")] = None,
-    epochs: Annotated[float, typer.Option(
-        "--epochs", help="Passes over the training pairs (fractions allowed).")] = _RECIPE.epochs,
+        "--base", help="Start from: a bare encoder folder, or a cross-encoder folder (one `rationalerm train` wrote, "
+        "or any sentence-transformers CrossEncoder) to fine-tune (default: packaged all-MiniLM-L6-v2).")] = None,
+    epochs: Annotated[float | None, typer.Option(
+        "--epochs", help="Passes over the training pairs (fractions allowed; default: enough for 300 optimizer "
+        "steps, at least 2 and at most 20 epochs).")] = None,
     lr: Annotated[float, typer.Option(
         "--lr", help="AdamW learning rate (linear warm-up, then linear decay).")] = _RECIPE.lr,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Pairs per optimizer step.")] = _RECIPE.batch_size,
@@ -436,8 +441,11 @@ def train(
     threads: Annotated[int | None, typer.Option(
         "--threads", help="CPU threads for torch (default: torch's choice).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing model folder at --out.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Save the model even when it ranks held-out pairs no better than chance (the card says "
+        "so).")] = False,
 ) -> None:
-    """Fit a cross-encoder matcher on human pair labels or on a judge's run (distillation)."""
+    """Fit a cross-encoder matcher on human pair labels, audit labels or a judge's run (distillation)."""
     import os
 
     # Idle OpenMP threads sleep instead of spinning: 2.5-3x faster training on a CPU shared with other jobs.
@@ -451,10 +459,10 @@ def train(
     if not 0.0 <= val_fraction < 1.0:
         raise ConfigError("--val-fraction must be in [0, 1)")
     try:  # torch and transformers write the model folder themselves: an --out they cannot write is an OSError
-        label_set = read_labels(labels)
-        recipe = Recipe(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, pos_weight=pw,
-                        max_steps=max_steps, val_fraction=val_fraction, seed=seed, precision=precision,
-                        threshold=thr)
+        label_set = read_labels(labels, run)
+        recipe = Recipe(epochs="auto" if epochs is None else epochs, lr=lr, batch_size=batch_size,
+                        max_length=max_length, pos_weight=pw, max_steps=max_steps, val_fraction=val_fraction,
+                        seed=seed, precision=precision, threshold=thr)
         if threads:
             import torch
 
@@ -462,7 +470,7 @@ def train(
         err.print(_labels_line(label_set, labels), highlight=False)
         with training_progress(err) as progress:
             result = fit(label_set, out, base=base, recipe=recipe, device=device, overwrite=overwrite,
-                         progress=progress, log=lambda m: err.print(m, highlight=False))
+                         force=force, progress=progress, log=lambda m: err.print(m, highlight=False))
     except RationaleRMError:
         raise
     except OSError as e:
@@ -486,6 +494,8 @@ def _print_trained(card: TrainingCard, out: Path) -> None:
                   f"({card['split']['val_human_items']} held-out human items); {card['recipe']['steps']} steps in "
                   f"{card['timing']['train_s']:.0f}s on {card['device']}", highlight=False, soft_wrap=True)
     console.print(training_table(card))
+    for warning in card["warnings"]:
+        err.print(f"warning: {warning}", highlight=False, soft_wrap=True)
     console.print(f"wrote {out} (CrossEncoder + training.json); use it with: "
                   f"judge: {{type: cross-encoder, model: {out}}}", highlight=False, soft_wrap=True)
 
