@@ -34,7 +34,6 @@ import numpy as np
 from rationalerm._util.files import read_json, write_json
 from rationalerm._util.versions import versions
 from rationalerm.analysis.agreement import threshold_metrics
-from rationalerm.errors import LabelError as LabelError  # re-exported: its import path before errors.py held it
 from rationalerm.judges.cross_encoder import (
     TRAINING_JSON,
     auto_device,
