@@ -1,5 +1,5 @@
-"""Command line: ``rationalerm run | score | import-metajudge | report | export | compare | calibrate | train |
-decompose``.
+"""Command line: ``rationalerm run | score | import-metajudge | report | export | compare | calibrate | audit |
+import-label-studio | train | decompose``.
 
 Every error the user can cause is a ``RationaleRMError``: whichever command raises it, ``Commands`` (the one
 handler) prints it as one ``error:`` line and the command exits with code 2. Anything else is a bug and keeps its
@@ -269,6 +269,49 @@ def compare(
 
 
 @app.command()
+def estimate(
+    run_dir: Annotated[Path, typer.Argument(help="The run directory to correct.")],
+    gold: Annotated[Path | None, typer.Option(
+        "--gold", help="Audit labels (JSONL {id, model, i, j, label}) or a strong judge's run directory.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the estimates as JSON here.")] = None,
+    confidence: Annotated[float, typer.Option("--confidence", min=0.5, max=0.999)] = 0.95,
+    metric: Annotated[str, typer.Option("--metric", help="recall (RC), precision, f1 or ap.")] = "recall",
+    audit: Annotated[Path | None, typer.Option(
+        "--audit", help="The audit.jsonl the labels answer (its strata weight a stratified audit).")] = None,
+    plan: Annotated[bool, typer.Option("--plan", help="Say how many audited units reach --width.")] = False,
+    pilot: Annotated[Path | None, typer.Option("--pilot", help="With --plan: the pilot audit's labels.")] = None,
+    width: Annotated[float, typer.Option("--width", help="With --plan: the target interval half-width.")] = 0.02,
+) -> None:
+    """Correct a run's figures with audited units (PPI++): raw, gold-only and corrected, per model and domain."""
+    from rationalerm._util.files import write_json
+    from rationalerm.analysis import estimate as est
+    from rationalerm.reporting.terminal import estimate_tables, plan_table
+    from rationalerm.runs.directory import load_run
+
+    if metric not in est.METRICS:
+        raise ConfigError(f"--metric must be one of {', '.join(est.METRICS)}, got {metric!r}")
+    labels = pilot if plan else gold
+    if labels is None:
+        raise ConfigError("give --pilot GOLD with --plan" if plan else "give --gold GOLD (labels or a run directory)")
+    run = load_run(run_dir)
+    found = est.read_audit(run, labels, audit)
+    if plan:
+        rows = est.plan(run, found, width, metric, confidence)
+        console.print(plan_table(rows, width))
+        result: object = {"plan": rows, "half_width": width, "confidence": confidence}
+        notes = found.warnings
+    else:
+        result, notes = est.estimate_run(run, found, metric, confidence)
+        for table in estimate_tables(result):
+            console.print(table)
+    for note in notes:
+        err.print(f"warning: {note}", highlight=False)
+    if json_out is not None:
+        write_json(json_out, result)
+        console.print(f"wrote {json_out}", highlight=False)
+
+
+@app.command()
 def calibrate(
     reference: Annotated[Path, typer.Argument(
         help="A run directory: its scores are the reference (its texts are used with --gold).")],
@@ -311,17 +354,66 @@ def calibrate(
 
 
 @app.command()
+def audit(
+    run_dir: Annotated[Path, typer.Argument(help="A directory written by 'rationalerm run'.")],
+    n: Annotated[int, typer.Option("--n", help="How many (sample, model) units to draw.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for audit.html, audit.jsonl and the rest.")],
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random draw (same seed, same units).")] = 0,
+    stratify: Annotated[str | None, typer.Option(
+        "--stratify", help="Draw within each 'model' or 'domain' in proportion to its size.")] = None,
+) -> None:
+    """Draw units at random for people to label: an annotation page, the units, a labels template and Label
+    Studio tasks. The page exports labels that compare --gold reads."""
+    from rationalerm.analysis.audit import draw, with_context, write_audit
+    from rationalerm.reporting.audit_page import write_audit_page
+    from rationalerm.runs.directory import load_run
+
+    units = with_context(draw(load_run(run_dir).rows, n, seed, stratify), run_dir)
+    paths = [*write_audit(units, out), write_audit_page(units, out / "audit.html", f"rationalerm audit: {run_dir}")]
+    every = f", all the run has; asked for {n}" if len(units) < n else ""
+    console.print(f"drew {len(units)} unit(s) ({sum(len(u.human) * len(u.items) for u in units)} cells{every}) "
+                  f"from {run_dir}; open {out / 'audit.html'} to label them", highlight=False)
+    for p in paths:
+        console.print(f"wrote {p}", highlight=False)
+
+
+@app.command("import-label-studio")
+def import_label_studio(
+    audit_dir: Annotated[Path, typer.Argument(help="A directory written by 'rationalerm audit'.")],
+    export_file: Annotated[Path, typer.Argument(help="Label Studio's JSON export of its labelstudio.tasks.json.")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="The labels file to write (default: AUDIT_DIR/labels.jsonl).")] = None,
+) -> None:
+    """Label Studio's annotations of an audit -> the labels file compare --gold reads."""
+    from rationalerm._util.files import write_jsonl
+    from rationalerm.analysis.audit import fully_labelled, read_label_studio, read_units
+
+    units = read_units(audit_dir / "audit.jsonl")
+    cells = read_label_studio(export_file, units)
+    path = out if out is not None else audit_dir / "labels.jsonl"
+    write_jsonl(path, cells)
+    full = fully_labelled(units, cells)
+    console.print(f"wrote {path}: {len(cells)} cells, {len(full)} of {len(units)} unit(s) fully labelled",
+                  highlight=False)
+
+
+@app.command()
 def train(
     labels: Annotated[list[Path], typer.Argument(
-        help="Human pair labels (JSONL or Parquet: {human, item, label 0/1 or in [0, 1]}) and/or run directories of "
-        "any judge (distillation: every judged cell is a soft label).")],
+        help="Human pair labels (JSONL or Parquet: {human, item, label 0/1 or in [0, 1]}), audit labels ({id, model, "
+        "i, j, label}, with --run) and/or run directories of any judge (distillation: every judged cell is a soft "
+        "label).")],
     out: Annotated[Path, typer.Option(
         "--out", "-o", help="Folder for the trained CrossEncoder and its training.json.")],
+    run: Annotated[Path | None, typer.Option(
+        "--run", help="The run that audit labels ({id, model, i, j, label}, as `rationalerm audit` exports them) "
+        "refer to: its results give the texts.")] = None,
     base: Annotated[str | None, typer.Option(
-        "--base", help="Base encoder: a local sentence-transformers/HF folder or a hub name (default: packaged "
-        "all-MiniLM-L6-v2).")] = None,
-    epochs: Annotated[float, typer.Option(
-        "--epochs", help="Passes over the training pairs (fractions allowed).")] = _RECIPE.epochs,
+        "--base", help="Start from: a bare encoder folder, or a cross-encoder folder (one `rationalerm train` wrote, "
+        "or any sentence-transformers CrossEncoder) to fine-tune (default: packaged all-MiniLM-L6-v2).")] = None,
+    epochs: Annotated[float | None, typer.Option(
+        "--epochs", help="Passes over the training pairs (fractions allowed; default: enough for 300 optimizer "
+        "steps, at least 2 and at most 20 epochs).")] = None,
     lr: Annotated[float, typer.Option(
         "--lr", help="AdamW learning rate (linear warm-up, then linear decay).")] = _RECIPE.lr,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Pairs per optimizer step.")] = _RECIPE.batch_size,
@@ -349,8 +441,11 @@ def train(
     threads: Annotated[int | None, typer.Option(
         "--threads", help="CPU threads for torch (default: torch's choice).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing model folder at --out.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Save the model even when it ranks held-out pairs no better than chance (the card says "
+        "so).")] = False,
 ) -> None:
-    """Fit a cross-encoder matcher on human pair labels or on a judge's run (distillation)."""
+    """Fit a cross-encoder matcher on human pair labels, audit labels or a judge's run (distillation)."""
     import os
 
     # Idle OpenMP threads sleep instead of spinning: 2.5-3x faster training on a CPU shared with other jobs.
@@ -364,10 +459,10 @@ def train(
     if not 0.0 <= val_fraction < 1.0:
         raise ConfigError("--val-fraction must be in [0, 1)")
     try:  # torch and transformers write the model folder themselves: an --out they cannot write is an OSError
-        label_set = read_labels(labels)
-        recipe = Recipe(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, pos_weight=pw,
-                        max_steps=max_steps, val_fraction=val_fraction, seed=seed, precision=precision,
-                        threshold=thr)
+        label_set = read_labels(labels, run)
+        recipe = Recipe(epochs="auto" if epochs is None else epochs, lr=lr, batch_size=batch_size,
+                        max_length=max_length, pos_weight=pw, max_steps=max_steps, val_fraction=val_fraction,
+                        seed=seed, precision=precision, threshold=thr)
         if threads:
             import torch
 
@@ -375,7 +470,7 @@ def train(
         err.print(_labels_line(label_set, labels), highlight=False)
         with training_progress(err) as progress:
             result = fit(label_set, out, base=base, recipe=recipe, device=device, overwrite=overwrite,
-                         progress=progress, log=lambda m: err.print(m, highlight=False))
+                         force=force, progress=progress, log=lambda m: err.print(m, highlight=False))
     except RationaleRMError:
         raise
     except OSError as e:
@@ -399,6 +494,8 @@ def _print_trained(card: TrainingCard, out: Path) -> None:
                   f"({card['split']['val_human_items']} held-out human items); {card['recipe']['steps']} steps in "
                   f"{card['timing']['train_s']:.0f}s on {card['device']}", highlight=False, soft_wrap=True)
     console.print(training_table(card))
+    for warning in card["warnings"]:
+        err.print(f"warning: {warning}", highlight=False, soft_wrap=True)
     console.print(f"wrote {out} (CrossEncoder + training.json); use it with: "
                   f"judge: {{type: cross-encoder, model: {out}}}", highlight=False, soft_wrap=True)
 

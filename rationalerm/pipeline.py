@@ -187,6 +187,12 @@ class ListwiseCalls:
     failed: Counter[str] = field(default_factory=Counter)
 
 
+def _parts_config(cfg: RunConfig) -> dict[str, Any]:
+    """The config part of the result parts' key. The reference rule is left out: the fingerprint beside it records
+    it when on, so a run with it off keys its parts as versions before the rule did (and reuses their parts)."""
+    return cfg.model_dump(mode="json", exclude={"runner": True, "judge": {"canonical_references"}})
+
+
 @dataclass
 class Run:
     """What the steps after the scan share (``run`` calls them in order); leaving its ``with`` block closes the
@@ -228,8 +234,7 @@ class Run:
             cache = JudgeCache(cfg.cache or out / "cache.sqlite", fingerprint)
             opened.callback(cache.close)
             parts = ResultParts(out, {"inputs": input_identity(paths), "version": __version__,
-                                      "models": found.loaded.models,
-                                      "config": cfg.model_dump(mode="json", exclude={"runner"}),
+                                      "models": found.loaded.models, "config": _parts_config(cfg),
                                       "fingerprint": fingerprint_id(fingerprint)})
             opened.pop_all()
         return cls(paths, cfg, out, clock, progress, log, found.loaded, found.n_samples, judge, fingerprint, cache,

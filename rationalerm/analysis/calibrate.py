@@ -27,7 +27,7 @@ from rationalerm.judges.base import JudgeConfig
 from rationalerm.judges.embedding import Embedder, EmbeddingJudgeConfig, cosine_to_score
 from rationalerm.judges.prefilter import topk_keep
 from rationalerm.runs.directory import SavedRun, UnitKey
-from rationalerm.runs.gold import GoldLabels, gold_cells
+from rationalerm.runs.gold import MATCH_AT, GoldLabels, gold_cells
 from rationalerm.scoring.metrics import score_matrices
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = tuple(float(round(t, 3)) for t in np.arange(0.2, 0.951, 0.025))
@@ -95,7 +95,7 @@ class _Reference:
     @classmethod
     def build(cls, labels: dict[UnitKey, np.ndarray], cosines: dict[UnitKey, np.ndarray]) -> _Reference:
         known = {k: ~np.isnan(v) for k, v in labels.items()}
-        return cls(labels, cosines, known, np.concatenate([labels[k][known[k]] for k in labels]).astype(bool))
+        return cls(labels, cosines, known, np.concatenate([labels[k][known[k]] for k in labels]) >= MATCH_AT)
 
     def at_known(self, per_unit: Mapping[UnitKey, np.ndarray]) -> np.ndarray:
         """A per-unit decision at the known cells, flat (aligned with ``truth``)."""

@@ -23,7 +23,7 @@ from rationalerm.analysis.agreement import (
 )
 from rationalerm.errors import RationaleRMError
 from rationalerm.runs.directory import SavedRun, UnitKey
-from rationalerm.runs.gold import GoldLabels, gold_cells
+from rationalerm.runs.gold import MATCH_AT, GoldLabels, gold_cells
 from rationalerm.scoring.assign import assign
 from rationalerm.scoring.sample import METRICS
 
@@ -126,7 +126,7 @@ def compare_with_gold(run: SavedRun, gold: GoldLabels, threshold: float = 0.5) -
     if not keys:
         raise RationaleRMError(f"no gold label matches a scored pair of {run.path}")
     sel = [~np.isnan(golds[k]) for k in keys]
-    g = np.concatenate([golds[k][s] for k, s in zip(keys, sel)]).astype(bool)
+    g = np.concatenate([golds[k][s] for k, s in zip(keys, sel)]) >= MATCH_AT
     w = np.concatenate([ws[k][s] for k, s in zip(keys, sel)])
     asg = np.concatenate([_assigned(ws[k], threshold)[s] for k, s in zip(keys, sel)])
     return {"run": str(run.path), "threshold": threshold, "units": len(keys), "labelled_pairs": int(g.size),

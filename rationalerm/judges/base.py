@@ -17,6 +17,8 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from pydantic import Field
+
 from rationalerm.registry import ConfigSection, Registry
 
 Progress = Callable[[int], None]
@@ -40,6 +42,10 @@ class JudgeConfig(ConfigSection):
     """Base of a judge's config section; ``type`` is the name the judge is registered under."""
 
     type: str
+    canonical_references: bool = Field(
+        True, description="rewrite response references ('Response A', 'Assistant B', 'the first response', ...) "
+                          "as 'Response 1' / 'Response 2' before the judge sees a text (scoring/references.py); "
+                          "recorded in the judge fingerprint when on")
 
     def device_hint(self) -> str | None:
         """The device the judge runs on, if it says (the prefilter embeds beside it); None = the default."""
@@ -51,7 +57,7 @@ class JudgeConfig(ConfigSection):
 
 
 JUDGES: Registry[Callable[..., Any]] = Registry(
-    "judge type", package="rationalerm.judges", exclude=("base", "cache", "prefilter", "stage", "runners"))
+    "judge type", package="rationalerm.judges", exclude=("base", "cache", "canonical", "prefilter", "stage", "runners"))
 """Judge type -> factory taking its config (``make_judge``): every module of ``rationalerm.judges`` may register."""
 
 

@@ -8,8 +8,9 @@ the output in [0, 1] is the sigmoid of the logit (a model trained by rationalerm
 - ``binary``: 1 at or above the threshold, else 0;
 - ``raw``: p itself (a distilled model reproduces its teacher's scores this way).
 
-The threshold and the mapping default to the model's ``training.json`` (the validation best-F1 threshold;
-``raw`` for a model distilled from soft labels, ``linear`` otherwise), else 0.5 and ``linear``.
+The threshold and the mapping default to the model's ``training.json`` (the threshold ``rationalerm train`` chose:
+0.5 on the calibrated probability unless trained with ``--threshold``, e.g. ``best-f1`` for the validation best-F1
+one; ``raw`` for a model distilled from soft labels, ``linear`` otherwise), else 0.5 and ``linear``.
 
 The model helpers (loading a folder, scoring pairs, reading its card, hashing its weights) live here, beside the
 judge that uses them; ``rationalerm.training`` (a layer above) imports them to train and validate.

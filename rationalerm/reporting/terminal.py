@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from rationalerm.analysis.agreement import ThresholdMetrics
     from rationalerm.analysis.calibrate import Calibration
     from rationalerm.analysis.compare import GoldComparison, RunComparison
+    from rationalerm.analysis.estimate import Estimate, EstimateResult, Interval, PlanRow
     from rationalerm.training.trainer import TrainingCard
 
 SORT_KEYS = ("model", "precision", "recall", "f1", "ap", "oa")
@@ -164,6 +165,46 @@ def gold_table(res: Mapping[str, GoldComparison]) -> Table:
         figures = (r["auc"], c["kappa"], c["base_rate_a"], c["base_rate_b"], c["precision"], c["recall"],
                    a["precision"], a["recall"])
         table.add_row(name, str(r["labelled_pairs"]), *(fmt(x) for x in figures))
+    return table
+
+
+def _iv(iv: Interval) -> str:
+    if iv["mean"] is None:
+        return MISSING
+    return fmt(iv["mean"], 4) + (f" [{fmt(iv['ci'][0], 3)}, {fmt(iv['ci'][1], 3)}]" if iv["ci"] is not None else "")
+
+
+def _estimate_row(name: str, e: Estimate) -> list[str]:
+    return [name, _iv(e["raw"]), _iv(e["gold_only"]), _iv(e["corrected"]), f"{e['n_gold']}/{e['n']}",
+            fmt(e["rho"]), fmt(e["effective_gain"], 1)]
+
+
+def estimate_tables(res: EstimateResult) -> list[Table]:
+    """Raw (the matcher's) against corrected (with the audit) per model, then the paired model differences
+    (lambda and the by-domain figures are in the JSON)."""
+    metric = next(iter(res["models"].values()))["metric"] if res["models"] else "recall"
+    cols = ("model", f"raw {metric}", "gold only", "corrected", "audited", "rho", "worth")
+    models = Table(title=f"{metric} corrected by the audit (worth: the audited units the corrected interval is worth)")
+    for col in (*cols, "kappa"):
+        models.add_column(col, justify="left" if col == "model" else "right", no_wrap=col != "model")
+    for name, e in res["models"].items():
+        models.add_row(*_estimate_row(name, e), fmt(e["agreement"]["kappa"]) if "agreement" in e else MISSING)
+    diffs = Table(title="Model differences on the same samples (paired)")
+    for col in ("difference", *cols[1:]):
+        diffs.add_column(col, justify="left" if col == "difference" else "right", no_wrap=col != "difference")
+    for name, d in res["differences"].items():
+        diffs.add_row(*_estimate_row(name, d))
+    return [models, diffs] if res["differences"] else [models]
+
+
+def plan_table(rows: Mapping[str, PlanRow], half_width: float) -> Table:
+    table = Table(title=f"Audited units for an interval half-width of {half_width}")
+    for col in ("model", "units", "pilot", "rho", "corrected needs", "gold only needs"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for name, r in rows.items():
+        table.add_row(name, str(r["n"]), str(r["n_pilot"]), fmt(r["rho"]),
+                      MISSING if r["needed"] is None else str(r["needed"]),
+                      MISSING if r["needed_gold_only"] is None else str(r["needed_gold_only"]))
     return table
 
 

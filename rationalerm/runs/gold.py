@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -14,38 +14,62 @@ from rationalerm.runs.directory import SavedRun, UnitKey
 
 @dataclass
 class GoldLabels:
-    """Human pair labels: ``(id, model, i, j) -> 0/1`` or ``(human text, item text) -> 0/1``."""
+    """Human pair labels in [0, 1]: ``(id, model, i, j) -> label`` or ``(human text, item text) -> label``.
 
-    by_index: dict[tuple[str, str, int, int], int]
-    by_text: dict[tuple[str, str], int]
+    A label is 0/1, or one of the paper's levels (0.25 ... 1) when the annotator graded how fully an item
+    expresses a rationale; a pair counts as a match when its label is at least ``MATCH_AT``."""
 
-    def label(self, key: UnitKey, i: int, j: int, human: str, item: str) -> int | None:
+    by_index: dict[tuple[str, str, int, int], float]
+    by_text: dict[tuple[str, str], float]
+    where: dict[tuple[str, str, int, int], str] = field(default_factory=dict)
+    """``path:line`` of each indexed label, so a check on a cell can name where it was given."""
+
+    def label(self, key: UnitKey, i: int, j: int, human: str, item: str) -> float | None:
         got = self.by_index.get((key[0], key[1], i, j))
         return got if got is not None else self.by_text.get((human, item))
 
 
+MATCH_AT = 0.5
+"""A gold label at or above this is a match (0/1 labels: exactly the 1s)."""
+
+
+def _label(value: object) -> float | None:
+    """A label in [0, 1] as a float (booleans and integers included); None when it is not one."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float) and 0.0 <= value <= 1.0:
+        return float(value)
+    return None
+
+
 def load_gold(path: str | Path) -> GoldLabels:
     """JSONL (or Parquet), one pair a record: ``{"id", "model", "i", "j", "label"}`` (0-based) or
-    ``{"human", "item", "label"}``. A bad record is a ``LoadError`` naming ``path:line``."""
+    ``{"human", "item", "label"}``; ``label`` is a number in [0, 1]. A bad record, or a cell labelled twice with
+    different labels, is a ``LoadError`` naming ``path:line``."""
     if not Path(path).is_file():
         raise LoadError(f"{path}: no such file")
-    by_index: dict[tuple[str, str, int, int], int] = {}
-    by_text: dict[tuple[str, str], int] = {}
+    gold = GoldLabels({}, {})
     for record in iter_records(path):
         rec = record.decoded()
-        if not isinstance(rec, dict) or rec.get("label") not in (0, 1, True, False):
-            raise LoadError(f"{record.where}: each line needs a 0/1 'label'")
+        label = _label(rec.get("label")) if isinstance(rec, dict) else None
+        if label is None:
+            raise LoadError(f"{record.where}: each line needs a 'label' in [0, 1] (0/1, or a level such as 0.75)")
         if {"id", "model", "i", "j"} <= rec.keys():
-            by_index[(str(rec["id"]), str(rec["model"]), int(rec["i"]), int(rec["j"]))] = int(rec["label"])
+            key = (str(rec["id"]), str(rec["model"]), int(rec["i"]), int(rec["j"]))
+            if key in gold.by_index and gold.by_index[key] != label:
+                raise LoadError(f"{record.where}: cell {key} labelled {label}, but {gold.by_index[key]} at "
+                                f"{gold.where[key]}")
+            gold.by_index[key], gold.where[key] = label, record.where
         elif {"human", "item"} <= rec.keys():
-            by_text[(str(rec["human"]), str(rec["item"]))] = int(rec["label"])
+            gold.by_text[(str(rec["human"]), str(rec["item"]))] = label
         else:
             raise LoadError(f"{record.where}: needs either id/model/i/j or human/item")
-    return GoldLabels(by_index, by_text)
+    return gold
 
 
 def gold_cells(run: SavedRun, gold: GoldLabels) -> dict[UnitKey, np.ndarray]:
-    """Per unit of ``run`` the gold matrix (NaN where unlabelled)."""
+    """Per unit of ``run`` the gold matrix of labels in [0, 1] (NaN where unlabelled); ``>= MATCH_AT`` is a
+    match."""
     out: dict[UnitKey, np.ndarray] = {}
     for key, row in run.units.items():
         g = np.full((len(row["human"]), len(row["items"])), np.nan)

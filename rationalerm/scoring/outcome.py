@@ -6,9 +6,10 @@ A sample's human preference label (``label``, or the field ``outcome.label_field
 - ``None``, a missing key or a blank string: *missing* (the sample does not count for OA);
 - the integers ``1`` / ``2`` (or floats equal to them; NaN is missing): response 1 / response 2;
 - a string, lower-cased, with surrounding whitespace, brackets, quotes, ``*``, ``.`` and ``:`` stripped
-  (``"[[A]]"`` -> ``a``) and one leading word ``response``, ``output``, ``answer``, ``assistant``,
-  ``option`` or ``candidate`` dropped (with an optional space, ``_`` or ``-``): ``1``, ``1.0`` or ``a``
-  -> 1, ``2``, ``2.0`` or ``b`` -> 2, ``tie``, ``draw`` or ``equal`` -> tie;
+  (``"[[A]]"`` -> ``a``) and one leading label noun of ``scoring/references.py``'s table (``response``,
+  ``output``, ``answer``, ``assistant``, ``option`` or ``candidate``) dropped (with an optional space, ``_`` or
+  ``-``): a mark of that table (``1``, ``1.0`` or ``a`` -> 1, ``2``, ``2.0`` or ``b`` -> 2), or ``tie``,
+  ``draw`` or ``equal`` -> tie;
 - anything else (``0``, ``3``, ``True``, ``"Response C"``, ``"1 or 2"``, a list, ...): *unparseable*:
   counted apart, never guessed.
 
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from rationalerm.errors import Unparseable
+from rationalerm.scoring.references import LABEL_NOUNS, MARKS
 from rationalerm.scoring.rows import ResultRow
 from rationalerm.scoring.settings import DEFAULT_DECEPTIVE_THRESHOLD, DEFAULT_LABEL_FIELD
 from rationalerm.scoring.stats import Bootstrap
@@ -35,8 +37,8 @@ Label = Literal[1, 2, "tie"]
 Status = Literal["correct", "wrong", "missing", "unparseable"]
 
 _STRIP = " \t\r\n[](){}<>\"'`*.:"
-_PREFIX = re.compile(r"^(?:response|output|answer|assistant|option|candidate)[\s_-]*")
-_WORDS: dict[str, Label] = {"1": 1, "a": 1, "2": 2, "b": 2, "tie": "tie", "draw": "tie", "equal": "tie"}
+_PREFIX = re.compile(rf"^(?:{'|'.join(LABEL_NOUNS)})[\s_-]*")
+_WORDS: dict[str, Label] = {**MARKS, "tie": "tie", "draw": "tie", "equal": "tie"}
 
 
 def normalize_label(value: Any) -> Label | None:

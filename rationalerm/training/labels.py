@@ -1,7 +1,11 @@
-"""The labels ``rationalerm train`` learns from: human pair labels, or a judge's run (distillation).
+"""The labels ``rationalerm train`` learns from: human pair labels, audit labels, or a judge's run (distillation).
 
-A label file is JSONL or Parquet, one ``{"human": str, "item": str, "label": 0|1|float in [0, 1]}`` a record; a
-run directory gives every judged cell of its ``results.jsonl``, the cell's score as a soft label. Both are read
+A label file is JSONL or Parquet, one record a line, either
+- a pair label ``{"human": str, "item": str, "label": 0|1|float in [0, 1]}``, or
+- an audit cell ``{"id", "model", "i", "j", "label"}`` (what ``rationalerm audit``'s page exports, the format
+  ``compare --gold`` reads): read beside the run it audited (``--run``), whose results row for (id, model) gives
+  the texts, ``human[i]`` and ``items[j]``;
+a run directory gives every judged cell of its ``results.jsonl``, the cell's score as a soft label. All are read
 through ``rationalerm._util.files.iter_records``; every error names ``path:line``.
 """
 
@@ -17,7 +21,7 @@ from typing import Any
 
 from rationalerm._util.files import iter_records
 from rationalerm._util.hashing import stable_hash
-from rationalerm.errors import LabelError, LoadError
+from rationalerm.errors import LabelError, LoadError, OutputError
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,7 @@ class PairLabel:
     item: str
     label: float
     source: str  # file:line (or run dir's results.jsonl:line) of the first occurrence
+    audit: bool = False  # an audit cell, its texts from the audited run
 
 
 @dataclass
@@ -49,16 +54,18 @@ class LabelSet:
         return stable_hash(rows, 64)
 
 
-def read_labels(sources: Sequence[str | Path]) -> LabelSet:
-    """Read every source (a label file or a run directory) into one set of unique pairs."""
+def read_labels(sources: Sequence[str | Path], run: str | Path | None = None) -> LabelSet:
+    """Read every source (a label file or a run directory) into one set of unique pairs; ``run`` is the run that
+    audit cells (``{"id", "model", "i", "j", "label"}``) refer to."""
     if not sources:
         raise LabelError("no label source given")
     groups: dict[tuple[str, str], list[PairLabel]] = {}
     kinds: list[str] = []
     skipped: Counter[str] = Counter()
     total = 0
+    texts = AuditTexts(Path(run)) if run is not None else None
     for src in sources:
-        labels, kind, skips = _read_source(Path(src))
+        labels, kind, skips = _read_source(Path(src), texts)
         kinds.append(kind)
         skipped.update(skips)
         total += len(labels)
@@ -70,13 +77,14 @@ def read_labels(sources: Sequence[str | Path]) -> LabelSet:
     return LabelSet(pairs, [str(s) for s in sources], kinds, duplicates=total - len(pairs), skipped=dict(skipped))
 
 
-def _read_source(path: Path) -> tuple[list[PairLabel], str, dict[str, int]]:
-    """One source's labels, its kind ("run" or "labels") and what it skipped."""
+def _read_source(path: Path, texts: AuditTexts | None) -> tuple[list[PairLabel], str, dict[str, int]]:
+    """One source's labels, its kind ("run", "labels" or "audit") and what it skipped."""
     if path.is_dir():
         labels, skipped = read_run_labels(path)
         return labels, "run", skipped
     if path.is_file():
-        return read_label_file(path), "labels", {}
+        labels = read_label_file(path, texts)
+        return labels, "audit" if any(p.audit for p in labels) else "labels", {}
     raise LabelError(f"{path}: no such file or run directory")
 
 
@@ -95,19 +103,22 @@ def _records(path: Path) -> Iterator[tuple[str, Any]]:
 # ------------------------------------------------------------------------------------------------------------
 
 
-def read_label_file(path: str | Path) -> list[PairLabel]:
-    """Human pair labels: one ``{"human": str, "item": str, "label": 0|1|float in [0, 1]}`` per line or row."""
-    return [_pair_label(rec, where) for where, rec in _records(Path(path))]
+def read_label_file(path: str | Path, texts: AuditTexts | None = None) -> list[PairLabel]:
+    """Human pair labels: one ``{"human": str, "item": str, "label": 0|1|float in [0, 1]}`` per line or row, or
+    audit cells ``{"id", "model", "i", "j", "label"}`` whose texts come from ``texts`` (the audited run)."""
+    return [_pair_label(rec, where, texts) for where, rec in _records(Path(path))]
 
 
-def _pair_label(rec: object, where: str) -> PairLabel:
+def _pair_label(rec: object, where: str, texts: AuditTexts | None = None) -> PairLabel:
     if not isinstance(rec, dict):
         raise LabelError(f"{where}: expected an object with human, item and label, got {type(rec).__name__}")
     if "label" not in rec:
         raise LabelError(f"{where}: missing 'label'")
     if "human" not in rec and {"id", "model", "i", "j"} <= rec.keys():
-        raise LabelError(f"{where}: training needs the texts: {{\"human\", \"item\", \"label\"}} "
-                         "(id/model/i/j labels only make sense beside their run)")
+        if texts is None:
+            raise LabelError(f"{where}: an audit cell (id/model/i/j) needs the run it audited for its texts: "
+                             "give it with --run RUN")
+        return texts.cell(rec, _label_value(rec["label"], where), where)
     return PairLabel(_text(rec, "human", where), _text(rec, "item", where), _label_value(rec["label"], where), where)
 
 
@@ -130,6 +141,51 @@ def _text(rec: dict[str, object], key: str, where: str) -> str:
     if not value.strip():
         raise LabelError(f"{where}: '{key}' is blank")
     return value
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Audit labels: cells of a run's grids, the texts from the run
+# ------------------------------------------------------------------------------------------------------------
+
+
+class AuditTexts:
+    """The audited run's grids by (id, model), read once when the first audit cell needs them."""
+
+    def __init__(self, run: Path) -> None:
+        self.run = run
+        self._grids: dict[tuple[str, str], tuple[list[object], list[object]]] | None = None
+
+    @property
+    def grids(self) -> dict[tuple[str, str], tuple[list[object], list[object]]]:
+        if self._grids is None:
+            from rationalerm.runs.directory import load_run
+
+            try:
+                units = load_run(self.run).units
+            except (LoadError, OutputError) as e:  # not a run directory, or a results line that is not JSON
+                raise LabelError(f"--run {e}") from e
+            self._grids = {k: (list(r["human"]), list(r["items"])) for k, r in units.items()}
+        return self._grids
+
+    def cell(self, rec: dict[str, object], label: float, where: str) -> PairLabel:
+        """Cell (i, j) of unit (id, model) as a pair label; a unit not in the run or a cell outside its grid is a
+        ``LabelError`` naming ``where``."""
+        key = (str(rec["id"]), str(rec["model"]))
+        if key not in self.grids:
+            raise LabelError(f"{where}: id {key[0]!r} with model {key[1]!r} is not a unit of the run {self.run}")
+        human, items = self.grids[key]
+        i, j = rec["i"], rec["j"]
+        if not (isinstance(i, int) and isinstance(j, int) and _index(i, len(human)) and _index(j, len(items))):
+            raise LabelError(f"{where}: cell (i={i!r}, j={j!r}) is outside the {len(human)} x {len(items)} grid of "
+                             f"id {key[0]!r}, model {key[1]!r}")
+        h, m = human[i], items[j]
+        if not (isinstance(h, str) and isinstance(m, str) and h.strip() and m.strip()):
+            raise LabelError(f"{where}: cell (i={i}, j={j}) of id {key[0]!r}, model {key[1]!r} has a blank item")
+        return PairLabel(h, m, label, where, audit=True)
+
+
+def _index(value: int, size: int) -> bool:
+    return not isinstance(value, bool) and 0 <= value < size
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -22,14 +22,16 @@ import math
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict
 
 import numpy as np
 
-from rationalerm._util.files import write_json
+from rationalerm._util.files import read_json, write_json
 from rationalerm._util.versions import versions
 from rationalerm.analysis.agreement import threshold_metrics
 from rationalerm.judges.cross_encoder import (
@@ -41,7 +43,7 @@ from rationalerm.judges.cross_encoder import (
 )
 from rationalerm.training.labels import LabelSet, PairLabel, split_by_human
 from rationalerm.training.recipe import Recipe, TrainError
-from rationalerm.training.validation import ValidationFigures, validation_metrics
+from rationalerm.training.validation import ValidationFigures, chance_verdict, validation_metrics
 
 if TYPE_CHECKING:
     import torch
@@ -99,10 +101,23 @@ class Calibration(TypedDict):
     logit_offset: NotRequired[float]
 
 
+BaseKind = Literal["rationalerm cross-encoder", "cross-encoder", "encoder", "name"]
+
+
+class BaseLineage(TypedDict):
+    """A fine-tuned model's base, when ``rationalerm train`` wrote it: from the base's own training.json."""
+
+    base_model: object
+    model_sha256: object
+    data_sha256: object
+
+
 class TrainingCard(TypedDict):
     format: str
     base_model: str
     base_model_sha256: str | None
+    base_model_kind: BaseKind
+    base_model_card: BaseLineage | None
     data: DataCard
     split: SplitCard
     recipe: dict[str, object]  # every Recipe field, then what the run settled (pos_weight_value, steps, ...)
@@ -118,6 +133,7 @@ class TrainingCard(TypedDict):
     threshold: float
     mapping: Literal["raw", "linear"]
     model_sha256: str | None
+    warnings: list[str]  # e.g. a model no better than chance saved with --force
 
 
 @dataclass
@@ -133,19 +149,64 @@ class TrainResult:
 
 def train(
     labels: LabelSet, out_dir: str | Path, *, base: str | None = None, recipe: Recipe | None = None,
-    device: str | None = None, overwrite: bool = False, progress: ProgressFn | None = None,
+    device: str | None = None, overwrite: bool = False, force: bool = False, progress: ProgressFn | None = None,
     log: Callable[[str], None] = lambda _m: None,
 ) -> TrainResult:
-    """Fit a cross-encoder on ``labels`` and save it (CrossEncoder folder + training.json) to ``out_dir``."""
+    """Fit a cross-encoder on ``labels`` and save it (CrossEncoder folder + training.json) to ``out_dir``.
+
+    The model is trained and validated in a staging folder beside ``out_dir`` and moved into place only when it
+    ranks held-out pairs better than chance (``validation.chance_verdict``), or with ``force`` (the card then
+    records the warning): a model no better than a coin is a ``TrainError`` and ``out_dir`` is left as it was."""
     out = Path(out_dir)
     _check_out_dir(out, overwrite)
     plan = plan_training(labels, recipe or Recipe(), base, device)
     log(plan.describe())
-    fitted = _fit_and_save(plan, out, overwrite, progress)
-    validated = _validate(out, plan)
-    card = model_card(labels, plan, fitted, validated, out)
-    write_json(out / TRAINING_JSON, card)
+    with _staging(out) as stage:
+        fitted = _fit_and_save(plan, stage, progress)
+        validated = _validate(stage, plan)
+        warnings = _verdict(validated, force)
+        card = model_card(labels, plan, fitted, validated, stage, warnings)
+        write_json(stage / TRAINING_JSON, card)
+        _move_into_place(stage, out)
     return TrainResult(out, card)
+
+
+NOT_CHECKED = "no held-out pairs of both classes: whether the model ranks pairs better than chance is unknown"
+
+
+def _verdict(validated: Validated, force: bool) -> list[str]:
+    """The card's warnings; a model no better than chance is a ``TrainError`` unless forced."""
+    reason = chance_verdict(validated.figures)
+    if reason is None:
+        figures = validated.figures
+        return [NOT_CHECKED] if figures is None or figures["auc"] is None else []
+    if not force:
+        raise TrainError(f"{reason}; not saved as a matcher. Try more labels, --base a trained cross-encoder, "
+                         "or more steps (--epochs / --max-steps); --force saves it anyway")
+    return [f"{reason} (saved with --force)"]
+
+
+@contextmanager
+def _staging(out: Path) -> Iterator[Path]:
+    """A fresh folder beside ``out`` (same file system: the final move is a rename), removed unless moved; made
+    with ``mkdir`` so that the model folder gets the usual permissions (``mkdtemp``'s are owner-only)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = out.parent / f".{out.name}.training-{uuid.uuid4().hex[:12]}"
+    stage.mkdir()
+    try:
+        yield stage
+    finally:
+        if stage.exists():
+            shutil.rmtree(stage)
+
+
+def _move_into_place(stage: Path, out: Path) -> None:
+    """Replace ``out`` (already checked by ``_check_out_dir``) with the finished staging folder."""
+    if out.is_dir():
+        shutil.rmtree(out)
+    elif out.exists():
+        out.unlink()
+    stage.rename(out)
 
 
 def _check_out_dir(out: Path, overwrite: bool) -> None:
@@ -174,8 +235,13 @@ class Plan:
         return math.ceil(len(self.train_set) / self.recipe.batch_size)
 
     @property
+    def epochs(self) -> float:
+        """The epochs this run settles on (``Recipe.epochs_for``: the recipe's, or the ``auto`` rule's)."""
+        return self.recipe.epochs_for(self.steps_per_epoch)
+
+    @property
     def total_steps(self) -> int:
-        return self.recipe.max_steps or max(1, math.ceil(self.steps_per_epoch * self.recipe.epochs))
+        return self.recipe.max_steps or max(1, math.ceil(self.steps_per_epoch * self.epochs))
 
     def describe(self) -> str:
         return (f"base {self.base}; {len(self.train_set)} training pairs, {len(self.val_set)} validation pairs "
@@ -221,9 +287,9 @@ class Fitted:
     calibration: Calibration
 
 
-def _fit_and_save(plan: Plan, out: Path, overwrite: bool, progress: ProgressFn | None) -> Fitted:
-    """Load the base, train it, shift its prior and save it to ``out`` (the in-memory model is dropped here:
-    validation reads the saved folder, exactly as the judge will)."""
+def _fit_and_save(plan: Plan, out: Path, progress: ProgressFn | None) -> Fitted:
+    """Load the base, train it, shift its prior and save it to the (empty) folder ``out`` (the in-memory model is
+    dropped here: validation reads the saved folder, exactly as the judge will)."""
     from rationalerm.training.parts import StepWatcher  # the trainer stack loads here, outside the timings
 
     watcher = StepWatcher(progress)
@@ -232,15 +298,13 @@ def _fit_and_save(plan: Plan, out: Path, overwrite: bool, progress: ProgressFn |
     load_s = time.perf_counter() - t_load
     steps, train_s = _fit(model, plan, watcher)
     calibration = _shift_prior(model, plan.pos_weight)
-    if out.exists() and overwrite:
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
-    out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out))
     return Fitted(steps, watcher.losses, watcher.running, load_s, train_s, calibration)
 
 
 def _load_base(plan: Plan) -> CrossEncoder:
-    """The base encoder with a fresh single-logit head, initialised from the recipe's seed."""
+    """The base: a bare encoder gets a fresh single-logit head (initialised from the recipe's seed); a
+    cross-encoder folder (``--base`` a trained matcher) keeps its own head and is fine-tuned from there."""
     from transformers import set_seed
 
     set_seed(plan.recipe.seed)  # the classifier head is initialised when the base loads
@@ -359,7 +423,8 @@ def resolve_precision(precision: Literal["auto", "bf16", "fp32"], device: str) -
 # ------------------------------------------------------------------------------------------------------------
 
 
-def model_card(labels: LabelSet, plan: Plan, fitted: Fitted, validated: Validated, out: Path) -> TrainingCard:
+def model_card(labels: LabelSet, plan: Plan, fitted: Fitted, validated: Validated, out: Path,
+               warnings: list[str]) -> TrainingCard:
     """``training.json``: where the model came from, how it was trained, and how it did on held-out items."""
     import torch
 
@@ -367,6 +432,8 @@ def model_card(labels: LabelSet, plan: Plan, fitted: Fitted, validated: Validate
         "format": CARD_FORMAT,
         "base_model": plan.base,
         "base_model_sha256": weights_sha256(plan.base) if Path(plan.base).is_dir() else None,
+        "base_model_kind": base_kind(plan.base),
+        "base_model_card": _base_lineage(plan.base),
         "data": _data_card(labels, plan),
         "split": {"by": "human item", "val_fraction": plan.recipe.val_fraction,
                   "train_human_items": len({p.human for p in plan.train_set}),
@@ -385,7 +452,40 @@ def model_card(labels: LabelSet, plan: Plan, fitted: Fitted, validated: Validate
         "threshold": validated.threshold,
         "mapping": "raw" if labels.soft else "linear",
         "model_sha256": weights_sha256(out),
+        "warnings": warnings,
     }
+
+
+def base_kind(base: str) -> BaseKind:
+    """What ``--base`` names: a model folder ``rationalerm train`` wrote (it has a training.json), another
+    cross-encoder folder (a sequence-classification config), a bare encoder folder, or a name to resolve."""
+    folder = Path(base)
+    if (folder / TRAINING_JSON).is_file():
+        return "rationalerm cross-encoder"
+    config = folder / "config.json"
+    if not config.is_file():
+        return "encoder" if folder.is_dir() else "name"
+    try:
+        architectures = read_json(config).get("architectures") or []
+    except (OSError, ValueError, AttributeError):
+        return "encoder"
+    return "cross-encoder" if any(str(a).endswith("ForSequenceClassification") for a in architectures) else "encoder"
+
+
+def _base_lineage(base: str) -> BaseLineage | None:
+    """The identity of a ``rationalerm train`` base (its weights, data and own base), from its card."""
+    path = Path(base) / TRAINING_JSON
+    if not path.is_file():
+        return None
+    try:
+        card = read_json(path)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(card, dict):
+        return None
+    data = card.get("data")
+    return {"base_model": card.get("base_model"), "model_sha256": card.get("model_sha256"),
+            "data_sha256": data.get("sha256") if isinstance(data, dict) else None}
 
 
 def _data_card(labels: LabelSet, plan: Plan) -> DataCard:
@@ -401,7 +501,7 @@ def _recipe_card(plan: Plan, fitted: Fitted) -> dict[str, object]:
     return {**plan.recipe.model_dump(), "pos_weight_value": plan.pos_weight, "loss": "BinaryCrossEntropyLoss",
             "trainer": "sentence-transformers CrossEncoderTrainer", "optimizer": "AdamW",
             "schedule": "linear warmup then linear decay", "grad_clip": 1.0, "batches": BATCHES,
-            "steps": fitted.steps, "steps_per_epoch": plan.steps_per_epoch}
+            "steps": fitted.steps, "steps_per_epoch": plan.steps_per_epoch, "epochs_value": plan.epochs}
 
 
 def _loss_card(fitted: Fitted) -> LossCard:

@@ -4,6 +4,11 @@
 re-scores of ``examples/`` and of a generated 5,000-sample corpus, that run's judge cache, and the resumable
 parts of a run stopped before assembling. Today's code must write the same bytes, answer every pair from the
 old cache (zero judge calls), and reuse the old parts.
+
+Those were written before the response-reference rule (issue 22, ``judge.canonical_references``, on by
+default), so every run here sets it off (``configs/default.yaml`` plus ``canonical_references: false``, written
+by the ``off`` fixture): with it off the judge fingerprint and the parts' key are exactly the old ones, and the
+same bytes are checked.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+import yaml
 
 from rationalerm import load_config, run
 from tests.helpers.corpus import write_corpus
@@ -46,12 +52,22 @@ def env() -> dict[str, str]:
     return {**os.environ, "HF_HUB_OFFLINE": "1"}
 
 
+@pytest.fixture(scope="module")
+def off(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``configs/default.yaml`` with the response-reference rule off: the judge of the code that wrote the data."""
+    cfg = yaml.safe_load(DEFAULT.read_text())
+    cfg["judge"]["canonical_references"] = False
+    path = tmp_path_factory.mktemp("config") / "default-rule-off.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
 def test_examples_run_and_rescores_are_byte_identical_and_the_old_cache_answers_every_pair(
-        tmp_path: Path, env: dict[str, str]) -> None:
+        tmp_path: Path, env: dict[str, str], off: Path) -> None:
     cache = tmp_path / "old-cache.sqlite"
     shutil.copy(OLD / "ex" / "cache.sqlite", cache)
     out = tmp_path / "ex"
-    run_cli(("run", "examples/rationales.jsonl", "--config", str(DEFAULT), "--cache", str(cache), "--out", str(out)),
+    run_cli(("run", "examples/rationales.jsonl", "--config", str(off), "--cache", str(cache), "--out", str(out)),
             env, ROOT)
     _same(out, OLD / "ex")
     process = _process(out)
@@ -62,16 +78,17 @@ def test_examples_run_and_rescores_are_byte_identical_and_the_old_cache_answers_
         _same(tmp_path / name, OLD / name)
 
 
-def test_a_generated_5000_sample_corpus_run_and_rescore_are_byte_identical(tmp_path: Path, env: dict[str, str]) -> None:
+def test_a_generated_5000_sample_corpus_run_and_rescore_are_byte_identical(
+        tmp_path: Path, env: dict[str, str], off: Path) -> None:
     corpus = write_corpus(tmp_path / "corpus5k.jsonl", 5000)
     out = tmp_path / "c5k"
-    run_cli(("run", corpus.name, "--config", str(DEFAULT), "--out", str(out)), env, tmp_path)  # as make.sh ran it
+    run_cli(("run", corpus.name, "--config", str(off), "--out", str(out)), env, tmp_path)  # as make.sh ran it
     _same(out, OLD / "c5k")
     run_cli(("score", str(out), "--out", str(tmp_path / "c5k-rescored")), env, ROOT)
     _same(tmp_path / "c5k-rescored", OLD / "c5k-rescored")
 
 
-def test_resumable_parts_written_before_are_reused(tmp_path: Path) -> None:
+def test_resumable_parts_written_before_are_reused(tmp_path: Path, off: Path) -> None:
     # The parts' manifest names the input by its resolved path, size and mtime: recreate exactly that input.
     base = Path("/tmp/rationalerm-pre-layout")
     shutil.rmtree(base, ignore_errors=True)
@@ -85,7 +102,7 @@ def test_resumable_parts_written_before_are_reused(tmp_path: Path) -> None:
         out = base / "out"
         out.mkdir()
         shutil.copytree(OLD / "parts" / "results.parts", out / "results.parts")
-        run(corpus, load_config(DEFAULT, {"shard_size": 250}), out)
+        run(corpus, load_config(off, {"shard_size": 250}), out)
         assert _process(out)["shards_reused"] == 3
         _same(out, OLD / "parts")
     finally:

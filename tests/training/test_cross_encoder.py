@@ -60,9 +60,10 @@ def _argkp_slice(split: str, n: int, seed: int = 0) -> list[PairLabel]:
 
 @pytest.fixture(scope="module")
 def smoke_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A cross-encoder after 3 steps on 160 ArgKP train pairs (for plumbing tests, not quality)."""
+    """A cross-encoder after 3 steps on 160 ArgKP train pairs (for plumbing tests, not quality: saved with
+    ``force`` whatever its validation says)."""
     out = tmp_path_factory.mktemp("ce") / "smoke"
-    train(_labels(_argkp_slice("train", 160)), out, recipe=SMOKE, device="cpu")
+    train(_labels(_argkp_slice("train", 160)), out, recipe=SMOKE, device="cpu", force=True)
     return out
 
 
@@ -98,6 +99,10 @@ def test_training_json_card(smoke_model: Path) -> None:
     assert card["precision"] in ("bf16", "fp32") and card["timing"]["train_s"] > 0
     assert card["calibration"]["logit_offset"] == pytest.approx(-np.log(r["pos_weight_value"]))
     assert card["model_sha256"] == weights_sha256(smoke_model)
+    assert (card["base_model_kind"], card["base_model_card"]) == ("encoder", None)  # the packaged MiniLM encoder
+    assert r["epochs"] == "auto" and r["epochs_value"] == Recipe().epochs_for(r["steps_per_epoch"])
+    assert isinstance(card["warnings"], list)  # a 3-step model: whatever its validation said, saved with force
+    assert val["auc_ci"][0] <= val["auc"] <= val["auc_ci"][1]
     for name in ("config.json", "model.safetensors", "tokenizer.json"):
         assert (smoke_model / name).is_file()
     from sentence_transformers.cross_encoder import CrossEncoder  # a plain sentence-transformers folder
@@ -108,12 +113,13 @@ def test_training_json_card(smoke_model: Path) -> None:
 @needs_data
 def test_training_is_seeded_and_refuses_to_clobber(smoke_model: Path, tmp_path: Path) -> None:
     again = tmp_path / "again"
-    train(_labels(_argkp_slice("train", 160)), again, recipe=SMOKE, device="cpu")
+    train(_labels(_argkp_slice("train", 160)), again, recipe=SMOKE, device="cpu", force=True)
     assert weights_sha256(again) == weights_sha256(smoke_model)  # same seed, same data: same weights
     with pytest.raises(TrainError, match="exists and is not empty"):
-        train(_labels(_argkp_slice("train", 160)), again, recipe=SMOKE, device="cpu")
+        train(_labels(_argkp_slice("train", 160)), again, recipe=SMOKE, device="cpu", force=True)
     other = Recipe(**{**SMOKE.model_dump(), "seed": 1, "threshold": "best-f1"})
-    card = train(_labels(_argkp_slice("train", 160)), again, recipe=other, device="cpu", overwrite=True).card
+    card = train(_labels(_argkp_slice("train", 160)), again, recipe=other, device="cpu", overwrite=True,
+                 force=True).card
     assert weights_sha256(again) != weights_sha256(smoke_model)
     val = card["validation"]
     assert card["threshold"] == val["best"]["threshold"] == val["at_threshold"]["threshold"]
@@ -121,6 +127,72 @@ def test_training_is_seeded_and_refuses_to_clobber(smoke_model: Path, tmp_path: 
         train(_labels(_argkp_slice("train", 160)), tmp_path / "t", recipe=Recipe(threshold=1.5))
     with pytest.raises(TrainError, match="CUDA_VISIBLE_DEVICES=1"):  # before anything loads: no GPU needed
         train(_labels(_argkp_slice("train", 160)), tmp_path / "t", recipe=SMOKE, device="cuda:1")
+
+
+def _coin_labels(n: int, seed: int = 0) -> LabelSet:
+    """ArgKP pairs with coin-flip labels: nothing to learn, so held-out AUC is about 0.5."""
+    rng = np.random.default_rng(seed)
+    return _labels([PairLabel(p.human, p.item, float(rng.integers(0, 2)), p.source)
+                    for p in _argkp_slice("train", n, seed)])
+
+
+@needs_data
+def test_a_model_no_better_than_chance_is_not_saved(smoke_model: Path, tmp_path: Path) -> None:
+    """Coin-flip labels: the AUC interval reaches 0.5, so nothing is saved (an existing model folder is left as it
+    was) unless forced; with force the card says why the model is not to be trusted."""
+    kept = tmp_path / "kept"
+    shutil.copytree(smoke_model, kept)
+    refused = r"no better than chance.*not saved as a matcher.*more labels, --base.*--force"
+    with pytest.raises(TrainError, match=refused):
+        train(_coin_labels(160), kept, recipe=SMOKE, device="cpu", overwrite=True)
+    assert weights_sha256(kept) == weights_sha256(smoke_model)  # untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]  # no staging folder left behind
+    card = train(_coin_labels(160), tmp_path / "forced", recipe=SMOKE, device="cpu", force=True).card
+    assert card["validation"]["auc_ci"][0] <= 0.5
+    assert len(card["warnings"]) == 1 and "no better than chance" in card["warnings"][0]
+    assert "(saved with --force)" in card["warnings"][0]
+    assert json.loads((tmp_path / "forced" / "training.json").read_text())["warnings"] == card["warnings"]
+
+
+@needs_data
+def test_base_fine_tunes_a_trained_matcher(smoke_model: Path, tmp_path: Path) -> None:
+    """``base`` a model folder ``rationalerm train`` wrote: its head is kept and trained further (an update that
+    does not move the weights leaves its scores as they were; a bare encoder's fresh head scores differently),
+    and the card names the base and its lineage."""
+    still = Recipe(max_steps=1, lr=1e-12, batch_size=8, max_length=48, pos_weight=1, val_fraction=0.2, seed=3)
+    other = _labels(_argkp_slice("train", 80, seed=7))
+    tuned = train(other, tmp_path / "tuned", base=str(smoke_model), recipe=still, device="cpu", force=True).card
+    base_card = json.loads((smoke_model / "training.json").read_text())
+    assert tuned["base_model"] == str(smoke_model) and tuned["base_model_kind"] == "rationalerm cross-encoder"
+    assert tuned["base_model_sha256"] == base_card["model_sha256"]
+    assert tuned["base_model_card"] == {"base_model": base_card["base_model"],
+                                        "model_sha256": base_card["model_sha256"],
+                                        "data_sha256": base_card["data"]["sha256"]}
+    pairs = [(p.human, p.item) for p in other.pairs[:20]]
+
+    def probs(folder: Path) -> np.ndarray:
+        judge = CrossEncoderJudge(CrossEncoderJudgeConfig(model=str(folder), mapping="raw", device="cpu"))
+        return np.array([s.score for s in judge.score_pairs(pairs)])
+
+    assert probs(tmp_path / "tuned") == pytest.approx(probs(smoke_model), abs=2e-3)
+    fresh = train(other, tmp_path / "fresh", recipe=still, device="cpu", force=True).card
+    assert fresh["base_model_kind"] == "encoder"
+    assert np.abs(probs(tmp_path / "fresh") - probs(smoke_model)).max() > 0.01
+    plain = tmp_path / "plain"  # any CrossEncoder folder (no training.json) is a cross-encoder base too
+    shutil.copytree(smoke_model, plain, ignore=shutil.ignore_patterns("training.json"))
+    from rationalerm.training.trainer import base_kind
+
+    assert base_kind(str(plain)) == "cross-encoder" and base_kind("some/hub-name") == "name"
+
+
+def test_the_cross_encoder_config_s_threshold_is_the_card_s() -> None:
+    """configs/cross-encoder.yaml's ``threshold: null`` reads training.json's threshold, which ``train`` sets to 0.5
+    on the calibrated probability by default (best-F1 only when asked): the comment says what the code does."""
+    cfg = load_config(ROOT / "configs" / "cross-encoder.yaml")
+    assert isinstance(cfg.judge, CrossEncoderJudgeConfig) and cfg.judge.threshold is None
+    line = next(x for x in (ROOT / "configs" / "cross-encoder.yaml").read_text().splitlines() if "threshold:" in x)
+    assert "training.json" in line and "0.5 on the calibrated probability" in line and Recipe().threshold == 0.5
+    assert "best-F1" not in line.split("(")[0]  # best-F1 only as the option it is
 
 
 # Learning from human labels: a few hundred ArgKP train pairs of two topic-stance groups (key point x argument,
@@ -237,7 +309,8 @@ def test_judge_config_mapping_and_fingerprint(smoke_model: Path, tmp_path: Path)
     shutil.copytree(smoke_model, copy)
     same = CrossEncoderJudge(CrossEncoderJudgeConfig(model=str(copy)))
     assert {**same.fingerprint(), "model": None} == {**fp, "model": None}
-    train(_labels(_argkp_slice("train", 160)), copy, recipe=Recipe(**{**SMOKE.model_dump(), "seed": 5}), overwrite=True)
+    train(_labels(_argkp_slice("train", 160)), copy, recipe=Recipe(**{**SMOKE.model_dump(), "seed": 5}), overwrite=True,
+          force=True)
     assert CrossEncoderJudge(CrossEncoderJudgeConfig(model=str(copy))).fingerprint()["weights"] != fp["weights"]
     with pytest.raises(Exception, match="cross-encoder"):
         load_config(None, {"judge": {"type": "cross-encoder"}})  # model is required
@@ -338,7 +411,7 @@ def test_train_command(tmp_path: Path) -> None:
     write_jsonl(labels, label_records(load_argkp("train", DATA).sample(120, 0)))
     out = tmp_path / "model"
     proc = cli("train", str(labels), "--out", str(out), "--max-steps", "2", "--batch-size", "8", "--max-length", "48",
-               "--val-fraction", "0.2")
+               "--val-fraction", "0.2", "--force")  # 2 steps: plumbing, saved whatever its validation says
     assert "120 labelled pairs" in proc.stderr and "training" in proc.stderr
     text = proc.stdout.replace("\n", " ")
     assert "AUC" in text and "chosen threshold" in text and "judge: {type: cross-encoder, model:" in text
@@ -355,6 +428,53 @@ def test_train_command(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "--pos-weight" in proc.stderr
     proc = cli("train", str(labels), "--out", str(tmp_path / "y"), "--threshold", "high", check=False)
     assert proc.returncode == 2 and "--threshold" in proc.stderr
+
+
+SMOKE_ARGS = ("--max-steps", "3", "--batch-size", "8", "--max-length", "48", "--val-fraction", "0.2")
+
+
+@needs_data
+def test_train_refuses_a_matcher_no_better_than_chance(tmp_path: Path) -> None:
+    """Coin-flip labels: one ``error:`` line that says why and what to try, exit 2, nothing written; with
+    --force the model is saved and the warning printed and kept in its card."""
+    coin = tmp_path / "coin.jsonl"
+    write_jsonl(coin, [{"human": p.human, "item": p.item, "label": p.label} for p in _coin_labels(160).pairs])
+    proc = cli("train", str(coin), "--out", str(tmp_path / "m"), *SMOKE_ARGS, check=False)
+    err = proc.stderr.replace("\n", " ")
+    assert proc.returncode == 2 and proc.stderr.count("error:") == 1, proc.stderr
+    assert re.search(r"error: validation AUC 0\.\d+ \(95% interval .*\) is no better than chance", err)
+    assert "Try more labels, --base a trained cross-encoder, or more steps" in err and "--force" in err
+    assert not (tmp_path / "m").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["coin.jsonl"]
+    proc = cli("train", str(coin), "--out", str(tmp_path / "m"), *SMOKE_ARGS, "--force")
+    assert "warning: validation AUC" in proc.stderr and "(saved with --force)" in proc.stderr.replace("\n", " ")
+    assert json.loads((tmp_path / "m" / "training.json").read_text())["warnings"]
+
+
+@needs_data
+def test_train_reads_audit_labels_beside_their_run(tmp_path: Path) -> None:
+    """``{"id", "model", "i", "j", "label"}`` cells (the audit page's export) with ``--run``: the texts come from the
+    run's rows; a cell outside its grid is a ``path:line`` error."""
+    tasks = load_argkp("train", DATA).sample(120, 0).tasks
+    run = tmp_path / "run"
+    run.mkdir()
+    write_jsonl(run / "results.jsonl", [{"id": f"t{k}", "model": "m", "human": t.key_points, "items": t.arguments,
+                                         "matrix": None} for k, t in enumerate(tasks)])
+    (run / "metrics.json").write_text("{}")
+    (run / "run.json").write_text("{}")
+    cells = [{"id": f"t{k}", "model": "m", "i": int(i), "j": int(j), "label": int(t.gold[i, j])}
+             for k, t in enumerate(tasks) for i, j in zip(*np.nonzero(~np.isnan(t.gold)))]
+    audit = tmp_path / "labels.jsonl"
+    write_jsonl(audit, cells)
+    out = tmp_path / "model"
+    proc = cli("train", str(audit), "--run", str(run), "--out", str(out), *SMOKE_ARGS, "--force")
+    card = json.loads((out / "training.json").read_text())
+    assert card["data"]["kinds"] == ["audit"] and card["data"]["pairs"] == len(cells) == 120
+    assert f"{len(cells)} labelled pairs from {audit}" in proc.stderr.replace("\n", " ")
+    write_jsonl(audit, [*cells[:3], {**cells[0], "i": 99}])
+    proc = cli("train", str(audit), "--run", str(run), "--out", str(tmp_path / "x"), *SMOKE_ARGS, check=False)
+    assert proc.returncode == 2 and f"{audit}:4: cell (i=99, j=" in proc.stderr.replace("\n", "")
+    proc = cli("train", str(audit), "--out", str(tmp_path / "x"), *SMOKE_ARGS, check=False)
+    assert proc.returncode == 2 and "give it with --run RUN" in proc.stderr.replace("\n", " ")
 
 
 @pytest.mark.parametrize("validation", [True, False])

@@ -3,6 +3,7 @@ errors (``path:line``), duplicates, and the validation split by human item."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ def test_read_labels_jsonl_parquet_and_duplicates(tmp_path: Path) -> None:
     ('{"item": "b", "label": 1}\n', ":1: 'human' must be a string, got missing"),
     ('{"human": "a", "item": "  ", "label": 1}\n', ":1: 'item' is blank"),
     ('[1, 2]\n', ":1: expected an object"),
-    ('{"id": "s", "model": "m", "i": 0, "j": 1, "label": 1}\n', ":1: training needs the texts"),
+    ('{"id": "s", "model": "m", "i": 0, "j": 1, "label": 1}\n', ":1: an audit cell (id/model/i/j) needs the run"),
 ])
 def test_bad_label_files_name_file_and_line(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "labels.jsonl"
@@ -115,3 +116,62 @@ def test_a_bad_results_line_is_a_label_error(tmp_path: Path) -> None:
     with pytest.raises(LabelError, match=r"results\.jsonl:3: invalid JSON") as e:
         read_labels([run])
     assert isinstance(e.value, LoadError)
+
+
+def _audited_run(tmp_path: Path) -> Path:
+    """A run directory as ``rationalerm run`` leaves it, as far as audit labels read it: its results rows."""
+    run = tmp_path / "run"
+    run.mkdir()
+    write_jsonl(run / "results.jsonl", [
+        {"id": "s1", "model": "m", "human": ["h0", "h1"], "items": ["a", "b", "c"], "matrix": None},
+        {"id": "s1", "model": "n", "human": ["h0", "h1"], "items": ["x"], "matrix": None},
+        {"id": "s2", "model": "m", "human": ["g0"], "items": ["a", " "], "matrix": None},
+    ])
+    (run / "metrics.json").write_text("{}")
+    (run / "run.json").write_text("{}")
+    return run
+
+
+def test_audit_labels_take_their_texts_from_the_run(tmp_path: Path) -> None:
+    run = _audited_run(tmp_path)
+    audit = tmp_path / "labels.jsonl"
+    write_jsonl(audit, [{"id": "s1", "model": "m", "i": i, "j": j, "label": int(i == j)}
+                        for i in range(2) for j in range(3)]
+                + [{"id": "s1", "model": "n", "i": 1, "j": 0, "label": 1.0, "level": 4}])
+    got = read_labels([audit], run=run)
+    assert got.kinds == ["audit"] and len(got.pairs) == 7 and not got.soft
+    labels = {(p.human, p.item): p.label for p in got.pairs}
+    assert labels[("h0", "a")] == labels[("h1", "b")] == labels[("h1", "x")] == 1.0 and labels[("h0", "c")] == 0.0
+    assert got.pairs[6].source == f"{audit}:7"
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text('{"human": "h0", "item": "a", "label": 0}\n')
+    mixed = read_labels([audit, plain], run=run)  # pair labels beside audit labels: one set, duplicates merged
+    assert mixed.kinds == ["audit", "labels"] and mixed.duplicates == 1
+
+
+@pytest.mark.parametrize(("record", "message"), [
+    ({"id": "s9", "model": "m", "i": 0, "j": 0, "label": 1}, ":2: id 's9' with model 'm' is not a unit of the run"),
+    ({"id": "s1", "model": "z", "i": 0, "j": 0, "label": 1}, ":2: id 's1' with model 'z' is not a unit"),
+    ({"id": "s1", "model": "m", "i": 2, "j": 0, "label": 1}, ":2: cell (i=2, j=0) is outside the 2 x 3 grid of id"),
+    ({"id": "s1", "model": "m", "i": 0, "j": -1, "label": 1}, ":2: cell (i=0, j=-1) is outside the 2 x 3 grid"),
+    ({"id": "s1", "model": "m", "i": "0", "j": 0, "label": 1}, ":2: cell (i='0', j=0) is outside"),
+    ({"id": "s1", "model": "m", "i": True, "j": 0, "label": 1}, ":2: cell (i=True, j=0) is outside"),
+    ({"id": "s2", "model": "m", "i": 0, "j": 1, "label": 1}, ":2: cell (i=0, j=1) of id 's2', model 'm' has a blank"),
+    ({"id": "s1", "model": "m", "i": 0, "j": 0, "label": 3}, ":2: 'label' must be in [0, 1]"),
+])
+def test_audit_label_errors_name_the_line(tmp_path: Path, record: dict[str, object], message: str) -> None:
+    run = _audited_run(tmp_path)
+    audit = tmp_path / "labels.jsonl"
+    write_jsonl(audit, [{"id": "s1", "model": "m", "i": 0, "j": 0, "label": 1}, record])
+    with pytest.raises(LabelError, match=re.escape(f"{audit}{message}")):
+        read_labels([audit], run=run)
+
+
+def test_audit_labels_need_their_run(tmp_path: Path) -> None:
+    audit = tmp_path / "labels.jsonl"
+    write_jsonl(audit, [{"id": "s1", "model": "m", "i": 0, "j": 0, "label": 1}])
+    with pytest.raises(LabelError, match=re.escape(f"{audit}:1: an audit cell (id/model/i/j) needs the run it "
+                                                   "audited for its texts: give it with --run RUN")):
+        read_labels([audit])
+    with pytest.raises(LabelError, match="--run .*missing; is .* a run directory"):
+        read_labels([audit], run=tmp_path / "nowhere")
