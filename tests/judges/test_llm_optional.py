@@ -1,6 +1,6 @@
 """A missing optional package is one ``ConfigError`` naming the extra that installs it, for every LLM backend
-(``_util/optional.require``), never a bare ImportError. The packages are made missing with a ``None`` entry in
-``sys.modules`` (what Python does for a module that cannot be imported)."""
+and the Ray runner (``_util/optional.require``), never a bare ImportError. The packages are made missing with a
+``None`` entry in ``sys.modules`` (what Python does for a module that cannot be imported)."""
 
 from __future__ import annotations
 
@@ -65,3 +65,12 @@ def test_in_a_fresh_interpreter_a_missing_vllm_is_one_error_line_from_the_cli(tm
     assert run.returncode == 2, run.stderr
     assert "judge backend 'vllm' needs the Python package 'vllm'" in run.stderr
     assert "pip install -e '.[vllm]'" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_the_ray_runner_names_its_extra_the_same_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rationalerm.judges.runners.ray_data import RayRunner, RayRunnerConfig
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ConfigError) as e:
+        RayRunner(RayRunnerConfig())._connect()
+    assert "runner 'ray' needs the Python package 'ray'" in str(e.value) and "pip install -e '.[ray]'" in str(e.value)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
+from rationalerm._util.optional import require
 from rationalerm.judges.runners import RUNNERS, RunnerConfig
 
 if TYPE_CHECKING:
@@ -77,12 +78,7 @@ class RayRunner:
 
     def _connect(self) -> bool:
         """Join or start Ray; True when this runner started it (and so shuts it down)."""
-        try:
-            import ray
-        except ImportError as e:
-            from rationalerm.errors import ConfigError
-
-            raise ConfigError("runner 'ray' needs Ray: pip install -e '.[ray]'") from e
+        ray = require("ray", "ray", "runner 'ray'")
         if ray.is_initialized():
             return False
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
