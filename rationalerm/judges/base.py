@@ -43,9 +43,10 @@ class JudgeConfig(ConfigSection):
 
     type: str
     canonical_references: bool = Field(
-        True, description="rewrite response references ('Response A', 'Assistant B', 'the first response', ...) "
-                          "as 'Response 1' / 'Response 2' before the judge sees a text (scoring/references.py); "
-                          "recorded in the judge fingerprint when on")
+        False, description="rewrite response references ('Response A', 'Assistant B', 'the first response', ...) "
+                           "as 'Response 1' / 'Response 2' before the judge sees a text (scoring/references.py); "
+                           "recorded in the judge fingerprint when on. Opt-in for now: calibrate and the "
+                           "prefilter still embed the texts as written")
 
     def device_hint(self) -> str | None:
         """The device the judge runs on, if it says (the prefilter embeds beside it); None = the default."""

@@ -1,7 +1,7 @@
 """A judge that sees response references written one way: ``Response 1`` / ``Response 2`` (issue 22).
 
 ``make_judge`` wraps every judge in ``CanonicalPairs`` / ``CanonicalLists`` when its config's
-``canonical_references`` is on (the default): each text reaches the inner judge as
+``canonical_references`` is on (opt-in for now): each text reaches the inner judge as
 ``scoring.references.canonical_references`` rewrites it, so the embedding, the cross-encoder and the LLM judges
 all compare "Response A ..." with "Response 1 ..." as the same words. This is the one place the rule is applied:
 the judge stage, the Ray runner's actors and the RL reward all build their judge with ``make_judge``. The cache,
