@@ -168,7 +168,7 @@ def test_all_faults_mixed_with_permanently_failing_prompts(server, data, clean, 
     since = len(server.asked)
     again = run(data, cfg, out)
     assert_asked_exactly(server, since, _pair_prompts(audit.failed_pairs))
-    # The permanent prompts fail again (or are not sent once the breaker takes the server as down); the faults are
+    # The permanent prompts fail again (the breaker, out of reach here, would report them as not sent); the faults are
     # still on at 10%, so a re-asked pair that is not permanent may fail again with any injected kind (a stall, or a
     # slow answer on a loaded machine, past the 0.5 s timeout: CI saw one), but never becomes a wrong number.
     assert again.judged == len(audit.failed_pairs) and set(again.failed) <= {*KIND_OF.values(), "not sent"}
