@@ -324,7 +324,8 @@ def calibrate(
     target_recall: Annotated[float, typer.Option(
         "--target-recall", help="Smallest prefilter k keeping this share of reference matches.")] = 0.95,
     base_config: Annotated[Path | None, typer.Option(
-        "--base-config", help="Config to start from (default: the embedded default).")] = None,
+        "--base-config", help="Config to start from (default: the embedded default); its "
+                              "judge.canonical_references says how the texts are embedded.")] = None,
     write_config: Annotated[Path | None, typer.Option(
         "--write-config", help="Write the base config with the chosen values here.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the full grid as JSON here.")] = None,
@@ -338,10 +339,11 @@ def calibrate(
     from rationalerm.runs.directory import load_run
     from rationalerm.runs.gold import load_gold
 
+    canonical = load_config(base_config).judge.canonical_references  # embed texts as the calibrated judge sees them
     run_ = load_run(reference)
     labels = load_gold(gold) if gold is not None else None
-    result = run_calibration(run_, gold=labels, embedder=Embedder(embedding_model),
-                             match_threshold=match_threshold, target_recall=target_recall)
+    result = run_calibration(run_, gold=labels, embedder=Embedder(embedding_model), match_threshold=match_threshold,
+                             target_recall=target_recall, canonical_references=canonical)
     if embedding_model:
         result["embedding_model"] = embedding_model
     for table in calibrate_tables(result):

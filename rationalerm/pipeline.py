@@ -260,7 +260,8 @@ class Run:
         if not self.cfg.prefilter.enabled:
             return found.pairs
         with self.clock("prefilter"):
-            prefilter = self.prefilter = Prefilter(self.cfg.prefilter, self.cfg.judge.device_hint())
+            prefilter = self.prefilter = Prefilter(self.cfg.prefilter, self.cfg.judge.device_hint(),
+                                                   self.cfg.judge.canonical_references)
             prefilter.prepare(found.texts, self.progress)
         kept: dict[Pair, None] = {}
         for units in self.shards():

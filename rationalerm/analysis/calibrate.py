@@ -6,6 +6,10 @@ A cell is an embedding match when its mapped score reaches ``match_threshold`` (
 the reference, and a run with the chosen config compares to the reference with that kappa. The
 per-sample RC error at each threshold is reported beside it. Kappa and recall follow ``agreement``'s
 convention: undefined (None) when the reference or the decision has a single class; such a row is never best.
+
+The cosines are those of the texts as the calibrated judge sees them: with ``canonical_references`` (the judge
+config's key, on by default) response references are rewritten first (``scoring/references.py``), as the judge and
+the prefilter do, so the chosen threshold and prefilter rule are the ones that judge needs.
 """
 
 from __future__ import annotations
@@ -22,13 +26,14 @@ from rationalerm._util.files import atomic_write_bytes
 from rationalerm._util.numbers import fmt
 from rationalerm.analysis.agreement import BinaryAgreement, Confusion, binary_agreement
 from rationalerm.config import RunConfig, load_config
-from rationalerm.errors import RationaleRMError
+from rationalerm.errors import ConfigError, RationaleRMError
 from rationalerm.judges.base import JudgeConfig
 from rationalerm.judges.embedding import Embedder, EmbeddingJudgeConfig, cosine_to_score
 from rationalerm.judges.prefilter import topk_keep
 from rationalerm.runs.directory import SavedRun, UnitKey
 from rationalerm.runs.gold import MATCH_AT, GoldLabels, gold_cells
 from rationalerm.scoring.metrics import score_matrices
+from rationalerm.scoring.references import canonical_references as canonical_text
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = tuple(float(round(t, 3)) for t in np.arange(0.2, 0.951, 0.025))
 
@@ -76,6 +81,7 @@ class Calibration(TypedDict):
     reference_matches: int
     labelled_pairs: int
     match_threshold: float
+    canonical_references: bool
     thresholds: list[ThresholdRow]
     best: ThresholdRow
     prefilter: PrefilterChoice
@@ -109,9 +115,13 @@ def _reference_labels(run: SavedRun, gold: GoldLabels | None, match_threshold: f
     return {key: (w >= match_threshold).astype(float) for key in run.units if (w := run.matrix(key)) is not None}
 
 
-def _cosines(run: SavedRun, keys: Sequence[UnitKey], embedder: Embedder) -> dict[UnitKey, np.ndarray]:
-    embedder.embed(list(dict.fromkeys(t for k in keys for t in (*run.units[k]["human"], *run.units[k]["items"]))))
-    return {k: embedder.cosine(run.units[k]["human"], run.units[k]["items"]) for k in keys}
+def _cosines(run: SavedRun, keys: Sequence[UnitKey], embedder: Embedder,
+             canonical: bool) -> dict[UnitKey, np.ndarray]:
+    """Per unit the cosines of its texts as the judge sees them (references rewritten when ``canonical``)."""
+    seen = canonical_text if canonical else str
+    texts = {k: ([seen(t) for t in run.units[k]["human"]], [seen(t) for t in run.units[k]["items"]]) for k in keys}
+    embedder.embed(list(dict.fromkeys(t for human, items in texts.values() for t in (*human, *items))))
+    return {k: embedder.cosine(*texts[k]) for k in keys}
 
 
 def _threshold_grid(ref: _Reference, ref_rc: dict[UnitKey, float], thresholds: Sequence[float], mapping: str,
@@ -164,28 +174,38 @@ def calibrate(
     run: SavedRun, *, gold: GoldLabels | None = None, embedder: Embedder | None = None,
     match_threshold: float = 0.5, thresholds: Sequence[float] = DEFAULT_THRESHOLDS, mapping: str = "linear",
     ks: Sequence[int] = (1, 2, 3, 4, 5), floors: Sequence[float] = (0.2, 0.3, 0.4, 0.5),
-    target_recall: float = 0.95,
+    target_recall: float = 0.95, canonical_references: bool = True,
 ) -> Calibration:
+    """``canonical_references``: the calibrated judge config's key (its default is on); the CLI passes the base
+    config's."""
     labels = _reference_labels(run, gold, match_threshold)
     if not labels:
         raise RationaleRMError(f"{run.path}: no scored unit to calibrate against")
     keys = sorted(labels)
-    ref = _Reference.build({k: labels[k] for k in keys}, _cosines(run, keys, embedder or Embedder()))
+    cosines = _cosines(run, keys, embedder or Embedder(), canonical_references)
+    ref = _Reference.build({k: labels[k] for k in keys}, cosines)
     ref_rc = {k: float(run.units[k]["recall"]) for k in keys if gold is None}
     grid = _threshold_grid(ref, ref_rc, thresholds, mapping, match_threshold)
     best = max(grid, key=lambda r: (r["kappa"] if r["kappa"] is not None else -2.0, -r["threshold"]))
     return {
         "reference": "gold" if gold is not None else str(run.path), "units": len(keys),
         "reference_matches": int(ref.truth.sum()), "labelled_pairs": int(ref.truth.size),
-        "match_threshold": match_threshold, "thresholds": grid, "best": best,
+        "match_threshold": match_threshold, "canonical_references": canonical_references, "thresholds": grid,
+        "best": best,
         "prefilter": _prefilter(ref, ks, floors, target_recall),
     }
 
 
 def write_calibrated_config(result: Calibration, dest: str | Path, base: str | Path | None = None) -> RunConfig:
-    """The base config (default: the embedded default) with the chosen threshold and prefilter k."""
+    """The base config (default: the embedded default) with the chosen threshold and prefilter k. The base must
+    apply the reference rule as the calibration did (else the threshold fits texts its judge never sees)."""
     cfg = load_config(base)
     judge: JudgeConfig = cfg.judge
+    if judge.canonical_references != result["canonical_references"]:
+        state = "on" if result["canonical_references"] else "off"
+        raise ConfigError(f"{base or '<default>'}: judge.canonical_references is {judge.canonical_references} but "
+                          f"the calibration embedded the texts with the reference rule {state}; calibrate against "
+                          f"this base config")
     if isinstance(judge, EmbeddingJudgeConfig):
         judge.threshold = result["best"]["threshold"]
     rule = result["prefilter"]["chosen"]

@@ -43,10 +43,10 @@ class JudgeConfig(ConfigSection):
 
     type: str
     canonical_references: bool = Field(
-        False, description="rewrite response references ('Response A', 'Assistant B', 'the first response', ...) "
-                           "as 'Response 1' / 'Response 2' before the judge sees a text (scoring/references.py); "
-                           "recorded in the judge fingerprint when on. Opt-in for now: calibrate and the "
-                           "prefilter still embed the texts as written")
+        True, description="rewrite response references ('Response A', 'Assistant B', 'the first response', ...) "
+                          "as 'Response 1' / 'Response 2' before the judge sees a text (scoring/references.py); "
+                          "the prefilter and calibrate embed the texts the same way. Recorded in the judge "
+                          "fingerprint when on; off, the fingerprint (and so the cache) is that of earlier versions")
 
     def device_hint(self) -> str | None:
         """The device the judge runs on, if it says (the prefilter embeds beside it); None = the default."""

@@ -1,10 +1,12 @@
 """A judge that sees response references written one way: ``Response 1`` / ``Response 2`` (issue 22).
 
 ``make_judge`` wraps every judge in ``CanonicalPairs`` / ``CanonicalLists`` when its config's
-``canonical_references`` is on (opt-in for now): each text reaches the inner judge as
+``canonical_references`` is on (the default): each text reaches the inner judge as
 ``scoring.references.canonical_references`` rewrites it, so the embedding, the cross-encoder and the LLM judges
-all compare "Response A ..." with "Response 1 ..." as the same words. This is the one place the rule is applied:
-the judge stage, the Ray runner's actors and the RL reward all build their judge with ``make_judge``. The cache,
+all compare "Response A ..." with "Response 1 ..." as the same words. This is the one place a judge gets the
+rule: the judge stage, the Ray runner's actors and the RL reward all build their judge with ``make_judge``; the
+embedding prefilter (``prefilter.py``) and ``calibrate`` embed texts through the same rule when the judge config
+has it on, so the cells they keep and the threshold they choose are those of the judge that scores. The cache,
 the matrices and ``results.jsonl`` keep the original texts; the wrapper's fingerprint adds the rule's version, so
 scores cached with the rule off (or under another version of it) are never reused. A listwise task's
 ``context`` (the conversation the responses answer) is passed as it is: it is the dataset's text, not an item.

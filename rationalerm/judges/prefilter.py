@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 from rationalerm.inputs.grids import Grid, kept_cells
 from rationalerm.judges.base import ProgressFactory, null_progress
 from rationalerm.registry import ConfigSection
+from rationalerm.scoring.references import canonical_references
 
 
 class PrefilterConfig(ConfigSection):
@@ -78,27 +79,37 @@ class PrefilterStats:
         }
 
 
+def _as_written(text: str) -> str:
+    return text
+
+
 class Prefilter:
     """The prefilter's embedder and rule: ``prepare`` embeds every unique text of the run once (in the same order
-    and batches whatever the sharding), then ``mask`` is a unit's keep mask and ``tally`` counts what it kept."""
+    and batches whatever the sharding), then ``mask`` is a unit's keep mask and ``tally`` counts what it kept.
 
-    def __init__(self, rule: PrefilterConfig, device: str | None = None) -> None:
+    With ``canonical`` (the judge config's ``canonical_references``) it embeds the texts as the judge sees them,
+    response references rewritten (``scoring/references.py``), so it keeps the cells that judge would rank
+    highest; off, the texts as written (the prefilter of earlier versions)."""
+
+    def __init__(self, rule: PrefilterConfig, device: str | None = None, canonical: bool = False) -> None:
         """``device``: where to embed (the judge's ``device_hint()``: beside the judge); None = the default."""
         from rationalerm.judges.embedding import Embedder
 
         self.rule = rule
         self.embedder = Embedder(rule.model, rule.batch_size, device)
+        self.seen = canonical_references if canonical else _as_written
         self.stats = PrefilterStats()
         self._all: set[tuple[str, str]] = set()
         self._kept: set[tuple[str, str]] = set()
 
     def prepare(self, texts: Sequence[str], progress: ProgressFactory = null_progress) -> None:
-        with progress("prefilter: embedding texts", len(texts)) as advance:
-            self.embedder.embed(texts, advance)
+        seen = list(dict.fromkeys(map(self.seen, texts)))
+        with progress("prefilter: embedding texts", len(seen)) as advance:
+            self.embedder.embed(seen, advance)
 
     def mask(self, unit: Grid) -> np.ndarray:
-        return topk_keep(self.embedder.cosine(unit.human, unit.items), self.rule.top_k, self.rule.min_cosine,
-                         self.rule.mode)
+        cos = self.embedder.cosine([self.seen(t) for t in unit.human], [self.seen(t) for t in unit.items])
+        return topk_keep(cos, self.rule.top_k, self.rule.min_cosine, self.rule.mode)
 
     def tally(self, units: Sequence[Grid], masks: list[np.ndarray]) -> None:
         """Count the units' cells and distinct pairs, total and kept (the stats are corpus-wide)."""

@@ -210,8 +210,10 @@ def plan_table(rows: Mapping[str, PlanRow], half_width: float) -> Table:
 
 def calibrate_tables(res: Calibration) -> list[Table]:
     best = res["best"]
+    rule_state = "on" if res["canonical_references"] else "off"
     grid = Table(title=(f"Embedding threshold vs {res['reference']} ({res['reference_matches']} matches in "
-                        f"{res['labelled_pairs']} pairs): best {best['threshold']} (kappa {fmt(best['kappa'])})"))
+                        f"{res['labelled_pairs']} pairs; reference rule {rule_state}): best {best['threshold']} "
+                        f"(kappa {fmt(best['kappa'])})"))
     cols = ["threshold", "kappa", "precision", "recall", "base rate"] + (["RC MAE"] if "rc_mae" in best else [])
     for col in cols:
         grid.add_column(col, justify="right")

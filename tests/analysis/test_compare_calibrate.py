@@ -10,11 +10,14 @@ import numpy as np
 import pytest
 import yaml
 from rich.console import Console
+from typer.testing import CliRunner
 
 from rationalerm._util.files import write_json, write_jsonl
 from rationalerm.analysis.calibrate import calibrate, write_calibrated_config
 from rationalerm.analysis.compare import compare_runs, compare_with_gold
+from rationalerm.cli import app
 from rationalerm.config import load_config
+from rationalerm.errors import ConfigError
 from rationalerm.judges.embedding import Embedder
 from rationalerm.judges.prefilter import topk_keep
 from rationalerm.pipeline import run as run_pipeline
@@ -124,6 +127,56 @@ def test_calibrate_recovers_the_reference_threshold(tmp_path: Path, example_run:
     again = load_config(tmp_path / "calibrated.yaml")
     assert again.judge.threshold == pytest.approx(0.35) == cfg.judge.threshold
     assert (again.prefilter.top_k, again.prefilter.min_cosine) == (chosen["top_k"], chosen["min_cosine"])
+
+
+@pytest.fixture(scope="module")
+def example_run_rule_off(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``example_run`` with the response-reference rule off: texts embedded as written."""
+    out = tmp_path_factory.mktemp("ref-off")
+    run_pipeline(EXAMPLE, load_config(None, {"judge.threshold": 0.35, "judge.canonical_references": False}), out)
+    return out
+
+
+def test_calibrate_embeds_the_texts_as_the_calibrated_judge_sees_them(
+        tmp_path: Path, example_run: Path, example_run_rule_off: Path) -> None:
+    """Each reference run is recovered exactly (kappa 1) when calibrate applies the rule its judge applied, and
+    not when it does not: examples/ has pairs apart only by "Response A" / "Response 1"."""
+    on, off = load_run(example_run), load_run(example_run_rule_off)
+    assert calibrate(off, embedder=Embedder(), canonical_references=False)["best"]["kappa"] == pytest.approx(1.0)
+    mixed = calibrate(on, embedder=Embedder(), canonical_references=False)
+    assert mixed["canonical_references"] is False and mixed["best"]["kappa"] < 0.99
+    assert calibrate(off, embedder=Embedder())["best"]["kappa"] < 0.99  # the default (rule on) against rule-off
+    with pytest.raises(ConfigError, match="canonical_references is True.*rule off"):
+        write_calibrated_config(mixed, tmp_path / "c.yaml")  # the default base config has the rule on
+    base = tmp_path / "off.yaml"
+    base.write_text("judge:\n  type: embedding\n  canonical_references: false\n")
+    assert write_calibrated_config(mixed, tmp_path / "c.yaml", base).judge.canonical_references is False
+    # the command calibrates for the judge of --base-config (default: the embedded default, rule on)
+    out = CliRunner().invoke(app, ["calibrate", str(example_run_rule_off), "--base-config", str(base), "--json",
+                                   str(tmp_path / "cal.json"), "--write-config", str(tmp_path / "cal.yaml")])
+    assert out.exit_code == 0, out.output
+    assert "reference rule off" in out.output and load_config(tmp_path / "cal.yaml").judge.canonical_references is False
+    cal = json.loads((tmp_path / "cal.json").read_text())
+    assert cal["canonical_references"] is False and cal["best"]["kappa"] == pytest.approx(1.0)
+
+
+def test_the_prefilter_ranks_the_texts_as_the_judge_sees_them(tmp_path: Path) -> None:
+    """Top-1 per human item: as written, "Response 2 gives the correct final answer." is the nearest item to
+    "Response 1 gives the correct final answer." (cosine 0.983 against 0.931 for "Response A ..."); with the rule
+    on (the default), the prefilter keeps "Response A ...", the item the judge scores 1."""
+    data = tmp_path / "refs.jsonl"
+    write_jsonl(data, [{"id": "r1", "human-checklist": ["Response 1 gives the correct final answer."],
+                        "m-checklist": ["Response A gives the correct final answer.",
+                                        "Response 1 gives a wrong final answer.",
+                                        "Response 2 gives the correct final answer."]}])
+    kept = {}
+    for rule in (True, False):
+        cfg = load_config(None, {"prefilter.enabled": True, "prefilter.top_k": 1, "judge.threshold": 0.9,
+                                 "judge.canonical_references": rule})
+        row = run_pipeline(data, cfg, tmp_path / str(rule)).rows[0]
+        kept[rule] = [j for j, v in enumerate(row["matrix"][0]) if v > 0]
+        assert row["recall"] == pytest.approx(1.0 if rule else 0.83, abs=0.01)
+    assert kept == {True: [0], False: [2]}
 
 
 def test_calibrate_against_gold_labels(tmp_path: Path, example_run: Path) -> None:

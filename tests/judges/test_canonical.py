@@ -71,7 +71,7 @@ def test_the_fingerprint_records_the_rule_when_on_and_is_the_old_one_when_off() 
     bare = EmbeddingJudge(EmbeddingJudgeConfig()).fingerprint()
     off = make_judge(EmbeddingJudgeConfig(canonical_references=False))
     assert isinstance(off, EmbeddingJudge) and off.fingerprint() == bare
-    on = make_judge(EmbeddingJudgeConfig(canonical_references=True))
+    on = make_judge(EmbeddingJudgeConfig())  # on by default
     assert isinstance(on, CanonicalPairs) and on.fingerprint() == {**bare, "canonical_references": 1}
     assert isinstance(canonical_judge(ScriptedLists()), CanonicalLists)
     with pytest.raises(TypeError):
@@ -80,9 +80,9 @@ def test_the_fingerprint_records_the_rule_when_on_and_is_the_old_one_when_off() 
 
 @pytest.fixture(scope="module")
 def examples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """examples/ run by the embedded default with the rule on and off (the default)."""
+    """examples/ run by the embedded default with the rule on (the default) and off."""
     base = tmp_path_factory.mktemp("examples")
-    run(EXAMPLES, load_config(DEFAULT, {"judge.canonical_references": True}), base / "on")
+    run(EXAMPLES, load_config(DEFAULT), base / "on")
     run(EXAMPLES, load_config(DEFAULT, {"judge.canonical_references": False}), base / "off")
     return {"on": base / "on", "off": base / "off"}
 

@@ -5,8 +5,8 @@ re-scores of ``examples/`` and of a generated 5,000-sample corpus, that run's ju
 parts of a run stopped before assembling. Today's code must write the same bytes, answer every pair from the
 old cache (zero judge calls), and reuse the old parts.
 
-Those were written before the response-reference rule (issue 22, ``judge.canonical_references``, opt-in),
-so every run here sets it off explicitly (``configs/default.yaml`` plus ``canonical_references: false``, written
+Those were written before the response-reference rule (issue 22, ``judge.canonical_references``, on by
+default), so every run here sets it off (``configs/default.yaml`` plus ``canonical_references: false``, written
 by the ``off`` fixture): with it off the judge fingerprint and the parts' key are exactly the old ones, and the
 same bytes are checked.
 """
