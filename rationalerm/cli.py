@@ -25,6 +25,7 @@ from rationalerm.training.labels import LabelSet
 from rationalerm.training.recipe import Recipe
 
 if TYPE_CHECKING:
+    from rationalerm.analysis.estimate import EstimateResult, RunStamp
     from rationalerm.training.trainer import TrainingCard
 
 _RECIPE = Recipe()  # the defaults of `rationalerm train` (the measured recipe, benchmarks/RESULTS.md)
@@ -293,6 +294,7 @@ def estimate(
     labels = pilot if plan else gold
     if labels is None:
         raise ConfigError("give --pilot GOLD with --plan" if plan else "give --gold GOLD (labels or a run directory)")
+    stamp = est.run_stamp(run_dir)  # before reading: a run that changes meanwhile leaves the saved estimate stale
     run = load_run(run_dir)
     found = est.read_audit(run, labels, audit)
     if plan:
@@ -304,11 +306,26 @@ def estimate(
         result, notes = est.estimate_run(run, found, metric, confidence)
         for table in estimate_tables(result):
             console.print(table)
+        _save_estimate(run_dir, stamp, result, gold=labels, audit=audit, metric=metric, confidence=confidence,
+                       warnings=notes)
     for note in notes:
         err.print(f"warning: {note}", highlight=False)
     if json_out is not None:
         write_json(json_out, result)
         console.print(f"wrote {json_out}", highlight=False)
+
+
+def _save_estimate(run_dir: Path, stamp: RunStamp, result: EstimateResult, **how: Any) -> None:
+    """The estimate kept in the run directory for the report; a run directory one cannot write to is a warning."""
+    from rationalerm.analysis.estimate import save_estimate
+
+    try:
+        path = save_estimate(run_dir, stamp, result, **how)
+    except OSError as e:
+        err.print(f"warning: the estimate is not kept in {run_dir} ({e}); the report will not show it",
+                  highlight=False)
+    else:
+        console.print(f"wrote {path} (the report shows it beside the raw figures)", highlight=False)
 
 
 @app.command()

@@ -12,6 +12,11 @@ label. Per model (and per domain, and for paired model differences on the same s
   ``lambda`` and ``effective_gain``: the number of audited units a gold-only interval would need to be as narrow,
   ``n_gold * (gold-only width / corrected width)^2``.
 
+``rationalerm estimate`` also saves its result in the run directory (``estimate.json``: ``SavedEstimate``, with the
+sha256 of the run's results and figures and of the gold it used), so the HTML report can show the corrected figures
+beside the raw ones; ``saved_estimate`` reads it back and says when it no longer matches the run (a re-score or a
+resume that changed the results since) or its gold.
+
 Strata: units without a grid (no model items) score the same under any judge, so they form a census stratum
 (gold = matcher). An audit stratified by domain (``audit.jsonl``'s ``stratum``) weights each domain by its share of
 the units; otherwise the audited units are a uniform sample. A stratum with fewer than 2 audited units cannot carry
@@ -23,17 +28,21 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, TypedDict
 
 import numpy as np
 from scipy.stats import norm
 
+from rationalerm._util.files import read_json, write_json
+from rationalerm._util.hashing import file_sha256
 from rationalerm.analysis.agreement import BinaryAgreement, binary_agreement, correlation
 from rationalerm.analysis.audit import AuditUnit, read_units
 from rationalerm.analysis.ppi import audits_needed, ppi_mean
-from rationalerm.errors import LoadError
-from rationalerm.runs.directory import SavedRun, UnitKey, load_run
+from rationalerm.errors import LoadError, OutputError
+from rationalerm.runs.directory import METRICS as METRICS_JSON
+from rationalerm.runs.directory import RESULTS, SavedRun, UnitKey, load_run
 from rationalerm.runs.gold import gold_cells, load_gold
 from rationalerm.scoring.metrics import score_matrices
 from rationalerm.scoring.rows import row_status
@@ -339,3 +348,104 @@ def plan(run: SavedRun, audit: Audit, half_width: float, metric: Metric = "recal
                       "needed": audits_needed(y, fa, fn, half_width, confidence),
                       "needed_gold_only": int(np.ceil((_z(confidence) * sd / half_width) ** 2))}
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The estimate kept in the run directory, for the report
+# ---------------------------------------------------------------------------------------------------------------
+
+SAVED = "estimate.json"
+"""The file in a run directory that holds the run's latest estimate (``SavedEstimate``)."""
+SAVED_VERSION = 1
+
+
+class Source(TypedDict):
+    """A file an estimate was computed from: its path (absolute) and the sha256 of its bytes."""
+
+    path: str
+    sha256: str
+
+
+class RunStamp(TypedDict):
+    """The run an estimate was computed from: the sha256 of its results.jsonl and metrics.json."""
+
+    results_sha256: str
+    metrics_sha256: str
+
+
+class SavedEstimate(RunStamp):
+    """``RUN/estimate.json``: the result of ``estimate_run`` and what it was computed from."""
+
+    version: int
+    date: str
+    metric: Metric
+    confidence: float
+    gold: Source
+    """The labels file, or a gold run directory's results.jsonl."""
+    audit: Source | None
+    warnings: list[str]
+    result: EstimateResult
+
+
+@dataclass(frozen=True)
+class OnFile:
+    """A run's saved estimate, and why it no longer holds (None: it matches the run and its gold as they are)."""
+
+    path: Path
+    saved: SavedEstimate | None
+    stale: str | None
+
+
+def run_stamp(run_dir: str | Path) -> RunStamp:
+    """Take it before reading the run: a change while the estimate is computed then makes it stale."""
+    digests = []
+    for name in (RESULTS, METRICS_JSON):
+        path = Path(run_dir) / name
+        if not path.is_file():
+            raise OutputError(f"{path}: missing; is {run_dir} a run directory?")
+        digests.append(file_sha256(path))
+    return {"results_sha256": digests[0], "metrics_sha256": digests[1]}
+
+
+def source(path: str | Path) -> Source:
+    """A gold or audit file as recorded (a run directory: its results.jsonl)."""
+    path = Path(path).resolve()
+    file = path / RESULTS if path.is_dir() else path
+    return {"path": str(file), "sha256": file_sha256(file)}
+
+
+def save_estimate(run_dir: str | Path, stamp: RunStamp, result: EstimateResult, *, gold: str | Path,
+                  audit: str | Path | None, metric: Metric, confidence: float, warnings: Sequence[str]) -> Path:
+    """Write ``RUN/estimate.json`` (atomically; it replaces an earlier estimate)."""
+    saved: SavedEstimate = {
+        "version": SAVED_VERSION, "date": datetime.now(UTC).isoformat(timespec="seconds"), "metric": metric,
+        "confidence": confidence, **stamp, "gold": source(gold), "audit": source(audit) if audit else None,
+        "warnings": list(warnings), "result": result}
+    out = Path(run_dir) / SAVED
+    write_json(out, saved)
+    return out
+
+
+def saved_estimate(run_dir: str | Path) -> OnFile | None:
+    """The run's saved estimate (None: it has none), checked against the run and the gold as they are now."""
+    path = Path(run_dir) / SAVED
+    if not path.exists():
+        return None
+    try:
+        saved: SavedEstimate = read_json(path)
+        ok = saved["version"] == SAVED_VERSION and saved["result"]["models"] is not None
+    except (ValueError, KeyError, TypeError):
+        ok = False
+    if not ok:
+        return OnFile(path, None, f"{path}: not an estimate this version wrote")
+    return OnFile(path, saved, _staleness(run_dir, saved))
+
+
+def _staleness(run_dir: str | Path, saved: SavedEstimate) -> str | None:
+    now = run_stamp(run_dir)
+    if now["results_sha256"] != saved["results_sha256"] or now["metrics_sha256"] != saved["metrics_sha256"]:
+        return f"{run_dir}: the run's results changed since the estimate of {saved['date']} (re-scored or resumed)"
+    for kind, src in (("gold", saved["gold"]), ("audit", saved["audit"])):
+        if src is not None and Path(src["path"]).is_file() and file_sha256(src["path"]) != src["sha256"]:
+            return f"{src['path']}: the {kind} labels changed since the estimate of {saved['date']}"
+    return None

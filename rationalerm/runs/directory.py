@@ -1,7 +1,8 @@
 """A run directory: what ``rationalerm run`` (or an import, or a re-score) writes, and the one reader of it.
 
 A run directory holds ``results.jsonl`` (one row per sample and model), ``metrics.json`` (the corpus figures),
-``run.json`` (``RunJson``: resolved config, judge fingerprint, versions) and ``cache.sqlite`` (``judges/cache.py``).
+``run.json`` (``RunJson``: resolved config, judge fingerprint, versions) and ``cache.sqlite`` (``judges/cache.py``);
+``estimate.json`` once ``rationalerm estimate`` has run on it (``analysis/estimate.py``, which reads it back).
 ``load_run`` reads the first three into a ``SavedRun``; the report, the export, compare, calibrate and
 ``rationalerm score`` all read runs through it. Training reads a teacher run's rows through ``iter_results``: a
 record at a time, each with its ``path:line``.
