@@ -184,6 +184,31 @@ def _compare(views: Sequence[SavedRun], threshold: float) -> list[RunComparison 
     return out
 
 
+METRIC_NAMES = {"recall": "RC", "precision": "Precision", "f1": "F1", "ap": "AP"}
+
+
+def _estimates(views: Sequence[SavedRun]) -> list[dict[str, Any]]:
+    """Per run with a saved estimate (``rationalerm estimate``, analysis/estimate.py): its raw and corrected
+    figures per model, or (``stale``) why they are not shown: the run or its gold changed since."""
+    from rationalerm.analysis.estimate import saved_estimate
+
+    out: list[dict[str, Any]] = []
+    for v in views:
+        found = saved_estimate(v.path)
+        if found is None:
+            continue
+        entry: dict[str, Any] = {"run": v.name, "path": str(found.path), "stale": found.stale}
+        if found.saved is not None and found.stale is None:
+            saved = found.saved
+            entry.update(metric=METRIC_NAMES.get(saved["metric"], saved["metric"]), confidence=saved["confidence"],
+                         gold=saved["gold"]["path"], date=saved["date"], rows=[
+                             {"model": model, "raw": e["raw"], "corrected": e["corrected"], "n": e["n"],
+                              "n_gold": e["n_gold"], "rho": e["rho"], "gain": e["effective_gain"]}
+                             for model, e in saved["result"]["models"].items()])
+        out.append(entry)
+    return out
+
+
 def _provenance(v: SavedRun) -> dict[str, Any]:
     m = v.metrics
     skipped = m.get("skipped") or {}
@@ -216,7 +241,8 @@ def render(views: Sequence[SavedRun], *, title: str | None = None, compare_thres
     return template.render(
         title=title or "rationalerm report — " + ", ".join(v.name for v in views),
         generated=datetime.now(UTC).isoformat(timespec="seconds"), version=__version__,
-        views=views, table=table, plots=inline_svgs(views), compare=_compare(views, compare_threshold),
+        views=views, table=table, estimates=_estimates(views), plots=inline_svgs(views),
+        compare=_compare(views, compare_threshold),
         compare_threshold=compare_threshold, provenance=[_provenance(v) for v in views],
         thresholds=sorted({v.threshold for v in views}), labelled=any(r["oa"] is not None for r in table),
         n_groups=n_groups, data_json=data_text, data_type=data_type, data_encoding=data_encoding,
