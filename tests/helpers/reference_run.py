@@ -33,7 +33,7 @@ def prefilter_masks(
     units: Sequence[Grid], cfg: RunConfig, progress: ProgressFactory = null_progress
 ) -> tuple[list[np.ndarray], PrefilterStats]:
     """Per-unit keep masks from embedding cosines; every unique item is embedded once."""
-    pf = Prefilter(cfg.prefilter, cfg.judge.device_hint())
+    pf = Prefilter(cfg.prefilter, cfg.judge.device_hint(), cfg.judge.canonical_references)  # as the pipeline
     pf.prepare(list(dict.fromkeys(t for u in units for t in (*u.human, *u.items))), progress)
     masks = [pf.mask(u) for u in units]
     pf.tally(units, masks)
