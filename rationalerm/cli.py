@@ -210,10 +210,15 @@ def report(
         "--threshold", help="Compare: a cell with score >= this is a match.")] = 0.5,
 ) -> None:
     """One self-contained HTML page: results table, plots, deceptive-alignment cases, a per-sample browser."""
+    from rationalerm.analysis.estimate import saved_estimate
     from rationalerm.reporting.html import write_report
 
     path = write_report(runs, out, title=title, deceptive_threshold=deceptive_threshold, compare_threshold=threshold)
     console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)", highlight=False)
+    for run_dir in runs:
+        if (found := saved_estimate(run_dir)) is not None and found.stale is not None:
+            err.print(f"warning: {found.path} not shown: {found.stale}; run `rationalerm estimate` again",
+                      highlight=False)
 
 
 @app.command()

@@ -104,7 +104,9 @@ def test_report_says_a_stale_estimate_is_not_shown(estimated: tuple[Path, dict],
     run, _ = estimated
     out = CliRunner().invoke(app, ["score", str(run), "--out", str(run), "--min-score", "0.3"])  # re-score in place
     assert out.exit_code == 0, out.output
-    text = write_report([run], tmp_path / "r.html").read_text(encoding="utf-8")
+    out = CliRunner().invoke(app, ["report", str(run), "--out", str(tmp_path / "r.html")])
+    assert out.exit_code == 0 and "estimate.json not shown" in out.output  # the command says so too
+    text = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert '<table class="grid corrected"' not in text
     assert "is not shown" in text and "changed since the estimate" in text and "re-scored or resumed" in text
     # estimated again, it is shown again; then new labels in the gold file make it stale in turn
