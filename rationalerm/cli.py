@@ -288,7 +288,8 @@ def estimate(
     pilot: Annotated[Path | None, typer.Option("--pilot", help="With --plan: the pilot audit's labels.")] = None,
     width: Annotated[float, typer.Option("--width", help="With --plan: the target interval half-width.")] = 0.02,
 ) -> None:
-    """Correct a run's figures with audited units (PPI++): raw, gold-only and corrected, per model and domain."""
+    """Correct a run's figures with audited units (PPI++): raw, gold-only and corrected, per model and domain; kept in
+    RUN/estimate.json, which the HTML report shows beside the raw figures."""
     from rationalerm._util.files import write_json
     from rationalerm.analysis import estimate as est
     from rationalerm.reporting.terminal import estimate_tables, plan_table
