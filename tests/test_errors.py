@@ -100,6 +100,8 @@ def _labels(tmp: Path) -> Path:
         (("export", "{tmp}"), "is {tmp} a run directory?"),
         (("export", "{tmp}", "--format", "xml"), "--format must be csv or parquet, not 'xml'"),
         (("calibrate", "{tmp}"), "is {tmp} a run directory?"),
+        (("calibrate", "{tmp}", "--base-config", "{tmp}/missing.yaml"), "missing.yaml: no such config file"),
+        (("estimate", "{tmp}", "--gold", "{tmp}/labels.jsonl"), "is {tmp} a run directory?"),
         (("audit", "{tmp}", "--n", "5", "--out", "{tmp}/a"), "is {tmp} a run directory?"),
         (("import-label-studio", "{tmp}", "{tmp}/export.json"), "audit.jsonl:0: cannot read"),
         (("train", "{tmp}/missing.jsonl", "--out", "{tmp}/m"), "no such file or run directory"),
