@@ -50,6 +50,13 @@ class RewardDataError(RationaleRMError, ValueError):
     dataset, raised to the trainer rather than scored."""
 
 
+class RewardDataAbort(BaseException):
+    """A ``RewardDataError`` raised through a trainer that swallows every ``Exception`` of a reward function
+    (OpenRLHF logs it at INFO and scores None, so a dataset bug would pass silently). Deliberately a
+    ``BaseException`` and not a ``RationaleRMError``: it must stop the rollout; its cause is the
+    ``RewardDataError``."""
+
+
 class ParseFailure(RationaleRMError, ValueError):
     """Why a policy output has no (checklist, label); the reward scores such an output 0 and records the reason."""
 
@@ -60,5 +67,5 @@ class Unparseable(RationaleRMError, ValueError):
 
 __all__ = [
     "ArgKPError", "ConfigError", "JudgeError", "LabelError", "LoadError", "OutputError", "ParseFailure",
-    "RationaleRMError", "RewardDataError", "TrainError", "Unparseable",
+    "RationaleRMError", "RewardDataAbort", "RewardDataError", "TrainError", "Unparseable",
 ]
