@@ -14,6 +14,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from openrlhf.datasets.prompts_dataset import PromptDataset
 from openrlhf.trainer.ppo_utils.samples_generator import SamplesGenerator
 from openrlhf.utils.agent import SingleTurnAgentExecutor
@@ -21,7 +23,7 @@ from transformers import AutoTokenizer
 from vllm import SamplingParams
 
 from rationalerm.errors import RewardDataAbort
-from rationalerm.reward.entry import compute_score
+from rationalerm.reward.entry import compute_score, reward_func
 from tests.helpers.paths import ROOT
 from tests.helpers.trainers import ANSWERS, BAD_GROUND_TRUTH, EXPECTED, GROUND_TRUTH, HUMAN, PROMPT, as_json
 
@@ -116,6 +118,21 @@ def test_query_that_does_not_start_with_the_prompt(executor: SingleTurnAgentExec
                       max_tokens=answer_tokens)
     assert len(cut["observation_tokens"]) == answer_tokens + 60  # the prompt was cut from the left
     assert reward(cut) == pytest.approx(1.0, abs=1e-5)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(user=st.text(st.characters(codec="utf-8"), max_size=80), cut=st.integers(0, 40))
+def test_any_prompt_decoded_and_cut_as_openrlhf_does(tokenizer: Any, user: str, cut: int) -> None:
+    """The query exactly as ``SingleTurnAgentExecutor`` builds it (the prompt's tokens, cut from the left by
+    ``cut``, then the answer's and EOS, decoded with special tokens): the answer scores in full, whatever the
+    user's text (combining marks, special-token look-alikes, its own answer blocks)."""
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": user + "\n" + PROMPT}], tokenize=False,
+                                           add_generation_prompt=True)
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"][cut:]
+    ids += tokenizer(ANSWERS["perfect"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    query = tokenizer.decode(ids, skip_special_tokens=False)
+    out = reward_func([query], [prompt], [GROUND_TRUTH])
+    assert float(out["rewards"][0]) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_a_bad_ground_truth_stops_the_rollout(executor: SingleTurnAgentExecutor, tokenizer: Any) -> None:

@@ -127,8 +127,16 @@ def ray_cluster() -> Iterator[None]:
 
 
 def test_reward_loop_manager_on_two_ray_actors(ray_cluster: None, config: DictConfig, tiny_qwen: Path) -> None:
+    import ray
     from transformers import AutoTokenizer
 
+    @ray.remote
+    def imported_from() -> str:
+        import rationalerm
+
+        return rationalerm.__file__
+
+    assert Path(ray.get(imported_from.remote())).is_relative_to(ROOT)  # the workers score with this checkout
     manager = RewardLoopManager(config)
     assert len(manager.reward_loop_workers) == 2
     tokenizer = AutoTokenizer.from_pretrained(tiny_qwen)
