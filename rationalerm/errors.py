@@ -7,7 +7,8 @@ may keep a private signal of its own (an underscore name whose docstring says it
 
 The specific classes keep the builtin base they had before there was a common one (``ValueError``,
 ``RuntimeError``, ``OSError``), so existing ``except`` clauses still catch them; each is also importable from
-the module that raises it.
+the module that raises it. One class is deliberately not a ``RationaleRMError``: ``RewardDataAbort``, a
+``BaseException`` that carries a ``RewardDataError`` past a trainer that swallows every ``Exception``.
 """
 
 from __future__ import annotations
