@@ -62,7 +62,7 @@ def test_trainer_scores_known_completions_as_a_direct_call(trainer: GRPOTrainer)
 
 def test_a_bad_ground_truth_is_an_error_naming_the_row(trainer: GRPOTrainer) -> None:
     inputs = rows(2) + rows(1, BAD_GROUND_TRUTH)
-    with pytest.raises(RewardDataError, match="row 2 of the batch, column 'ground_truth': no human checklist"):
+    with pytest.raises(RewardDataError, match=r"row 2\b.*no human checklist"):
         trainer._calculate_rewards(inputs, [r["prompt"] for r in inputs], [ANSWERS["perfect"]] * 3, [[0]] * 3)
 
 
