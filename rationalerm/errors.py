@@ -7,7 +7,8 @@ may keep a private signal of its own (an underscore name whose docstring says it
 
 The specific classes keep the builtin base they had before there was a common one (``ValueError``,
 ``RuntimeError``, ``OSError``), so existing ``except`` clauses still catch them; each is also importable from
-the module that raises it.
+the module that raises it. One class is deliberately not a ``RationaleRMError``: ``RewardDataAbort``, a
+``BaseException`` that carries a ``RewardDataError`` past a trainer that swallows every ``Exception``.
 """
 
 from __future__ import annotations
@@ -50,6 +51,13 @@ class RewardDataError(RationaleRMError, ValueError):
     dataset, raised to the trainer rather than scored."""
 
 
+class RewardDataAbort(BaseException):
+    """A ``RewardDataError`` raised through a trainer that swallows every ``Exception`` of a reward function
+    (OpenRLHF logs it at INFO and scores None, so a dataset bug would pass silently). Deliberately a
+    ``BaseException`` and not a ``RationaleRMError``: it must stop the rollout; its cause is the
+    ``RewardDataError``."""
+
+
 class ParseFailure(RationaleRMError, ValueError):
     """Why a policy output has no (checklist, label); the reward scores such an output 0 and records the reason."""
 
@@ -60,5 +68,5 @@ class Unparseable(RationaleRMError, ValueError):
 
 __all__ = [
     "ArgKPError", "ConfigError", "JudgeError", "LabelError", "LoadError", "OutputError", "ParseFailure",
-    "RationaleRMError", "RewardDataError", "TrainError", "Unparseable",
+    "RationaleRMError", "RewardDataAbort", "RewardDataError", "TrainError", "Unparseable",
 ]

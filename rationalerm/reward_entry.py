@@ -1,4 +1,5 @@
-"""The file RL trainers load by path (verl ``custom_reward_function.path``, OpenRLHF ``--remote_rm_url``).
+"""The file RL trainers load by path (verl ``reward.custom_reward_function.path``, OpenRLHF ``--reward.remote_url``);
+TRL takes ``trl_reward`` / ``trl_reward_async`` from here as callables.
 
 Trainers execute a reward file under a module name of their own, often without registering it in
 ``sys.modules``; classes defined in such a module cannot resolve their annotations. This file therefore only
@@ -8,6 +9,6 @@ and its pair memo are shared with any other import in the process).
 
 from __future__ import annotations
 
-from rationalerm.reward.entry import compute_score, compute_score_batch, reward_func
+from rationalerm.reward.entry import compute_score, compute_score_batch, reward_func, trl_reward, trl_reward_async
 
-__all__ = ["compute_score", "compute_score_batch", "reward_func"]
+__all__ = ["compute_score", "compute_score_batch", "reward_func", "trl_reward", "trl_reward_async"]

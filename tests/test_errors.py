@@ -56,10 +56,12 @@ def _modules() -> list[str]:
 
 
 def _stray_errors(module: types.ModuleType) -> list[str]:
-    """The exception classes ``module`` defines that are neither a ``RationaleRMError`` nor private."""
+    """The exception classes ``module`` defines that are neither a ``RationaleRMError`` nor private (nor
+    ``RewardDataAbort``, deliberately a ``BaseException``: trainers that swallow every ``Exception`` must stop)."""
     return [f"{module.__name__}.{obj.__name__}" for obj in vars(module).values()
             if isinstance(obj, type) and issubclass(obj, BaseException) and obj.__module__ == module.__name__
-            and not issubclass(obj, RationaleRMError) and not obj.__name__.startswith("_")]
+            and not issubclass(obj, RationaleRMError) and not obj.__name__.startswith("_")
+            and obj is not errors_module.RewardDataAbort]
 
 
 def test_every_exception_class_of_the_package_is_a_user_error_or_private() -> None:

@@ -1,24 +1,43 @@
-"""The reward's entry points for RL trainers, in their signatures: ``compute_score`` / ``compute_score_batch``
-(verl's custom reward function) and ``reward_func`` (OpenRLHF). ``rationalerm/reward_entry.py`` is the file
-trainers load by path; it re-exports these.
+"""The reward's entry points for RL trainers, each in its trainer's own signature (``rationalerm/reward_entry.py``
+is the file trainers load by path; it re-exports these). Tested through each trainer's own loading and calling
+code with verl 0.9.1, OpenRLHF 0.11.2 and TRL 1.16.0:
+
+- verl (``reward.custom_reward_function.{path,name,reward_kwargs}``): ``compute_score``, which verl's reward loop
+  (``NaiveRewardManager`` in ``reward.num_workers`` Ray actors) calls once per sample from executor threads.
+  ``compute_score_batch`` is the batched form for verl before 0.8 (``reward_model.reward_manager=batch``).
+- OpenRLHF (``--reward.remote_url FILE --data.label_key ground_truth``): ``reward_func``, which
+  ``SingleTurnAgentExecutor`` calls with one rollout at a time, many concurrently.
+- TRL (``GRPOTrainer(reward_funcs=[trl_reward])``): ``trl_reward`` and its ``async`` twin ``trl_reward_async``.
 
 Each process builds one ``RewardScorer`` per reward YAML (``get_scorer``), so the judge loads once and its pair
-memo is shared by every call.
+memo is shared by every call. A ground truth the reward cannot use is a ``RewardDataError`` naming the row, raised
+before any judging; verl and TRL stop with it. OpenRLHF catches every ``Exception`` a reward function raises and
+only logs it at INFO with a None reward, so there it is raised as a ``RewardDataAbort``, which it does not catch.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rationalerm.reward.reference import reference
-from rationalerm.reward.scorer import RewardScorer, load_reward_config
+from rationalerm.errors import RewardDataAbort, RewardDataError
+from rationalerm.reward.reference import Reference, reference
+from rationalerm.reward.scorer import RewardResult, RewardScorer, load_reward_config
 
 CONFIG_ENV = "RATIONALERM_REWARD_CONFIG"
-"""Environment variable naming the reward YAML that ``compute_score`` uses when no ``config`` is passed."""
+"""Environment variable naming the reward YAML that the entry points use when no config is passed."""
+
+GROUND_TRUTH_COLUMN = "ground_truth"
+"""The dataset column TRL's ``trl_reward`` reads the ground truth from by default (verl's name for it)."""
+
+_PROMPT_ANCHOR = 32
+"""Characters of the prompt's end (the generation prompt, e.g. ``<|im_start|>assistant\\n``) that locate the
+response in an OpenRLHF query that does not start with the prompt exactly."""
 
 _SCORERS: dict[str, RewardScorer] = {}
 _SCORERS_LOCK = threading.Lock()
@@ -35,12 +54,36 @@ def get_scorer(config: str | Path | None = None) -> RewardScorer:
         return _SCORERS[key]
 
 
+def _same_length(**columns: Sequence[Any]) -> int:
+    """The common length of a batch's arguments; a clear error when they differ (a trainer-side bug)."""
+    lengths = {name: len(values) for name, values in columns.items()}
+    if len(set(lengths.values())) > 1:
+        raise RewardDataError(f"the batch's arguments differ in length: {lengths}")
+    return next(iter(lengths.values()), 0)
+
+
+def _references(ground_truths: Sequence[Any], extra_infos: Sequence[Any] | None = None,
+                field: str = "ground_truth") -> list[Reference]:
+    """Every row's reference, before any judging; a bad one is a ``RewardDataError`` naming its row and field."""
+    extras = extra_infos if extra_infos is not None else [None] * len(ground_truths)
+    refs = []
+    for row, (gt, extra) in enumerate(zip(ground_truths, extras, strict=True)):
+        try:
+            refs.append(reference(gt, extra))
+        except RewardDataError as e:
+            raise RewardDataError(f"row {row} of the batch, {field}: {e}") from None
+    return refs
+
+
+# --- verl ---------------------------------------------------------------------------------------------------------
+
+
 def compute_score(data_source: Any, solution_str: str, ground_truth: Any, extra_info: Any = None,
                   **kwargs: Any) -> dict[str, Any]:
-    """verl's custom reward function (``custom_reward_function.name: compute_score``).
+    """verl's custom reward function (``reward.custom_reward_function.name=compute_score``), one sample per call.
 
     ``ground_truth`` carries the human checklist and label (``reference``); ``kwargs`` may name the reward YAML
-    as ``config`` (verl: ``custom_reward_function.reward_kwargs``). Returns ``RewardResult.as_dict()``.
+    as ``config`` (``reward.custom_reward_function.reward_kwargs.config``). Returns ``RewardResult.as_dict()``.
     """
     scorer = get_scorer(kwargs.get("config"))
     return scorer.score_one(solution_str, ground_truth, extra_info).as_dict()
@@ -48,22 +91,134 @@ def compute_score(data_source: Any, solution_str: str, ground_truth: Any, extra_
 
 def compute_score_batch(data_sources: Sequence[Any], solution_strs: Sequence[str], ground_truths: Sequence[Any],
                         extra_infos: Sequence[Any] | None = None, **kwargs: Any) -> list[dict[str, Any]]:
-    """The batched form (verl's ``reward_model.reward_manager: batch``): one judge pass for the whole batch."""
-    scorer = get_scorer(kwargs.get("config"))
-    extras = list(extra_infos) if extra_infos is not None else [None] * len(solution_strs)
-    refs = [reference(g, e) for g, e in zip(ground_truths, extras, strict=True)]
-    return [r.as_dict() for r in scorer.score(list(solution_strs), refs)]
+    """The batched form for verl before 0.8 (``reward_model.reward_manager=batch``): one judge pass per batch."""
+    _same_length(solution_strs=solution_strs, ground_truths=ground_truths,
+                 **({"extra_infos": extra_infos} if extra_infos is not None else {}))
+    refs = _references(ground_truths, extra_infos)
+    return [r.as_dict() for r in get_scorer(kwargs.get("config")).score(list(solution_strs), refs)]
+
+
+# --- OpenRLHF -----------------------------------------------------------------------------------------------------
+
+
+def _response(query: str, prompt: str) -> str:
+    """The policy's part of an OpenRLHF query (the prompt and the response, decoded with special tokens).
+
+    The query starts with the prompt unless decoding normalised its Unicode (compared here in NFC, as the Qwen
+    tokenizer normalises) or the prompt was cut from the left to fit ``max_len``; then the response follows the
+    last occurrence of the prompt's end. Failing both, the whole query is parsed (its last answer block counts).
+    """
+    if query.startswith(prompt):
+        return query[len(prompt):]
+    q, p = unicodedata.normalize("NFC", query), unicodedata.normalize("NFC", prompt)
+    if q.startswith(p):
+        return q[len(p):]
+    anchor = p[-_PROMPT_ANCHOR:]
+    at = q.rfind(anchor) if anchor else -1
+    return q[at + len(anchor):] if at >= 0 else query
 
 
 def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence[Any], **kwargs: Any) -> dict[str, Any]:
-    """OpenRLHF's ``--remote_rm_url reward.py`` function: ``queries`` are prompt + response, ``labels`` the
-    ``--label_key`` column (the ground truth as in ``reference``). Returns rewards, scores and extra logs."""
+    """OpenRLHF's reward function (``--reward.remote_url reward_entry.py --data.label_key ground_truth``).
+
+    ``queries`` are prompt + response as decoded by the trainer, ``labels`` the label column (the ground truth as
+    in ``reference``). Returns rewards, scores and extra logs (AP, outcome, parsed). A bad ground truth raises
+    ``RewardDataAbort`` (see the module docstring).
+    """
     import torch
 
-    responses = [q[len(p):] if q.startswith(p) else q for q, p in zip(queries, prompts, strict=True)]
-    results = get_scorer(kwargs.get("config")).score(responses, [reference(lab) for lab in labels])
+    _same_length(queries=queries, prompts=prompts, labels=labels)
+    try:
+        refs = _references(labels, field="label")
+    except RewardDataError as e:
+        raise RewardDataAbort(str(e)) from e
+    responses = [_response(q, p) for q, p in zip(queries, prompts)]
+    results = get_scorer(kwargs.get("config")).score(responses, refs)
     rewards = torch.tensor([r.score for r in results], dtype=torch.float32)
     logs = {"ap": [r.ap for r in results], "correct": [float(r.correct) for r in results],
             "parsed": [float(r.parsed) for r in results]}
     return {"rewards": rewards, "scores": rewards.clone(),
             "extra_logs": {k: torch.tensor(v) for k, v in logs.items()}}
+
+
+# --- TRL ----------------------------------------------------------------------------------------------------------
+
+LogExtra = Callable[[str, list[Any]], None]
+LogMetric = Callable[[str, float], None]
+
+
+def _content(content: Any) -> str:
+    """A chat message's content as text: a string, or a list of content blocks (their ``text`` parts)."""
+    if isinstance(content, str):
+        return content
+    if content is None:
+        return ""
+    return "".join(str(b.get("text") or "") for b in content if isinstance(b, Mapping))
+
+
+def _completion_text(completion: Any) -> str:
+    """A TRL completion's text: a string, or the conversational form (a list of messages), whose last assistant
+    message holds the answer."""
+    if isinstance(completion, str):
+        return completion
+    messages = [completion] if isinstance(completion, Mapping) else list(completion)
+    said = [m for m in messages if isinstance(m, Mapping) and m.get("role", "assistant") == "assistant"]
+    return _content(said[-1].get("content")) if said else ""
+
+
+def _trl_references(columns: Mapping[str, Any], key: str, n: int) -> list[Reference]:
+    """Each completion's reference from the dataset column ``key``; the row's other columns act as verl's
+    ``extra_info`` (a checklist or label column completes a ground truth that lacks it)."""
+    if key not in columns:
+        raise RewardDataError(f"no dataset column {key!r} with the ground truth (columns: {sorted(columns)}); "
+                              f"name it {GROUND_TRUTH_COLUMN!r} or pass ground_truth_key")
+    values = columns[key]
+    _same_length(completions=range(n), **{key: values})
+    per_row = {k: v for k, v in columns.items() if k != key and isinstance(v, list) and len(v) == n}
+    extras = [{k: v[i] for k, v in per_row.items()} for i in range(n)]
+    return _references(values, extras, field=f"column {key!r}")
+
+
+def _judged(result: RewardResult) -> float | None:
+    """TRL's reward for one result: None ("no reward", so TRL leaves it out) when the judge could not score the
+    output, which is not the policy's fault; otherwise the score (0 for an unparseable output)."""
+    return None if result.reason.startswith("judge failed") else result.score
+
+
+def _log_trl(results: Sequence[RewardResult], log_metric: LogMetric | None, log_extra: LogExtra | None) -> None:
+    """AP, outcome and parse rate as TRL metrics (averaged per logging step), and per completion in its table."""
+    if not results:
+        return
+    columns: dict[str, list[Any]] = {"ap": [r.ap for r in results], "correct": [float(r.correct) for r in results],
+                                     "parsed": [float(r.parsed) for r in results]}
+    if log_metric is not None:
+        for name, values in columns.items():
+            log_metric(f"rationalerm/{name}", sum(values) / len(values))
+    if log_extra is not None:
+        for name, values in {**columns, "reason": [r.reason for r in results]}.items():
+            log_extra(f"rationalerm/{name}", values)
+
+
+def trl_reward(prompts: Sequence[Any], completions: Sequence[Any], completion_ids: Sequence[Any] | None = None, *,
+               trainer_state: Any = None, log_extra: LogExtra | None = None, log_metric: LogMetric | None = None,
+               reward_config: str | Path | None = None, ground_truth_key: str = GROUND_TRUTH_COLUMN,
+               **columns: Any) -> list[float | None]:
+    """TRL ``GRPOTrainer`` reward function: one reward per completion, from the dataset column ``ground_truth``.
+
+    ``completions`` are strings or conversations (``[{"role": "assistant", "content": ...}]``); every dataset
+    column arrives as a keyword. ``reward_config`` (else ``$RATIONALERM_REWARD_CONFIG``) names the reward YAML
+    and ``ground_truth_key`` the column; bind them with ``functools.partial``. AP, outcome and the reason are
+    logged through ``log_metric`` / ``log_extra``. None means the judge could not score that completion.
+    """
+    n = _same_length(prompts=prompts, completions=completions)
+    refs = _trl_references(columns, ground_truth_key, n)
+    results = get_scorer(reward_config).score([_completion_text(c) for c in completions], refs)
+    _log_trl(results, log_metric, log_extra)
+    return [_judged(r) for r in results]
+
+
+async def trl_reward_async(prompts: Sequence[Any], completions: Sequence[Any],
+                           completion_ids: Sequence[Any] | None = None, **kwargs: Any) -> list[float | None]:
+    """``trl_reward`` as an ``async`` function: TRL runs async reward functions concurrently, and the judging runs
+    in a worker thread, so the trainer's event loop stays free."""
+    return await asyncio.to_thread(trl_reward, prompts, completions, completion_ids, **kwargs)

@@ -285,12 +285,14 @@ def test_the_reward_package_keeps_its_names() -> None:
     assert rationalerm.reward.__all__ == [
         "CONFIG_ENV", "ParseFailure", "Parsed", "Reference", "RewardDataError", "RewardResult", "RewardScorer",
         "RewardSettings", "combine", "compute_score", "compute_score_batch", "get_scorer", "load_reward_config",
-        "parse_output", "reference", "regex_parser", "reward_func", "split_items",
+        "parse_output", "reference", "regex_parser", "reward_func", "split_items", "trl_reward", "trl_reward_async",
     ]
     assert all(hasattr(rationalerm.reward, name) for name in rationalerm.reward.__all__)
     for name in ("compute_score", "compute_score_batch", "reward_func"):
         entry = getattr(rationalerm.reward_entry, name)
         assert entry is getattr(rationalerm, name) is getattr(rationalerm.reward, name)
+    for name in ("trl_reward", "trl_reward_async"):
+        assert getattr(rationalerm.reward_entry, name) is getattr(rationalerm.reward, name)
     assert rationalerm.RewardScorer is RewardScorer and rationalerm.reward.CONFIG_ENV == "RATIONALERM_REWARD_CONFIG"
 
 
