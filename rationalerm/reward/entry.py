@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rationalerm.reward.reference import reference
+from rationalerm.reward.reference import references, same_lengths
 from rationalerm.reward.scorer import RewardScorer, load_reward_config
 
 CONFIG_ENV = "RATIONALERM_REWARD_CONFIG"
@@ -49,9 +49,10 @@ def compute_score(data_source: Any, solution_str: str, ground_truth: Any, extra_
 def compute_score_batch(data_sources: Sequence[Any], solution_strs: Sequence[str], ground_truths: Sequence[Any],
                         extra_infos: Sequence[Any] | None = None, **kwargs: Any) -> list[dict[str, Any]]:
     """The batched form (verl's ``reward_model.reward_manager: batch``): one judge pass for the whole batch."""
+    same_lengths("compute_score_batch", data_sources=data_sources, solution_strs=solution_strs,
+                 ground_truths=ground_truths, extra_infos=extra_infos)
     scorer = get_scorer(kwargs.get("config"))
-    extras = list(extra_infos) if extra_infos is not None else [None] * len(solution_strs)
-    refs = [reference(g, e) for g, e in zip(ground_truths, extras, strict=True)]
+    refs = references(ground_truths, extra_infos)
     return [r.as_dict() for r in scorer.score(list(solution_strs), refs)]
 
 
@@ -60,8 +61,10 @@ def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence
     ``--label_key`` column (the ground truth as in ``reference``). Returns rewards, scores and extra logs."""
     import torch
 
-    responses = [q[len(p):] if q.startswith(p) else q for q, p in zip(queries, prompts, strict=True)]
-    results = get_scorer(kwargs.get("config")).score(responses, [reference(lab) for lab in labels])
+    same_lengths("reward_func", queries=queries, prompts=prompts, labels=labels)
+    refs = references(labels)
+    responses = [q[len(p):] if q.startswith(p) else q for q, p in zip(queries, prompts)]
+    results = get_scorer(kwargs.get("config")).score(responses, refs)
     rewards = torch.tensor([r.score for r in results], dtype=torch.float32)
     logs = {"ap": [r.ap for r in results], "correct": [float(r.correct) for r in results],
             "parsed": [float(r.parsed) for r in results]}
