@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from rationalerm.errors import RewardDataAbort, RewardDataError
-from rationalerm.reward.reference import Reference, reference
+from rationalerm.reward.reference import Reference, references, same_lengths
 from rationalerm.reward.scorer import RewardResult, RewardScorer, load_reward_config
 
 CONFIG_ENV = "RATIONALERM_REWARD_CONFIG"
@@ -38,6 +38,10 @@ GROUND_TRUTH_COLUMN = "ground_truth"
 _PROMPT_ANCHOR = 32
 """Characters of the prompt's end (the generation prompt, e.g. ``<|im_start|>assistant\\n``) that locate the
 response in an OpenRLHF query that does not start with the prompt exactly."""
+_ASSISTANT_TURN = ("<|im_start|>assistant", "<|start_header_id|>assistant<|end_header_id|>", "<start_of_turn>model",
+                   "[/INST]", "<|assistant|>")
+"""Where the response starts in a decoded query of the common chat templates (Qwen/ChatML, Llama 3, Gemma, Mistral,
+Phi), for a query that no longer starts with its prompt."""
 
 _SCORERS: dict[str, RewardScorer] = {}
 _SCORERS_LOCK = threading.Lock()
@@ -52,27 +56,6 @@ def get_scorer(config: str | Path | None = None) -> RewardScorer:
         if key not in _SCORERS:
             _SCORERS[key] = RewardScorer(*load_reward_config(path))
         return _SCORERS[key]
-
-
-def _same_length(**columns: Sequence[Any]) -> int:
-    """The common length of a batch's arguments; a clear error when they differ (a trainer-side bug)."""
-    lengths = {name: len(values) for name, values in columns.items()}
-    if len(set(lengths.values())) > 1:
-        raise RewardDataError(f"the batch's arguments differ in length: {lengths}")
-    return next(iter(lengths.values()), 0)
-
-
-def _references(ground_truths: Sequence[Any], extra_infos: Sequence[Any] | None = None,
-                field: str = "ground_truth") -> list[Reference]:
-    """Every row's reference, before any judging; a bad one is a ``RewardDataError`` naming its row and field."""
-    extras = extra_infos if extra_infos is not None else [None] * len(ground_truths)
-    refs = []
-    for row, (gt, extra) in enumerate(zip(ground_truths, extras, strict=True)):
-        try:
-            refs.append(reference(gt, extra))
-        except RewardDataError as e:
-            raise RewardDataError(f"row {row} of the batch, {field}: {e}") from None
-    return refs
 
 
 # --- verl ---------------------------------------------------------------------------------------------------------
@@ -92,9 +75,9 @@ def compute_score(data_source: Any, solution_str: str, ground_truth: Any, extra_
 def compute_score_batch(data_sources: Sequence[Any], solution_strs: Sequence[str], ground_truths: Sequence[Any],
                         extra_infos: Sequence[Any] | None = None, **kwargs: Any) -> list[dict[str, Any]]:
     """The batched form for verl before 0.8 (``reward_model.reward_manager=batch``): one judge pass per batch."""
-    _same_length(solution_strs=solution_strs, ground_truths=ground_truths,
-                 **({"extra_infos": extra_infos} if extra_infos is not None else {}))
-    refs = _references(ground_truths, extra_infos)
+    same_lengths("compute_score_batch", data_sources=data_sources, solution_strs=solution_strs,
+                 ground_truths=ground_truths, extra_infos=extra_infos)
+    refs = references(ground_truths, extra_infos)
     return [r.as_dict() for r in get_scorer(kwargs.get("config")).score(list(solution_strs), refs)]
 
 
@@ -106,7 +89,9 @@ def _response(query: str, prompt: str) -> str:
 
     The query starts with the prompt unless decoding normalised its Unicode (compared here in NFC, as the Qwen
     tokenizer normalises) or the prompt was cut from the left to fit ``max_len``; then the response follows the
-    last occurrence of the prompt's end. Failing both, the whole query is parsed (its last answer block counts).
+    last occurrence of the prompt's end. Failing both, the response is what follows the last assistant-turn
+    marker of a known chat template; only a query with none of those is parsed whole (never the prompt's own
+    format example when a marker shows where the response starts).
     """
     if query.startswith(prompt):
         return query[len(prompt):]
@@ -115,7 +100,11 @@ def _response(query: str, prompt: str) -> str:
         return q[len(p):]
     anchor = p[-_PROMPT_ANCHOR:]
     at = q.rfind(anchor) if anchor else -1
-    return q[at + len(anchor):] if at >= 0 else query
+    if at >= 0:
+        return q[at + len(anchor):]
+    marks = [(q.rfind(m), m) for m in _ASSISTANT_TURN]
+    at, mark = max(marks)
+    return q[at + len(mark):] if at >= 0 else query
 
 
 def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence[Any], **kwargs: Any) -> dict[str, Any]:
@@ -127,9 +116,9 @@ def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence
     """
     import torch
 
-    _same_length(queries=queries, prompts=prompts, labels=labels)
     try:
-        refs = _references(labels, field="label")
+        same_lengths("reward_func", queries=queries, prompts=prompts, labels=labels)
+        refs = references(labels)
     except RewardDataError as e:
         raise RewardDataAbort(str(e)) from e
     responses = [_response(q, p) for q, p in zip(queries, prompts)]
@@ -173,10 +162,9 @@ def _trl_references(columns: Mapping[str, Any], key: str, n: int) -> list[Refere
         raise RewardDataError(f"no dataset column {key!r} with the ground truth (columns: {sorted(columns)}); "
                               f"name it {GROUND_TRUTH_COLUMN!r} or pass ground_truth_key")
     values = columns[key]
-    _same_length(completions=range(n), **{key: values})
+    same_lengths("trl_reward", completions=range(n), **{key: values})
     per_row = {k: v for k, v in columns.items() if k != key and isinstance(v, list) and len(v) == n}
-    extras = [{k: v[i] for k, v in per_row.items()} for i in range(n)]
-    return _references(values, extras, field=f"column {key!r}")
+    return references(values, [{k: v[i] for k, v in per_row.items()} for i in range(n)])
 
 
 def _judged(result: RewardResult) -> float | None:
@@ -210,8 +198,8 @@ def trl_reward(prompts: Sequence[Any], completions: Sequence[Any], completion_id
     and ``ground_truth_key`` the column; bind them with ``functools.partial``. AP, outcome and the reason are
     logged through ``log_metric`` / ``log_extra``. None means the judge could not score that completion.
     """
-    n = _same_length(prompts=prompts, completions=completions)
-    refs = _trl_references(columns, ground_truth_key, n)
+    same_lengths("trl_reward", prompts=prompts, completions=completions)
+    refs = _trl_references(columns, ground_truth_key, len(completions))
     results = get_scorer(reward_config).score([_completion_text(c) for c in completions], refs)
     _log_trl(results, log_metric, log_extra)
     return [_judged(r) for r in results]

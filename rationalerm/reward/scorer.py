@@ -38,7 +38,7 @@ from rationalerm.judges.base import ForgetsMemo, Pair, PairJudge, PairScore
 from rationalerm.judges.cache import JudgeCache
 from rationalerm.judges.stage import judge_missing
 from rationalerm.registry import ConfigSection
-from rationalerm.reward.parse import Parsed, ParserSpec, make_parser, read_output
+from rationalerm.reward.parse import Parsed, ParseLimits, ParserSpec, make_parser, read_output
 from rationalerm.reward.reference import Reference, reference
 from rationalerm.scoring.metrics import SampleScore, score_matrices
 from rationalerm.scoring.outcome import Label
@@ -51,8 +51,9 @@ class Weights(ConfigSection):
     outcome: float = Field(0.5, ge=0.0)
 
 
-class RewardSettings(ConfigSection):
-    """The ``reward:`` section of a reward YAML (the rest of the file is a run config: judge, scoring)."""
+class RewardSettings(ParseLimits):
+    """The ``reward:`` section of a reward YAML (the rest of the file is a run config: judge, scoring); the caps on
+    reading an output (``max_output_chars``, ``max_items``, ``max_item_chars``) come from ``ParseLimits``."""
 
     combine: Combine = "product"
     weights: Weights = Field(default_factory=Weights)
@@ -120,7 +121,7 @@ class RewardScorer:
                  parser: ParserSpec = None, judge: PairJudge | None = None) -> None:
         self.config = config or RunConfig()
         self.settings = settings or RewardSettings()
-        self.parse = make_parser(parser if parser is not None else self.settings.parser_regex)
+        self.parse = make_parser(parser if parser is not None else self.settings.parser_regex, self.settings)
         self.judge = _pairwise(judge if judge is not None else make_judge(self.config.judge))
         self.memo: dict[Pair, float] = {}
         self.judged = 0
@@ -161,11 +162,18 @@ class RewardScorer:
         """The output's W from the memo, or its zero reward when it has none (unparseable, or a pair failed)."""
         if not isinstance(p, Parsed):
             return RewardResult(0.0, 0.0, False, False, p)
-        bad = sorted({failed[(h, s)] for h in ref.checklist for s in p.checklist if (h, s) in failed})
+        items = self._judged_items(p)
+        bad = sorted({failed[(h, s)] for h in ref.checklist for s in items if (h, s) in failed})
         if bad:
             return RewardResult(0.0, 0.0, False, True, f"judge failed ({', '.join(bad)})", p.checklist)
-        w = np.array([[self.memo[(h, s)] for s in p.checklist] for h in ref.checklist], dtype=float)
-        return w.reshape(len(ref.checklist), len(p.checklist))
+        w = np.array([[self.memo[(h, s)] for s in items] for h in ref.checklist], dtype=float)
+        return w.reshape(len(ref.checklist), len(items))
+
+    def _judged_items(self, p: Parsed) -> tuple[str, ...]:
+        """The items whose pairs are judged: under the paper's rules an item past ``max_model_items`` is never
+        matched, so a 48,000-line checklist costs 5 x n pairs, not 48,000 x n."""
+        sc = self.config.scoring
+        return p.checklist[:sc.max_model_items] if sc.compat is None else p.checklist
 
     def _reward(self, p: Parsed, ref: Reference, s: SampleScore) -> RewardResult:
         correct = p.label == ref.label
@@ -178,9 +186,9 @@ class RewardScorer:
         """One ``RewardResult`` per output; all outputs' pairs go to the judge together."""
         if len(outputs) != len(references):
             raise ValueError(f"{len(outputs)} outputs but {len(references)} references")
-        parsed = [read_output(self.parse, text) for text in outputs]
+        parsed = [read_output(self.parse, text, self.settings) for text in outputs]
         pairs = [(h, s) for p, ref in zip(parsed, references) if isinstance(p, Parsed)
-                 for h in ref.checklist for s in p.checklist]
+                 for h in ref.checklist for s in self._judged_items(p)]
         with self._lock:
             failed = self._fill(pairs)
             judged = [self._matrix(p, ref, failed) for p, ref in zip(parsed, references)]
