@@ -48,11 +48,13 @@ def embedding() -> EmbeddingJudge:
     return judge
 
 
-def slow_scorer(embedding: EmbeddingJudge, delay: float = 0.25, coalesce_ms: float = 200.0,
+def slow_scorer(embedding: EmbeddingJudge, delay: float = 0.25, coalesce_ms: float = 50.0,
                 error: BaseException | None = None) -> tuple[RewardScorer, SlowJudge]:
+    """A scorer behind ``embedding`` slowed down; its window is wide, for a loaded test machine's late threads."""
     judge = SlowJudge(embedding, delay, error)
     judge.inner.forget()  # every pair new to the judge: each test pays for its own embeddings
-    return RewardScorer(settings=RewardSettings(coalesce_ms=coalesce_ms), judge=judge), judge
+    settings = RewardSettings(coalesce_ms=coalesce_ms, coalesce_max_ms=5000)
+    return RewardScorer(settings=settings, judge=judge), judge
 
 
 def in_threads(call: Callable[[int], Any], n: int) -> list[Any]:
@@ -98,7 +100,7 @@ def test_per_sample_calls_from_threads_are_judged_as_one_batch(embedding: Embedd
 
 def test_calls_arriving_while_the_judge_works_form_the_next_batch(embedding: EmbeddingJudge) -> None:
     """The judge is never called from two threads at once; the calls made meanwhile wait as one batch."""
-    s, judge = slow_scorer(embedding, delay=0.6, coalesce_ms=50.0)
+    s, judge = slow_scorer(embedding, delay=0.6)
 
     def call(k: int) -> RewardResult:
         if k >= 8:
@@ -138,7 +140,7 @@ def test_async_calls_coalesce_without_holding_threads(embedding: EmbeddingJudge)
 
 def test_the_pair_cache_works_across_coalesced_calls(embedding: EmbeddingJudge, tmp_path: Path) -> None:
     cache = str(tmp_path / "pairs.sqlite")
-    s = RewardScorer(settings=RewardSettings(cache=cache, coalesce_ms=100.0), judge=embedding)
+    s = RewardScorer(settings=RewardSettings(cache=cache, coalesce_ms=50, coalesce_max_ms=5000), judge=embedding)
     got = in_threads(lambda k: s.score([OUTPUTS[k]], [REFS[k]])[0], 16)
     judge = SlowJudge(embedding)
     fresh = RewardScorer(settings=RewardSettings(cache=cache), judge=judge)  # another worker, same cache
@@ -149,7 +151,7 @@ def test_the_pair_cache_works_across_coalesced_calls(embedding: EmbeddingJudge, 
 def test_verl_per_sample_calls_coalesce(tmp_path: Path) -> None:
     """verl calls ``compute_score`` per sample from executor threads: one judge pass serves them."""
     cfg = tmp_path / "reward.yaml"
-    cfg.write_text("reward:\n  coalesce_ms: 200\n")
+    cfg.write_text("reward:\n  coalesce_ms: 50\n  coalesce_max_ms: 5000\n")
     gts = [{"checklist": list(r.checklist), "label": r.label} for r in REFS]
     got = in_threads(lambda k: compute_score("d", OUTPUTS[k], gts[k], config=str(cfg)), len(OUTPUTS))
     scorer = get_scorer(str(cfg))
@@ -162,10 +164,11 @@ def test_the_window_is_a_reward_config_key(tmp_path: Path) -> None:
     path = tmp_path / "reward.yaml"
     path.write_text("reward:\n  coalesce_ms: 0\n")
     assert load_reward_config(path)[1].coalesce_ms == 0.0
-    assert RewardSettings().coalesce_ms == 5.0
-    path.write_text("reward:\n  coalesce_ms: -1\n")
-    with pytest.raises(ConfigError, match="coalesce_ms"):
-        load_reward_config(path)
+    assert (RewardSettings().coalesce_ms, RewardSettings().coalesce_max_ms) == (20.0, 200.0)
+    for bad in ("coalesce_ms: -1", "coalesce_ms: 300"):  # the second: above coalesce_max_ms
+        path.write_text(f"reward:\n  {bad}\n")
+        with pytest.raises(ConfigError, match="coalesce_ms"):
+            load_reward_config(path)
 
 
 def test_the_coalescer_fetches_the_deduplicated_union_once() -> None:
@@ -175,9 +178,23 @@ def test_the_coalescer_fetches_the_deduplicated_union_once() -> None:
         fetched.append(keys)
         return {k: k * k for k in keys}
 
-    c: Coalescer[int, int] = Coalescer(fetch, window=0.2)
+    c: Coalescer[int, int] = Coalescer(fetch, window=0.1, max_wait=5)
     got = in_threads(lambda k: dict(c.get([k % 5, 7])), 10)
     assert len(fetched) == 1 and sorted(fetched[0]) == [0, 1, 2, 3, 4, 7]
     assert all(g == {k: k * k for k in fetched[0]} for g in got)
-    with pytest.raises(ValueError, match="window"):
-        Coalescer(fetch, window=-0.001)
+    for window, max_wait in ((-0.001, None), (0.1, 0.05)):
+        with pytest.raises(ValueError, match="window"):
+            Coalescer(fetch, window, max_wait)
+
+
+def test_a_steady_stream_of_calls_is_still_judged_every_max_wait() -> None:
+    """Calls closer together than the window keep a batch open only up to ``max_wait``."""
+    fetched: list[list[int]] = []
+    c: Coalescer[int, int] = Coalescer(lambda keys: fetched.append(keys) or {k: k for k in keys}, 0.05, 0.3)
+    t0 = time.perf_counter()
+    futures = []
+    for k in range(30):  # one call every 20 ms for 0.6 s: never a 50 ms gap
+        futures.append(c.submit([k]))
+        time.sleep(0.02)
+    assert futures[0].done() and futures[0].result()[0] == 0 and time.perf_counter() - t0 >= 0.6
+    assert all(f.result()[k] == k for k, f in enumerate(futures)) and len(fetched) >= 2
