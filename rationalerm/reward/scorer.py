@@ -69,8 +69,8 @@ class RewardSettings(ConfigSection):
                             "judge's own, e.g. embeddings) is dropped, so a long RL run's memory stays bounded")
     coalesce_ms: float = Field(20.0, ge=0.0, description="concurrent calls arriving within this many milliseconds "
                                "of each other are judged as one batch (trainers that call per sample from threads "
-                               "or tasks; on a busy CPU a burst of 32 threads showed gaps up to 8 ms); 0 = each "
-                               "call its own batch")
+                               "or tasks; on a busy CPU a burst of 32 threads showed gaps up to 8 ms); 0 = no "
+                               "wait for other calls (those made while the judge is busy still form one batch)")
     coalesce_max_ms: float = Field(200.0, ge=0.0, description="the longest a call waits for others to join its "
                                    "batch (a steady stream of calls still reaches the judge)")
 
