@@ -8,10 +8,10 @@ matching (one-to-one, tie rule) and the metrics are the reward's (``RewardScorer
 an evaluation and an RL run score alike; samples scored concurrently reach the judge as one batch.
 
 Each ``Score`` has ``value={"rc", "precision", "ap"}`` (RC: the share of human items matched), the matched
-(human item, model item, score) pairs and the label's correctness in ``metadata``. An output that cannot be read
-scores 0 (``reason="invalid_response_format"``); a judge that could not score a pair leaves the sample unscored
-(``Score.unscored``, ``reason="grader_failed"``: no number, and no part of the metrics). A malformed target is an
-error: a dataset bug.
+(human item, model item, score) pairs and the label's correctness in ``metadata``. An output that cannot be read,
+or an empty checklist, scores 0 (``reason="invalid_response_format"``); a judge that could not score a pair
+leaves the sample unscored (``Score.unscored``, ``reason="grader_failed"``: no number, and no part of the
+metrics). A malformed target is an error: a dataset bug.
 """
 
 from __future__ import annotations
@@ -47,8 +47,9 @@ def to_score(r: RewardResult, ref: Reference) -> Score:
     if r.judge_failed:
         return Score.unscored(reason="grader_failed", explanation=r.reason, metadata=meta)
     value = {"rc": r.recall, "precision": r.precision, "ap": r.ap}
-    if not r.parsed:
-        return Score(value=value, reason="invalid_response_format", explanation=r.reason, metadata=meta)
+    if not r.parsed or not r.checklist:  # the model's failure: it scores 0
+        return Score(value=value, reason="invalid_response_format", explanation=r.reason or "empty checklist",
+                     metadata=meta)
     if r.reason:  # parsed but not scored by rule
         return Score.unscored(reason="scoring_failed", explanation=r.reason, metadata=meta)
     explanation = f"{len(r.pairs)} of {len(ref.checklist)} human items matched by {len(r.checklist)} items"

@@ -45,6 +45,7 @@ ANSWERS = {  # the prompt -> what the mock model answers
     "half right": answer([HUMAN[1], UNRELATED[0], HUMAN[0]], "Response 2"),
     "no reasons": answer(UNRELATED, "Response 1"),
     "no format": "Response 1 is better because it keeps the order.",
+    "empty": "<checklist>\n</checklist>\n<label>Response 1</label>",
 }
 TARGET = json.dumps({"checklist": HUMAN, "label": 1})
 
@@ -79,7 +80,7 @@ def test_scores_are_the_rewards_numbers_with_metrics_per_key(tmp_path: Path) -> 
     results = get_scorer(None).score(list(ANSWERS.values()), [reference(TARGET)] * len(ANSWERS))
     for prompt, r in zip(ANSWERS, results):
         assert got[prompt].value == pytest.approx({"rc": r.recall, "precision": r.precision, "ap": r.ap}, abs=1e-6)
-    full, half, none, bad = (got[p] for p in ANSWERS)
+    full, half, none, bad, empty = (got[p] for p in ANSWERS)
     assert full.value == pytest.approx({"rc": 1.0, "precision": 1.0, "ap": 1.0}, abs=1e-5)
     assert full.metadata["correct"] and full.answer == "1" and len(full.metadata["pairs"]) == 3
     assert {(p["human"], p["model"]) for p in half.metadata["pairs"]} == {(HUMAN[1], HUMAN[1]),
@@ -89,6 +90,7 @@ def test_scores_are_the_rewards_numbers_with_metrics_per_key(tmp_path: Path) -> 
     assert none.value == {"rc": 0.0, "precision": 0.0, "ap": 0.0} and none.metadata["pairs"] == []
     assert bad.value == {"rc": 0.0, "precision": 0.0, "ap": 0.0} and bad.reason == "invalid_response_format"
     assert bad.explanation.startswith("no <checklist> block")
+    assert empty.value == {"rc": 0.0, "precision": 0.0, "ap": 0.0} and empty.reason == "invalid_response_format"
 
     per_key = metrics(log)
     assert set(per_key) == {"rc", "precision", "ap"}
