@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"config"},
     {"runs"},
     {"analysis"},
-    {"training", "reward", "decompose", "pipeline", "reward_entry"},
+    {"training", "reward", "integrations", "decompose", "pipeline", "reward_entry"},
     {"reporting"},
     {"cli", "__main__", "rationalerm"},
 ]
