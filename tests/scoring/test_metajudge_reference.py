@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from rationalerm._util.files import read_json, read_jsonl
+from rationalerm.analysis.compare import compare_runs
+from rationalerm.runs.directory import load_run
 from rationalerm.runs.import_metajudge import import_answers
 from rationalerm.scoring.metajudge import format_errors, parse_answer, score_picks
 from tests.helpers.data import METAJUDGE_REFERENCE, metajudge_reference_rows
@@ -52,6 +54,8 @@ def test_import_equals_the_reference_on_every_row_and_the_corpus(name: str, tmp_
     saved = read_jsonl(tmp_path / name / "results.jsonl")
     assert [r["source"] for r in saved] == [f"{src_file}:{i}" for i in range(1, 1501)]
     assert all(r["status"] in ("valid", "skipped", "error") and "picks" in r for r in saved)
+    # one unit per row, numbered in the reference's order (the rows share identical placeholder metadata)
+    assert [r["id"] for r in saved] == [str(i) for i in range(1, 1501)]
 
 
 def test_design_rules_on_worked_examples() -> None:
@@ -100,3 +104,18 @@ def test_cli_import_then_rescore_under_the_paper_rules(tmp_path: Path) -> None:
     assert two and all(r["status"] == "error" for r in two)
     assert paper["models"]["model-x"]["n_samples"] != compat["n_samples"]
     assert all(0 <= r[k] <= 1 for r in rows for k in METRICS)
+
+
+def test_import_gives_one_unit_per_row(tmp_path: Path) -> None:
+    """Explicit ids are kept; rows without one are numbered by their line; a (sample, model) that repeats (two
+    files of one model, a repeated id) gets #2, #3.. so compare sees every answer, never a folded unit."""
+    answer = {"samples": [{"generated_text": "<RESULT_START>\n- R1@S1: 1\n<RESULT_END>"}],
+              "metadata": {"human-checklist": ["h"], "model-x-checklist": ["s"]}}
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text("\n".join(json.dumps(r) for r in [answer, answer, {**answer, "id": "q"}, {**answer, "id": "q"}]))
+    b.write_text(json.dumps(answer) + "\n")
+    out = import_answers([a, b], tmp_path / "imp")
+    assert [r["id"] for r in out.rows] == ["1", "2", "q", "q#2", "1#2"]
+    run = load_run(tmp_path / "imp")
+    assert len(run.units) == len(run.rows) == 5
+    assert compare_runs(run, run)["units"] == 5
