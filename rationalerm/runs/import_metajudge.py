@@ -103,7 +103,7 @@ def _answer_rows(path: Path, model: str | None) -> tuple[str, list[ResultRow], l
     """One answer file: its model (``model``, or the reference's guess from the first row), its rows and the lines
     skipped."""
     if not path.is_file():
-        raise LoadError(f"{path}:0: no such file")
+        raise LoadError(f"{path}: no such file")
     records = list(iter_records(path))
     name = model
     if name is None:
