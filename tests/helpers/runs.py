@@ -51,9 +51,11 @@ def differences(a: object, b: object, tol: float, where: str = "") -> list[str]:
 
 
 def output_differences(a: Path, b: Path, names: tuple[str, ...], tol: float) -> list[str]:
-    """``differences`` over the JSON / JSONL outputs ``names`` of two run directories, row by row."""
+    """``differences`` over the outputs ``names`` of two run directories (JSONL row by row, else one JSON)."""
     found: list[str] = []
     for name in names:
-        docs = [[json.loads(line) for line in (d / name).read_text(encoding="utf-8").splitlines()] for d in (a, b)]
+        texts = [(d / name).read_text(encoding="utf-8") for d in (a, b)]
+        docs = [[json.loads(line) for line in t.splitlines()] if name.endswith(".jsonl") else json.loads(t)
+                for t in texts]
         found += differences(docs[0], docs[1], tol, name)
     return found

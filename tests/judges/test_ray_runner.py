@@ -118,10 +118,12 @@ def test_engine_tolerance_forgives_the_last_digits_only(tmp_path: Path) -> None:
     row = {"id": "a", "status": "valid", "matrix": [[0.484905, 0.0]], "recall": 0.242453, "pairs": [[0, 0, 0.484905]]}
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "results.jsonl").write_text(json.dumps(row) + "\n")
+    (tmp_path / "a" / "metrics.json").write_text(json.dumps({"recall": row["recall"]}, indent=1))
     for name, change, ok in [("drift", {"matrix": [[0.484904, 0.0]], "recall": 0.242452}, True),
                              ("score", {"matrix": [[0.5, 0.0]]}, False), ("status", {"status": "error"}, False),
                              ("int", {"pairs": [[0, 1, 0.484905]]}, False)]:
         (tmp_path / name).mkdir()
         (tmp_path / name / "results.jsonl").write_text(json.dumps({**row, **change}) + "\n")
-        found = output_differences(tmp_path / name, tmp_path / "a", ("results.jsonl",), ENGINE_TOL)
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"recall": row["recall"]}, indent=1))
+        found = output_differences(tmp_path / name, tmp_path / "a", OUTPUTS, ENGINE_TOL)
         assert (found == []) is ok, (name, found)
