@@ -3,6 +3,7 @@ tests/data (../shared is for the benchmarks), and pytest says why a test was ski
 
 from __future__ import annotations
 
+import ast
 import re
 import tomllib
 from pathlib import Path
@@ -37,3 +38,17 @@ def test_pytest_reports_skip_reasons() -> None:
     opts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["addopts"]
     flags = "".join(m.group(1) for m in re.finditer(r"-r(\w+)", opts))
     assert "s" in flags or "a" in flags or "A" in flags
+
+
+def test_example_commands_name_the_projects_python() -> None:
+    """Run as written on a fresh clone (no venv active): the docstring says ``.venv/bin/python``."""
+    doc = ast.get_docstring(ast.parse((ROOT / "examples" / "reward_loop.py").read_text(encoding="utf-8"))) or ""
+    commands = [line for line in doc.splitlines() if "examples/reward_loop.py" in line]
+    assert commands and all(re.search(r"(^|\s)\.venv/bin/python examples/reward_loop\.py", c) for c in commands)
+    assert not any(re.search(r"(^|\s)python3? examples/", c) for c in commands)
+
+
+def test_the_readme_examples_outputs_are_ignored() -> None:
+    """`train --out models/..`, `export --out tables --plots figures` write into the checkout: git ignores them."""
+    ignored = {line.strip() for line in (ROOT / ".gitignore").read_text().splitlines()}
+    assert {"/models/", "/tables/", "/figures/", "/runs/"} <= ignored
