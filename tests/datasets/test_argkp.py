@@ -301,7 +301,8 @@ def test_prefilter_recall_constructed():
 def test_quality_smoke_embedding_on_dev_subset(tmp_path):
     """Real embedding judge on a small dev subset, through the CLI entry point and its JSON output."""
     out = tmp_path / "q.json"
-    rc = quality.main(["--split", "dev", "--max-pairs", "150", "--seed", "0", "--out", str(out), "--markdown"])
+    rc = quality.main(["--split", "dev", "--max-pairs", "150", "--seed", "0", "--out", str(out), "--markdown",
+                       "--data", str(DATA)])
     assert rc == 0
     report = json.loads(out.read_text())
     assert report["data"]["pairs"] == 150 and report["data"]["matches"] == round(150 * 738 / 3458)
