@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import shlex
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -235,7 +236,7 @@ def iter_samples(paths: str | Path | list[str | Path], state: LoadState, strict:
                     if _reference_answer(rec):
                         raise LoadError(f"{path}:{line}: an answer file of the reference pipeline (metadata and "
                                         "samples[0].generated_text), not input records: read it with "
-                                        f"`rationalerm import-metajudge {path} --out DIR`") from e
+                                        f"`rationalerm import-metajudge {shlex.quote(str(path))} --out DIR`") from e
                     err = str(e)
             if err is not None:
                 bad = Skipped(str(path), line, err)
