@@ -32,7 +32,7 @@ from rationalerm.datasets.argkp import ArgKP, load_argkp  # noqa: E402
 from rationalerm.judges import make_judge  # noqa: E402
 from rationalerm.runs.directory import load_run  # noqa: E402
 from rationalerm.scoring.metrics import score_sample  # noqa: E402
-from tests.helpers.data import default_argkp_path  # noqa: E402
+from tests.helpers.data import shared_argkp_path  # noqa: E402
 
 MODEL = "argkp"
 
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     overrides = {"judge": {"type": "cross-encoder", "model": args.cross_encoder}} if args.cross_encoder else {}
     with tempfile.TemporaryDirectory() as tmp:
-        results = argkp_estimates(args.data or default_argkp_path(), Path(tmp), args.share, list(range(args.seeds)),
+        results = argkp_estimates(args.data or shared_argkp_path(), Path(tmp), args.share, list(range(args.seeds)),
                                   args.split, overrides)
     for res in results:
         print(_line(res))

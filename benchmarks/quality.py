@@ -61,7 +61,7 @@ if __package__ in (None, ""):  # run as a script from a checkout
 from rationalerm.datasets.argkp import ArgKP, MatchTask, load_argkp  # noqa: E402
 from rationalerm.judges.prefilter import topk_keep  # noqa: E402
 from rationalerm.scoring.assign import assign  # noqa: E402
-from tests.helpers.data import default_argkp_path  # noqa: E402
+from tests.helpers.data import shared_argkp_path  # noqa: E402
 
 PREFILTER_KS = (1, 2, 3)
 
@@ -552,7 +552,7 @@ def train_on_argkp(out: str, split: str, data_path: str | None, recipe: dict[str
 
     if split != "dev":
         raise SystemExit("--train-cross-encoder trains on ArgKP train and evaluates on dev: use --split dev")
-    data = load_argkp("train", data_path or default_argkp_path()).sample(max_pairs, seed)  # type: ignore[arg-type]
+    data = load_argkp("train", data_path or shared_argkp_path()).sample(max_pairs, seed)  # type: ignore[arg-type]
     rows = label_records(data, undecided)
     labels = LabelSet([PairLabel(str(r["human"]), str(r["item"]), float(r["label"]),  # type: ignore[arg-type]
                                  f"argkp-train:{k + 1}")
@@ -623,7 +623,7 @@ def run(
 
     if assign_cells not in ("all", "labelled"):
         raise ValueError("assign_cells must be all or labelled")
-    data = load_argkp(split, data_path or default_argkp_path()).sample(max_pairs, seed)  # type: ignore[arg-type]
+    data = load_argkp(split, data_path or shared_argkp_path()).sample(max_pairs, seed)  # type: ignore[arg-type]
     cells = build_cells(data, assign_cells)
     n_pairs, n_matches = len(data.pairs), data.n_matches
     report: dict[str, Any] = {

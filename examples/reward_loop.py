@@ -3,10 +3,11 @@
 For each prompt of examples/rationales.jsonl a stand-in "policy" proposes a group of answers in the reward's
 default format (here: the two example judges' checklists and labels, plus a flipped label and an unparseable
 answer); ``compute_score`` -- the function verl calls -- scores each; the loop prints the rewards and the
-group-normalised advantages a GRPO-style trainer would use. Run from the repository root:
+group-normalised advantages a GRPO-style trainer would use. Run from the repository root, with the project's
+environment (``bash scripts/demo.sh`` sets it up; no venv needs to be active):
 
-    python examples/reward_loop.py                          # embedded embedding judge, product rule
-    RATIONALERM_REWARD_CONFIG=my-reward.yaml python examples/reward_loop.py
+    .venv/bin/python examples/reward_loop.py                          # embedded embedding judge, product rule
+    RATIONALERM_REWARD_CONFIG=my-reward.yaml .venv/bin/python examples/reward_loop.py
 """
 
 from __future__ import annotations

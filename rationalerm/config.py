@@ -11,9 +11,10 @@ file that holds more sections, e.g. a reward config; ``validate`` checks any sec
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
@@ -82,11 +83,46 @@ class RunConfig(ConfigSection):
         return data
 
 
-def _format_validation(err: ValidationError, source: str) -> str:
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The config classes an annotation can hold (through Optional, unions, Annotated, dict values)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    args = get_args(annotation)
+    if get_origin(annotation) is dict and len(args) == 2:
+        return _models_in(args[1])
+    return [m for arg in args for m in _models_in(arg)]
+
+
+def _tag(model: type[BaseModel]) -> set[str]:
+    """The ``type`` values that select ``model`` in a discriminated union (pydantic puts one in the error path)."""
+    field = model.model_fields.get("type")
+    return {str(v) for v in get_args(field.annotation)} if field is not None else set()
+
+
+def _keys_at(model: type[BaseModel], path: tuple[Any, ...]) -> list[str]:
+    """The keys the config section at ``path`` (an error's location less its last key) accepts."""
+    classes: list[type[BaseModel]] = [model]
+    for part in path:
+        tagged = [c for c in classes if str(part) in _tag(c)]
+        if tagged:
+            classes = tagged
+            continue
+        classes = [m for c in classes if (f := c.model_fields.get(str(part))) for m in _models_in(f.annotation)]
+    return [name for c in classes for name in c.model_fields]
+
+
+def _did_you_mean(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    """For an unknown key: the closest key the section accepts, as typer does for an option."""
+    close = difflib.get_close_matches(str(loc[-1]), _keys_at(model, loc[:-1]), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _format_validation(err: ValidationError, source: str, model: type[BaseModel]) -> str:
     lines = [f"{source}: invalid config"]
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "<root>"
-        lines.append(f"  {loc}: {e['msg']}")
+        hint = _did_you_mean(model, e["loc"]) if e["type"] == "extra_forbidden" and e["loc"] else ""
+        lines.append(f"  {loc}: {e['msg']}{hint}")
     return "\n".join(lines)
 
 
@@ -133,7 +169,7 @@ def validate(model: type[M], data: Any, source: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_format_validation(e, source)) from e
+        raise ConfigError(_format_validation(e, source, model)) from e
 
 
 

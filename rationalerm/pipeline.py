@@ -31,7 +31,7 @@ from typing import Any, Literal, TypeVar, cast
 
 import numpy as np
 
-from rationalerm._util.files import ensure_dir, read_jsonl
+from rationalerm._util.files import output_dir, read_jsonl
 from rationalerm._version import __version__
 from rationalerm.config import RunConfig
 from rationalerm.errors import ConfigError
@@ -65,17 +65,17 @@ def run(
 ) -> RunOutcome:
     """Score ``inputs`` under ``cfg`` and write the run to ``out_dir`` (module docstring: the steps)."""
     paths = [Path(inputs)] if isinstance(inputs, str | Path) else [Path(p) for p in inputs]
-    out = ensure_dir(out_dir)
-    clock = StageClock()
-    with clock("load"):  # before the judge is built: a bad input never waits for an engine to start
-        found = scan(paths, cfg, want_texts=cfg.prefilter.enabled, want_pairs=not cfg.prefilter.enabled)
-    with Run.open(paths, cfg, out, clock, found, progress or null_progress, log) as steps:
-        pairs = steps.prefilter_pairs(found)
-        del found  # the texts and the scan's pairs are not held while judging
-        steps.judge_pairs(pairs)
-        del pairs
-        steps.score_shards()
-    return steps.write()
+    with output_dir(out_dir) as out:  # a run that fails before writing anything leaves no empty folder
+        clock = StageClock()
+        with clock("load"):  # before the judge is built: a bad input never waits for an engine to start
+            found = scan(paths, cfg, want_texts=cfg.prefilter.enabled, want_pairs=not cfg.prefilter.enabled)
+        with Run.open(paths, cfg, out, clock, found, progress or null_progress, log) as steps:
+            pairs = steps.prefilter_pairs(found)
+            del found  # the texts and the scan's pairs are not held while judging
+            steps.judge_pairs(pairs)
+            del pairs
+            steps.score_shards()
+        return steps.write()
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,25 @@ def ensure_dir(path: str | Path) -> Path:
     except OSError as e:
         raise OutputError(f"{path}: cannot create the output directory ({e.strerror or e})") from e
     return path
+
+
+@contextmanager
+def output_dir(path: str | Path) -> Iterator[Path]:
+    """``ensure_dir`` for a command's output directory. If the command fails, the folders this call created are
+    removed again while they are still empty: no empty ``--out`` left behind, never a folder that was there
+    before, never one holding a file (a failed run's cache stays for the resume)."""
+    path = Path(path)
+    created = [p for p in (path, *path.parents) if not p.exists()]  # deepest first
+    out = ensure_dir(path)
+    try:
+        yield out
+    except BaseException:
+        for folder in created:
+            try:
+                folder.rmdir()  # only an empty folder goes
+            except OSError:
+                break
+        raise
 
 
 def _umask() -> int:
@@ -102,7 +122,7 @@ def iter_records(path: str | Path) -> Iterator[Record]:
     try:
         f = path.open("rb")
     except OSError as e:
-        raise LoadError(f"{path}:0: cannot read ({e.strerror or e})") from e
+        raise LoadError(f"{path}: cannot read ({e.strerror or e})") from e
     with f:
         for i, raw in enumerate(f, start=1):
             if not raw.strip():
@@ -119,14 +139,14 @@ def _parquet_records(path: Path) -> Iterator[Record]:
     try:
         batches = pq.ParquetFile(path).iter_batches(batch_size=1024)  # a batch at a time: bounded memory
     except Exception as e:  # pyarrow raises several types for corrupt files
-        raise LoadError(f"{path}:0: not a readable Parquet file ({e})") from e
+        raise LoadError(f"{path}: not a readable Parquet file ({e})") from e
     i = 0
     while True:
         try:
             batch = next(batches, None)
             rows = [] if batch is None else batch.to_pylist()
         except Exception as e:  # corrupt pages, or columns pyarrow cannot turn into Python values
-            raise LoadError(f"{path}:0: unreadable Parquet data ({e})") from e
+            raise LoadError(f"{path}: unreadable Parquet data ({e})") from e
         if batch is None:
             return
         for row in rows:

@@ -197,8 +197,8 @@ def calibrate(
 
 
 def write_calibrated_config(result: Calibration, dest: str | Path, base: str | Path | None = None) -> RunConfig:
-    """The base config (default: the embedded default) with the chosen threshold and prefilter k. The base must
-    apply the reference rule as the calibration did (else the threshold fits texts its judge never sees)."""
+    """The base config (default: the embedded default) with the chosen threshold and prefilter rule, enabled. The
+    base must apply the reference rule as the calibration did (else the threshold fits texts its judge never sees)."""
     cfg = load_config(base)
     judge: JudgeConfig = cfg.judge
     if judge.canonical_references != result["canonical_references"]:
@@ -209,9 +209,9 @@ def write_calibrated_config(result: Calibration, dest: str | Path, base: str | P
     if isinstance(judge, EmbeddingJudgeConfig):
         judge.threshold = result["best"]["threshold"]
     rule = result["prefilter"]["chosen"]
+    cfg.prefilter.enabled = False  # each assignment is validated: set the rule first
     cfg.prefilter.top_k, cfg.prefilter.min_cosine = rule["top_k"], rule["min_cosine"]
-    if judge.type == "llm":
-        cfg.prefilter.enabled = True
+    cfg.prefilter.enabled = True  # the rule the header reports is the rule the config runs (in front of any judge)
     which = f"top_k {rule['top_k']}" if rule["top_k"] is not None else f"min_cosine {rule['min_cosine']}"
     header = (f"# written by `rationalerm calibrate` against {result['reference']}: embedding threshold "
               f"{result['best']['threshold']} (kappa {result['best']['kappa']}), prefilter {which} "

@@ -3,6 +3,8 @@
 Model-level figures follow the paper's matcher-swap check: per-model RC under matcher A against
 matcher B, with Kendall tau of the ranking and R^2 / RMSE / fitted line of the per-model values. Every
 figure comes from ``agreement`` (its docstring says which are undefined, None, at the edges).
+
+Runs are aligned by (sample id, model): a run with two rows for one such unit is refused, never collapsed.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from rationalerm.analysis.agreement import (
     roc_auc,
 )
 from rationalerm.errors import RationaleRMError
-from rationalerm.runs.directory import SavedRun, UnitKey
+from rationalerm.runs.directory import RESULTS, SavedRun, UnitKey
 from rationalerm.runs.gold import MATCH_AT, GoldLabels, gold_cells
 from rationalerm.scoring.assign import assign
 from rationalerm.scoring.sample import METRICS
@@ -74,6 +76,34 @@ def _matrices(run: SavedRun, keys: Sequence[UnitKey]) -> Matrices:
     return {k: w for k in keys if (w := run.matrix(k)) is not None}
 
 
+def _one_row_per_unit(run: SavedRun) -> SavedRun:
+    """``run``, or an error naming the first (sample id, model) it holds twice: aligned by that key, the second
+    row would silently replace the first."""
+    if len(run.units) == len(run.rows):
+        return run
+    first: dict[UnitKey, int] = {}
+    for line, row in enumerate(run.rows, 1):
+        key = (str(row["id"]), str(row["model"]))
+        if key in first:
+            raise RationaleRMError(
+                f"{run.path / RESULTS}:{line}: sample {key[0]!r} x model {key[1]!r} is also on line {first[key]} "
+                f"({len(run.rows) - len(run.units)} repeated units in all); compare needs one row per sample and "
+                "model: give the samples unique ids (a run an older import-metajudge wrote: import it again)")
+        first[key] = line
+    return run
+
+
+def _ranking_scores(run: SavedRun, key: UnitKey, w: np.ndarray) -> np.ndarray:
+    """The score a cell is ranked by for AUC: the raw cosine where the row keeps it (the embedding judge's matrix
+    is 0 below its threshold, a tie AUC cannot order), else the matrix score."""
+    details = run.units[key].get("details")
+    try:
+        raw = np.array([[cell["cosine"] for cell in line] for line in details or []], dtype=float)
+    except (TypeError, KeyError):
+        return w
+    return raw if raw.shape == w.shape else w
+
+
 def _common(a: SavedRun, b: SavedRun) -> list[UnitKey]:
     keys = []
     for key in sorted(set(a.units) & set(b.units)):
@@ -104,7 +134,7 @@ def _model_rc(run: SavedRun, keys: Sequence[UnitKey]) -> dict[str, float]:
 
 def compare_runs(a: SavedRun, b: SavedRun, threshold: float = 0.5) -> RunComparison:
     """A against B over the units both runs scored with identical texts and valid matrices."""
-    common = _common(a, b)
+    common = _common(_one_row_per_unit(a), _one_row_per_unit(b))
     wa, wb = _matrices(a, common), _matrices(b, common)
     keys = [k for k in common if k in wa and k in wb]
     if not keys:
@@ -120,7 +150,7 @@ def compare_runs(a: SavedRun, b: SavedRun, threshold: float = 0.5) -> RunCompari
 
 def compare_with_gold(run: SavedRun, gold: GoldLabels, threshold: float = 0.5) -> GoldComparison:
     """A run's cells and one-to-one matches against human pair labels (unlabelled cells left out)."""
-    golds = gold_cells(run, gold)
+    golds = gold_cells(_one_row_per_unit(run), gold)
     ws = _matrices(run, list(golds))
     keys = list(ws)
     if not keys:
@@ -128,7 +158,8 @@ def compare_with_gold(run: SavedRun, gold: GoldLabels, threshold: float = 0.5) -
     sel = [~np.isnan(golds[k]) for k in keys]
     g = np.concatenate([golds[k][s] for k, s in zip(keys, sel)]) >= MATCH_AT
     w = np.concatenate([ws[k][s] for k, s in zip(keys, sel)])
+    raw = np.concatenate([_ranking_scores(run, k, ws[k])[s] for k, s in zip(keys, sel)])
     asg = np.concatenate([_assigned(ws[k], threshold)[s] for k, s in zip(keys, sel)])
     return {"run": str(run.path), "threshold": threshold, "units": len(keys), "labelled_pairs": int(g.size),
             "cells": binary_agreement(w >= threshold, g), "assigned": binary_agreement(asg, g),
-            "auc": roc_auc(g, w)}
+            "auc": roc_auc(g, raw)}

@@ -185,7 +185,7 @@ def decompose_file(
     tasks = [(r, src, dst) for r, rec in enumerate(records) for src, dst in _targets(rec, field_rx, human)]
     if not tasks:
         what = f"'{field}'" + (f" or '{human}'" if human else "")
-        raise LoadError(f"{inputs}:0: no rationale field {what} in any record")
+        raise LoadError(f"{inputs}: no rationale field {what} in any record")
     results, unique = _texts(records, tasks)
     own_backend = backend is None
     if backend is None:
@@ -224,7 +224,7 @@ def _read_records(inputs: str | Path | Sequence[str | Path]) -> tuple[list[dict[
     skipped: list[Skipped] = []
     for path in [Path(p) for p in ([inputs] if isinstance(inputs, (str, Path)) else inputs)]:
         if not path.is_file():
-            raise LoadError(f"{path}:0: no such file")
+            raise LoadError(f"{path}: no such file")
         for record in iter_records(path):
             line, rec, err = record.line, record.value, record.error
             if err is None and not isinstance(rec, dict):

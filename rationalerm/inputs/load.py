@@ -6,7 +6,9 @@ and line, and the good samples are scored.
 
 from __future__ import annotations
 
+import difflib
 import re
+import shlex
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -169,7 +171,8 @@ class LoadState:
             return list(self.names.values())
         missing = [m for low, m in self.wanted.items() if low not in self.names]
         if missing:
-            raise LoadError(f"{path_list[0]}:0: no '<model>-checklist' key for model(s) {', '.join(missing)}")
+            raise LoadError(f"{', '.join(map(str, path_list))}: no '<model>-checklist' key for model(s) "
+                            f"{', '.join(missing)}{_models_there(path_list, missing)}")
         return [self.names[low] for low in self.wanted]
 
     def current_models(self) -> list[str]:
@@ -178,6 +181,33 @@ class LoadState:
         if self.wanted is None:
             return list(self.names.values())
         return [self.names[low] for low in self.wanted if low in self.names]
+
+
+def _models_there(path_list: list[Path], missing: list[str]) -> str:
+    """What the data has instead of the models asked for, and the closest names (an error path: reads the files
+    again, since the pass kept only the models asked for)."""
+    there: dict[str, str] = {}
+    for path in path_list:
+        for record in iter_records(path):
+            if isinstance(record.value, dict):
+                try:
+                    keys = _model_keys(record.value)
+                except ValueError:
+                    continue
+                for low, key in keys.items():
+                    there.setdefault(low, key[: -len(CHECKLIST_SUFFIX)])
+    if not there:
+        return "; the data has no '<model>-checklist' key at all"
+    close = [there[c] for m in missing for c in difflib.get_close_matches(m.lower(), list(there), n=1, cutoff=0.6)]
+    hint = f" (did you mean {' or '.join(map(repr, dict.fromkeys(close)))}?)" if close else ""
+    return f"; the data has: {', '.join(there.values())}{hint}"
+
+
+def _reference_answer(rec: Any) -> bool:
+    """A row of the reference pipeline's answer files (``metajudge_infer.py`` output): the input record sits
+    under ``metadata``, the judge's answer under ``samples``."""
+    return (isinstance(rec, dict) and HUMAN_KEY not in rec and isinstance(rec.get("samples"), list)
+            and isinstance(rec.get("metadata"), dict) and HUMAN_KEY in rec["metadata"])
 
 
 def _paths(paths: str | Path | list[str | Path]) -> list[Path]:
@@ -190,9 +220,9 @@ def iter_samples(paths: str | Path | list[str | Path], state: LoadState, strict:
     path_list = _paths(paths)
     for n, path in enumerate(path_list):
         if not path.exists():
-            raise LoadError(f"{path}:0: no such file")
+            raise LoadError(f"{path}: no such file")
         if not path.is_file():
-            raise LoadError(f"{path}:0: not a file (give JSONL or Parquet files, not a directory)")
+            raise LoadError(f"{path}: not a file (give JSONL or Parquet files, not a directory)")
         for record in iter_records(path):
             line, rec, err = record.line, record.value, record.error
             blanks: list[str] = []
@@ -203,6 +233,10 @@ def iter_samples(paths: str | Path | list[str | Path], state: LoadState, strict:
                         first_n, first_line = state.seen_ids[sample.id]
                         raise ValueError(f"duplicate id {sample.id!r} (first at {path_list[first_n]}:{first_line})")
                 except ValueError as e:
+                    if _reference_answer(rec):
+                        raise LoadError(f"{path}:{line}: an answer file of the reference pipeline (metadata and "
+                                        "samples[0].generated_text), not input records: read it with "
+                                        f"`rationalerm import-metajudge {shlex.quote(str(path))} --out DIR`") from e
                     err = str(e)
             if err is not None:
                 bad = Skipped(str(path), line, err)

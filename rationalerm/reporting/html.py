@@ -227,7 +227,7 @@ def _provenance(v: SavedRun) -> dict[str, Any]:
 def render(views: Sequence[SavedRun], *, title: str | None = None, compare_threshold: float = 0.5,
            compress_above: int = COMPRESS_ABOVE) -> str:
     """The whole page as a string."""
-    from rationalerm.reporting.plots import inline_svgs
+    from rationalerm.reporting.plots import colour_key, inline_svgs
 
     env = Environment(loader=PackageLoader("rationalerm.reporting", "templates"),
                       autoescape=select_autoescape(["j2", "html"]), trim_blocks=True, lstrip_blocks=True)
@@ -241,7 +241,7 @@ def render(views: Sequence[SavedRun], *, title: str | None = None, compare_thres
     return template.render(
         title=title or "rationalerm report — " + ", ".join(v.name for v in views),
         generated=datetime.now(UTC).isoformat(timespec="seconds"), version=__version__,
-        views=views, table=table, estimates=_estimates(views), plots=inline_svgs(views),
+        views=views, table=table, estimates=_estimates(views), plots=inline_svgs(views), colour_key=colour_key(views),
         compare=_compare(views, compare_threshold),
         compare_threshold=compare_threshold, provenance=[_provenance(v) for v in views],
         thresholds=sorted({v.threshold for v in views}), labelled=any(r["oa"] is not None for r in table),

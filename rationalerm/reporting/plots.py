@@ -4,7 +4,15 @@
   (the paper's Figure 1);
 - ``rc_by_model``: RC per model with its interval, one marker per run;
 - ``rc_distribution``: the distribution of per-sample RC, one panel per model, one line per run;
-- ``rc_by_domain``: RC per domain and model with intervals, one panel per run.
+- ``rc_by_domain``: RC per domain with intervals: one run's models as bars; several runs: one panel per model,
+  the runs as bars.
+
+One colour convention per report (``colour_key`` says it in words, every legend names it): one run, a colour
+per model; several runs side by side, a colour (and a marker) per run in every figure, the models on the axes
+and in the panel titles.
+
+Sized for a phone: every figure is ``WIDTH`` inches wide and no text is smaller than ``SMALLEST`` points, so
+text rendered at a 375 px viewport (about 315 px of figure) is at least ~10 px (the browser test measures it).
 
 For the report the text, axes and ticks are drawn in a placeholder colour that becomes ``currentColor`` in
 the inline SVG, so a figure follows the page's light or dark theme; the series colours are mid-luminance
@@ -41,6 +49,10 @@ PALETTE = ["#3D8BD9", "#E8871E", "#2CA58D", "#D1495B", "#9B6BD6", "#8C9A3C", "#C
            "#4FB3BF", "#B5651D"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "*"]
 BINS = np.linspace(0.0, 1.0, 21)
+WIDTH = 4.2
+"""Inches: the figure's width; text scales with width / WIDTH wherever the page shows it."""
+SMALLEST = 10
+"""Points: the smallest text of any figure (ticks, value labels, legends)."""
 
 
 def _t(s: Any) -> str:
@@ -56,13 +68,42 @@ def color(k: int) -> str:
 def _style(ink: str) -> Iterator[None]:
     rc: dict[RcKeyType, Any] = {
         "text.color": ink, "axes.labelcolor": ink, "axes.edgecolor": ink, "xtick.color": ink, "ytick.color": ink,
-        "axes.titlecolor": ink, "font.size": 10, "axes.titlesize": 11, "svg.fonttype": "none",
+        "axes.titlecolor": ink, "font.size": SMALLEST, "axes.titlesize": SMALLEST + 1, "svg.fonttype": "none",
+        "xtick.labelsize": SMALLEST, "ytick.labelsize": SMALLEST, "legend.fontsize": SMALLEST,
+        "legend.title_fontsize": SMALLEST, "figure.titlesize": SMALLEST + 1,
         "svg.hashsalt": "rationalerm", "font.family": ["DejaVu Sans", "sans-serif"], "axes.grid": True,
         "grid.color": "#808080", "grid.alpha": 0.3, "grid.linewidth": 0.6, "legend.frameon": False,
         "axes.spines.top": False, "axes.spines.right": False, "figure.dpi": 100,
     }
     with plt.rc_context(rc):
         yield
+
+
+def by_run(views: Sequence[SavedRun]) -> bool:
+    """Whether colours stand for runs (several side by side) rather than models (one run)."""
+    return len(views) > 1
+
+
+def colour_key(views: Sequence[SavedRun]) -> str:
+    """The report's colour convention in words (the same in every figure)."""
+    if by_run(views):
+        return "Colours and markers: one per run, the same in every plot (" + ", ".join(
+            f"{_run_label(v, views)}: {NAMES.get(color(k), color(k))}" for k, v in enumerate(views)) + ")."
+    return "Colours: one per model, the same in every plot."
+
+
+NAMES = dict(zip(PALETTE, ["blue", "orange", "green", "red", "purple", "olive", "pink", "grey", "teal", "brown"]))
+
+
+def _run_legend(fig: Figure, views: Sequence[SavedRun], axes: Sequence[Any] | None = None) -> None:
+    """The legend of the runs (several runs: colour = run), below the axes; each run once, however many panels
+    show it."""
+    runs: dict[str, Any] = {}
+    for ax in axes if axes is not None else fig.axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            runs.setdefault(label, handle)
+    fig.legend(list(runs.values()), list(runs), loc="outside lower center", ncol=1 if len(views) > 2 else len(views),
+               title="run (colour, marker)")
 
 
 def _models(views: Sequence[SavedRun]) -> list[str]:
@@ -85,8 +126,8 @@ def oa_vs_rc(views: Sequence[SavedRun]) -> Figure | None:
             pts.append((k, name, oa["accuracy"], oa["ci"], m["recall"], m["ci"]["recall"]))
     if not pts:
         return None
-    many = len(views) > 1
-    fig = plt.figure(figsize=(6.4, 4.6 + (0.3 * len(views) if many else 0)), layout="constrained")
+    many = by_run(views)
+    fig = plt.figure(figsize=(WIDTH, 4.0 + (0.35 * len(views) + 0.3 if many else 0)), layout="constrained")
     ax = fig.add_subplot()
     models = _models(views)
     seen: set[int] = set()
@@ -98,21 +139,17 @@ def oa_vs_rc(views: Sequence[SavedRun]) -> Figure | None:
         seen.add(k)
         right = oa > 0.5 * (min(p[2] for p in pts) + max(p[2] for p in pts)) and len({p[2] for p in pts}) > 1
         ax.annotate(_t(name), (oa, rc), textcoords="offset points", xytext=(-7, 5) if right else (7, 5),
-                    ha="right" if right else "left", fontsize=9)
-    ax.set_xlabel("Outcome accuracy (label agrees with the human label)")
-    ax.set_ylabel("Rationale consistency (RC, mean recall)")
-    ax.set_title("Outcome accuracy vs rationale consistency")
+                    ha="right" if right else "left")
+    ax.set_xlabel("Outcome accuracy\n(label agrees with the human label)")
+    ax.set_ylabel("RC (mean recall)")
+    ax.set_title("Outcome accuracy vs RC")
     xs = [p[2] for p in pts] + [p[3][0] for p in pts] + [p[3][1] for p in pts]
     ys = [p[4] for p in pts] + [p[5][0] for p in pts] + [p[5][1] for p in pts]
     ax.set_xlim(max(0.0, min(xs) - 0.08), min(1.0, max(xs) + 0.08) + 0.02)
     ax.set_ylim(max(0.0, min(ys) - 0.08), min(1.0, max(ys) + 0.08) + 0.02)
     if many:
-        _legend_below(fig, len(views))
+        _run_legend(fig, views)
     return fig
-
-
-def _legend_below(fig: Figure, n: int) -> None:
-    fig.legend(loc="outside lower center", ncol=min(n, 2), fontsize=9)
 
 
 def rc_by_model(views: Sequence[SavedRun]) -> Figure | None:
@@ -123,8 +160,8 @@ def rc_by_model(views: Sequence[SavedRun]) -> Figure | None:
     order = list(models)
     first = views[0].metrics.get("models", {})
     models.sort(key=lambda n: -((first.get(n) or {}).get("recall") or -1.0))
-    fig = plt.figure(figsize=(6.4, 1.4 + 0.5 * len(models) * max(1, len(views) ** 0.5)
-                              + (0.3 * len(views) if len(views) > 1 else 0)), layout="constrained")
+    fig = plt.figure(figsize=(WIDTH, 1.6 + 0.5 * len(models) * max(1, len(views) ** 0.5)
+                              + (0.35 * len(views) + 0.3 if by_run(views) else 0)), layout="constrained")
     ax = fig.add_subplot()
     off = np.linspace(-0.22, 0.22, len(views)) if len(views) > 1 else [0.0]
     for k, v in enumerate(views):
@@ -135,21 +172,20 @@ def rc_by_model(views: Sequence[SavedRun]) -> Figure | None:
             if not m or not m.get("n_samples"):
                 continue
             lo, hi = m["ci"]["recall"]
-            c = color(k) if len(views) > 1 else color(order.index(name))
+            c = color(k) if by_run(views) else color(order.index(name))
             ax.errorbar(m["recall"], y + off[k], xerr=[[m["recall"] - lo], [hi - m["recall"]]],
                         fmt=MARKERS[k % len(MARKERS)], color=c, ms=6, capsize=3, lw=1.4,
                         label=None if labelled else _run_label(v, views))
             labelled = True
-            ax.annotate(fmt(m["recall"]), (hi, y + off[k]), textcoords="offset points", xytext=(5, -3),
-                        fontsize=8)
+            ax.annotate(fmt(m["recall"]), (hi, y + off[k]), textcoords="offset points", xytext=(5, -3))
     ax.set_yticks(range(len(models)), [_t(n) for n in models])
     ax.set_ylim(len(models) - 0.5, -0.5)
     ax.set_xlim(0, 1)
-    ax.set_xlabel("Rationale consistency (mean recall, 95% bootstrap interval)")
+    ax.set_xlabel("RC (mean recall, 95% bootstrap interval)")
     ax.set_title("RC per model")
     ax.grid(axis="y", visible=False)
-    if len(views) > 1:
-        _legend_below(fig, len(views))
+    if by_run(views):
+        _run_legend(fig, views)
     return fig
 
 
@@ -163,9 +199,9 @@ def rc_distribution(views: Sequence[SavedRun]) -> Figure | None:
     models = _models(views)
     if not models:
         return None
-    cols = min(3, len(models))
+    cols = min(2, len(models))
     nrows = math.ceil(len(models) / cols)
-    fig = plt.figure(figsize=(3.0 * cols + 0.6, 2.4 * nrows + 0.7 + (0.3 * len(views) if len(views) > 1 else 0)),
+    fig = plt.figure(figsize=(WIDTH, 2.2 * nrows + 1.0 + (0.35 * len(views) + 0.3 if by_run(views) else 0)),
                      layout="constrained")
     axes = fig.subplots(nrows, cols, sharex=True, sharey=True, squeeze=False)
     legend_done: set[int] = set()
@@ -175,63 +211,83 @@ def rc_distribution(views: Sequence[SavedRun]) -> Figure | None:
             rc = _valid_rc(v, name)
             if not rc.size:
                 continue
-            c = color(k) if len(views) > 1 else color(idx)
+            c = color(k) if by_run(views) else color(idx)
             w = np.full(rc.size, 1.0 / rc.size)
             ax.hist(np.clip(rc, 0, 1), bins=BINS, weights=w, histtype="stepfilled" if len(views) == 1 else "step",
                     color=c, alpha=0.55 if len(views) == 1 else 1.0, lw=1.6,
-                    label=_run_label(v, views) if len(views) > 1 and k not in legend_done else None)
+                    label=_run_label(v, views) if by_run(views) and k not in legend_done else None)
             legend_done.add(k)
             ax.axvline(float(rc.mean()), color=c, ls="--", lw=1.2)
-        ax.set_title(_t(name) if len(views) > 1 else f"{_t(name)} (n={_valid_rc(views[0], name).size})",
-                     fontsize=10)
+        ax.set_title(_t(name) if by_run(views) else f"{_t(name)} (n={_valid_rc(views[0], name).size})")
         ax.set_xlim(0, 1)
+        ax.set_xticks([0, 0.5, 1], ["0", "0.5", "1"])
     for idx in range(len(models), nrows * cols):
         axes[idx // cols][idx % cols].set_visible(False)
+        above = axes[idx // cols - 1][idx % cols]  # now the lowest panel of its column: it shows the x axis
+        above.xaxis.set_tick_params(labelbottom=True)
+        above.set_xlabel("per-sample RC")
     for r in range(nrows):
         axes[r][0].set_ylabel("share of samples")
-    for col in range(cols):
+    for col in range(len(models) - (nrows - 1) * cols):
         axes[nrows - 1][col].set_xlabel("per-sample RC")
-    if len(views) > 1:
-        _legend_below(fig, len(views))
-    fig.suptitle("Distribution of per-sample RC (dashed: mean)", fontsize=11)
+    if by_run(views):
+        _run_legend(fig, views)
+    fig.suptitle("Per-sample RC (dashed: mean)")
     return fig
 
 
+def _domain_bars(ax: Any, series: Sequence[tuple[str, dict[str, Any], str]], domains: Sequence[str]) -> None:
+    """Bars of RC per domain with intervals: one bar per (label, per-domain figures, colour) in ``series``."""
+    bar = 0.8 / len(series)
+    for k, (label, by_domain, c) in enumerate(series):
+        ys, xs, lo, hi = [], [], [], []
+        for d_i, d in enumerate(domains):
+            dm = by_domain.get(d)
+            if not dm or not dm.get("n_samples"):
+                continue
+            ys.append(d_i - 0.4 + bar * (k + 0.5))
+            xs.append(dm["recall"])
+            lo.append(dm["recall"] - dm["ci"]["recall"][0])
+            hi.append(dm["ci"]["recall"][1] - dm["recall"])
+        if ys:
+            ax.barh(ys, xs, height=bar * 0.9, color=c, alpha=0.85, label=label)
+            ax.errorbar(xs, ys, xerr=[lo, hi], fmt="none", ecolor=plt.rcParams["text.color"], capsize=2, lw=1)
+    ax.set_yticks(range(len(domains)), [_t(d) for d in domains])
+    ax.set_ylim(len(domains) - 0.5, -0.5)
+    ax.set_xlim(0, 1)
+    ax.grid(axis="y", visible=False)
+
+
+def _by_domain(v: SavedRun, model: str) -> dict[str, Any]:
+    return ((v.metrics.get("models", {}).get(model) or {}).get("by_domain")) or {}
+
+
 def rc_by_domain(views: Sequence[SavedRun]) -> Figure | None:
-    """RC per domain (rows) and model (bars) with intervals, one panel per run; None without domains."""
+    """RC per domain with intervals; None without domains. One run: its models as bars (colour = model). Several
+    runs: one panel per model, the runs as bars (colour = run, as in every other figure of the report)."""
     models = _models(views)
     domains = sorted({d for v in views for m in v.metrics.get("models", {}).values() for d in m.get("by_domain", {})})
     if not domains or not models:
         return None
-    h = 1.0 + len(views) * (0.5 + len(domains) * (0.18 * len(models) + 0.2))
-    fig = plt.figure(figsize=(6.4, h), layout="constrained")
-    axes = fig.subplots(len(views), 1, sharex=True, squeeze=False)[:, 0]
-    bar = 0.8 / len(models)
-    for p, (ax, v) in enumerate(zip(axes, views)):
-        ms = v.metrics.get("models", {})
-        for k, name in enumerate(models):
-            ys, xs, lo, hi = [], [], [], []
-            for d_i, d in enumerate(domains):
-                dm = ((ms.get(name) or {}).get("by_domain") or {}).get(d)
-                if not dm or not dm.get("n_samples"):
-                    continue
-                ys.append(d_i - 0.4 + bar * (k + 0.5))
-                xs.append(dm["recall"])
-                lo.append(dm["recall"] - dm["ci"]["recall"][0])
-                hi.append(dm["ci"]["recall"][1] - dm["recall"])
-            if ys:
-                ax.barh(ys, xs, height=bar * 0.9, color=color(k), alpha=0.85, label=_t(name) if p == 0 else None)
-                ax.errorbar(xs, ys, xerr=[lo, hi], fmt="none", ecolor=plt.rcParams["text.color"],
-                            capsize=2, lw=1)
-        ax.set_yticks(range(len(domains)), [_t(d) for d in domains])
-        ax.set_ylim(len(domains) - 0.5, -0.5)
-        ax.set_xlim(0, 1)
-        ax.grid(axis="y", visible=False)
-        if len(views) > 1:
-            ax.set_title(_run_label(v, views), fontsize=10)
+    panels, per_panel = (models, len(views)) if by_run(views) else ([None], len(models))
+    h = 1.2 + len(panels) * (0.5 + len(domains) * (0.18 * per_panel + 0.2)) + (0.35 * len(views) if by_run(views)
+                                                                              else 0.3 * len(models))
+    fig = plt.figure(figsize=(WIDTH, h), layout="constrained")
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, model in zip(axes, panels):
+        if model is None:  # one run: a bar per model
+            v = views[0]
+            _domain_bars(ax, [(_t(name), _by_domain(v, name), color(k)) for k, name in enumerate(models)], domains)
+        else:  # several runs: a panel per model, a bar per run
+            _domain_bars(ax, [(_run_label(v, views), _by_domain(v, model), color(k)) for k, v in enumerate(views)],
+                         domains)
+            ax.set_title(_t(model))
     axes[-1].set_xlabel("RC (mean recall, 95% interval)")
-    fig.legend(loc="outside lower center", ncol=min(len(models), 4), fontsize=9)
-    fig.suptitle("RC per domain", fontsize=11)
+    if by_run(views):
+        _run_legend(fig, views, list(axes))
+    else:
+        fig.legend(loc="outside lower center", ncol=min(len(models), 3), title="model (colour)")
+    fig.suptitle("RC per domain")
     return fig
 
 

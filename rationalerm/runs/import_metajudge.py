@@ -5,10 +5,16 @@ and ``samples[0].generated_text`` (the judge's listwise answer, optional ``finis
 writes a normal run (results.jsonl in input order, metrics.json, run.json) scored with
 ``compat: metajudge``, so its numbers equal the reference analysis script's; ``rationalerm score DIR
 --compat none`` then re-scores the same answers under the paper's rules (strict parse, one-to-one).
+
+Ids: a row's own ``id`` (or its metadata's), else its position in its file (the reference's order), so the same
+sample in the answer files of two models gets the same id; a (sample, model) that still repeats gets ``#2``,
+``#3``.. in reading order. Never a content hash: reference rows often share identical metadata, and a hash would
+fold many answers into one unit for ``compare``.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +23,6 @@ from typing import Any
 import orjson
 
 from rationalerm._util.files import ensure_dir, iter_records
-from rationalerm._util.hashing import stable_hash
 from rationalerm.config import RunConfig, ScoringConfig
 from rationalerm.errors import LoadError
 from rationalerm.inputs.load import CHECKLIST_SUFFIX, HUMAN_KEY, Skipped, _parse
@@ -56,8 +61,8 @@ def _as_items(value: Any) -> list[str]:
     return [x if isinstance(x, str) else orjson.dumps(x).decode() for x in value] if isinstance(value, list) else []
 
 
-def answer_row(rec: dict[str, Any], model: str, source: str) -> ResultRow:
-    """One results.jsonl row (before scoring) for one reference answer row."""
+def answer_row(rec: dict[str, Any], model: str, source: str, position: int) -> ResultRow:
+    """One results.jsonl row (before scoring) for one reference answer row, the ``position``-th of its file."""
     meta = rec.get("metadata")
     metadata: dict[str, Any] = meta if isinstance(meta, dict) else {}
     samples = rec.get("samples")
@@ -75,9 +80,9 @@ def answer_row(rec: dict[str, Any], model: str, source: str) -> ResultRow:
         problem = f"metadata lacks {HUMAN_KEY!r}" if key else f"metadata lacks '{model}{CHECKLIST_SUFFIX}'"
     try:
         sample = _parse(metadata, None, {}, [])
-        sid, domain, labels = sample.id, sample.domain, sample.labels
-    except ValueError:  # not a loadable input record: identify the row by its content
-        sid, domain, labels = "h" + stable_hash([rec.get("prompt"), text]), metadata.get("domain"), {}
+        domain, labels = sample.domain, sample.labels
+    except ValueError:  # not a loadable input record
+        domain, labels = metadata.get("domain"), {}
     output: JudgeOutput = {"raw": text if problem is None else None, "finish_reason": finish}
     matrix = None
     if problem is None and isinstance(text, str):
@@ -87,7 +92,7 @@ def answer_row(rec: dict[str, Any], model: str, source: str) -> ResultRow:
     else:
         output["valid"], output["error"] = False, problem
     return {
-        "id": str(rec.get("id", metadata.get("id", sid))), "domain": None if domain is None else str(domain),
+        "id": str(rec.get("id", metadata.get("id", position))), "domain": None if domain is None else str(domain),
         "model": model, "source": source, "human": human, "items": items, "matrix": matrix,
         "labels": {k: v for k, v in labels.items() if k.lower() in ("label", model.lower())},
         "judge_output": output,
@@ -98,7 +103,7 @@ def _answer_rows(path: Path, model: str | None) -> tuple[str, list[ResultRow], l
     """One answer file: its model (``model``, or the reference's guess from the first row), its rows and the lines
     skipped."""
     if not path.is_file():
-        raise LoadError(f"{path}:0: no such file")
+        raise LoadError(f"{path}: no such file")
     records = list(iter_records(path))
     name = model
     if name is None:
@@ -116,8 +121,18 @@ def _answer_rows(path: Path, model: str | None) -> tuple[str, list[ResultRow], l
         if err is not None:
             skipped.append(Skipped(str(path), r.line, err))
             continue
-        rows.append(answer_row(r.value, name, r.where))
+        rows.append(answer_row(r.value, name, r.where, r.line))
     return name, rows, skipped
+
+
+def _number_repeats(rows: list[ResultRow]) -> None:
+    """One unit per row: a (sample id, model) seen before gets ``#2``, ``#3``.. (reading order)."""
+    seen: Counter[tuple[str, str]] = Counter()
+    for row in rows:
+        key = (row["id"], row["model"])
+        seen[key] += 1
+        if seen[key] > 1:
+            row["id"] = f"{row['id']}#{seen[key]}"
 
 
 def import_answers(files: Sequence[str | Path], out_dir: str | Path, model: str | None = None) -> ImportOutcome:
@@ -132,6 +147,7 @@ def import_answers(files: Sequence[str | Path], out_dir: str | Path, model: str 
             models.append(name)
         rows += file_rows
         skipped += file_skipped
+    _number_repeats(rows)
     cfg = RunConfig(scoring=ScoringConfig(compat="metajudge"))
     score_rows(rows, cfg.scoring)
     metrics = summarize(rows, models, cfg.scoring, cfg.outcome)

@@ -17,7 +17,7 @@ from rationalerm.analysis.calibrate import calibrate, write_calibrated_config
 from rationalerm.analysis.compare import compare_runs, compare_with_gold
 from rationalerm.cli import app
 from rationalerm.config import load_config
-from rationalerm.errors import ConfigError
+from rationalerm.errors import ConfigError, RationaleRMError
 from rationalerm.judges.embedding import Embedder
 from rationalerm.judges.prefilter import topk_keep
 from rationalerm.pipeline import run as run_pipeline
@@ -66,6 +66,36 @@ def test_compare_runs_and_gold(tmp_path: Path) -> None:
     bad.write_text('{"id": "s1", "label": 1}\n')
     with pytest.raises(ValueError, match="bad.jsonl:1"):
         load_gold(bad)
+
+
+def test_gold_auc_ranks_by_the_raw_cosine(tmp_path: Path) -> None:
+    """The embedding judge's matrix is 0 below its threshold; AUC ranks the cells by the cosine they keep."""
+    a = make_run(tmp_path / "a", {("s1", "m1"): [[0.6, 0.0, 0.0]]})
+    rows = [json.loads(x) for x in (a / "results.jsonl").read_text().splitlines()]
+    rows[0]["details"] = [[{"cosine": 0.8}, {"cosine": 0.45}, {"cosine": 0.3}]]
+    write_jsonl(a / "results.jsonl", rows)
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text("".join(json.dumps({"id": "s1", "model": "m1", "i": 0, "j": j, "label": int(j < 2)}) + "\n"
+                            for j in range(3)))
+    g = compare_with_gold(load_run(a), load_gold(gold), threshold=0.5)
+    assert g["auc"] == pytest.approx(1.0)  # on the clipped scores the two cells at 0 tie: 0.75
+    assert g["cells"]["recall"] == pytest.approx(0.5)  # the decisions still use the matrix
+
+
+def test_compare_refuses_repeated_units(tmp_path: Path) -> None:
+    """Two rows for one (sample id, model) are not folded into one unit: an error names the file and both lines."""
+    a = make_run(tmp_path / "a", {("s1", "m1"): [[1.0, 0.0]], ("s2", "m1"): [[0.5, 0.0]]})
+    rows = [json.loads(x) for x in (a / "results.jsonl").read_text().splitlines()]
+    write_jsonl(a / "results.jsonl", [*rows, {**rows[0], "matrix": [[0.0, 1.0]]}])
+    b = make_run(tmp_path / "b", {("s1", "m1"): [[1.0, 0.0]], ("s2", "m1"): [[0.5, 0.0]]})
+    with pytest.raises(RationaleRMError, match=r"results\.jsonl:3: sample 's1' x model 'm1' is also on line 1"):
+        compare_runs(load_run(a), load_run(b))
+    with pytest.raises(RationaleRMError, match="one row per sample and model"):
+        compare_runs(load_run(b), load_run(a))
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(json.dumps({"id": "s1", "model": "m1", "i": 0, "j": 0, "label": 1}) + "\n")
+    with pytest.raises(RationaleRMError, match="is also on line 1"):
+        compare_with_gold(load_run(a), load_gold(gold))
 
 
 def test_runs_that_never_match_have_no_kappa(tmp_path: Path) -> None:
@@ -127,6 +157,7 @@ def test_calibrate_recovers_the_reference_threshold(tmp_path: Path, example_run:
     again = load_config(tmp_path / "calibrated.yaml")
     assert again.judge.threshold == pytest.approx(0.35) == cfg.judge.threshold
     assert (again.prefilter.top_k, again.prefilter.min_cosine) == (chosen["top_k"], chosen["min_cosine"])
+    assert again.prefilter.enabled  # the reported rule is the rule the config runs (the base judge is embedding)
 
 
 @pytest.fixture(scope="module")

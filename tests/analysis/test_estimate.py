@@ -23,7 +23,6 @@ from rationalerm.scoring.metrics import score_sample
 from tests.helpers.data import default_argkp_path
 
 DATA = default_argkp_path()
-needs_argkp = pytest.mark.skipif(not (DATA / "labels_dev.csv").is_file(), reason=f"no ArgKP data at {DATA}")
 
 
 Units = dict[tuple[str, str], list[list[float]]]
@@ -217,7 +216,6 @@ def test_plan_and_cli(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@needs_argkp
 @pytest.mark.slow
 def test_argkp_corrected_interval_holds_the_truth(tmp_path: Path) -> None:
     """Embedded default as matcher, crowd labels of a random 30% of the samples as gold: the corrected interval

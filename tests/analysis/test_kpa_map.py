@@ -20,8 +20,6 @@ from tests.helpers.data import default_argkp_path
 from tests.helpers.paths import ROOT
 
 DATA = default_argkp_path()
-needs_data = pytest.mark.skipif(not (DATA / "labels_dev.csv").is_file(),
-                                reason=f"shared ArgKP data not found at {DATA}")
 
 
 def _load_quality():
@@ -58,7 +56,6 @@ def _matrices(tasks: list[MatchTask], kind: str) -> list[np.ndarray]:
     return mats
 
 
-@needs_data
 @pytest.mark.parametrize("kind", sorted(REFERENCE))
 def test_map_equals_the_shared_task_script(kind: str) -> None:
     data = load_argkp("dev", DATA)

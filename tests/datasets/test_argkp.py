@@ -17,9 +17,6 @@ from tests.helpers.data import default_argkp_path
 from tests.helpers.paths import ROOT
 
 DATA = default_argkp_path()
-needs_data = pytest.mark.skipif(
-    not (DATA / "labels_dev.csv").is_file(), reason=f"shared ArgKP data not found at {DATA}"
-)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -42,7 +39,6 @@ def _csv_rows(name: str) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-@needs_data
 @pytest.mark.parametrize(
     ("split", "pairs", "matches", "topics", "tasks"),
     [("train", 20635, 4260, 24, 48), ("dev", 3458, 738, 4, 8)],
@@ -59,7 +55,6 @@ def test_counts(split, pairs, matches, topics, tasks, request):
     assert sum(t.n_matches for t in data.tasks) == matches
 
 
-@needs_data
 def test_all_is_both_splits(dev, train):
     both = load_argkp("all", DATA)
     assert len(both.pairs) == len(dev.pairs) + len(train.pairs)
@@ -67,7 +62,6 @@ def test_all_is_both_splits(dev, train):
     assert len(both.topics) == 28
 
 
-@needs_data
 def test_pair_records_join_texts(dev):
     args = {r["arg_id"]: r for r in _csv_rows("arguments_dev.csv")}
     kps = {r["key_point_id"]: r for r in _csv_rows("key_points_dev.csv")}
@@ -82,7 +76,6 @@ def test_pair_records_join_texts(dev):
         assert p.stance == int(kps[p.key_point_id]["stance"]) in (1, -1)
 
 
-@needs_data
 def test_tasks_per_topic_stance(dev):
     kps = _csv_rows("key_points_dev.csv")
     args = _csv_rows("arguments_dev.csv")
@@ -98,7 +91,6 @@ def test_tasks_per_topic_stance(dev):
         assert dev.task_of(t.topic, t.stance) is t
 
 
-@needs_data
 def test_unlabelled_pairs_are_left_out(dev):
     labelled = {(p.arg_id, p.key_point_id) for p in dev.pairs}
     cells = sum(t.gold.size for t in dev.tasks)
@@ -111,7 +103,6 @@ def test_unlabelled_pairs_are_left_out(dev):
             assert (t.arg_ids[j], t.key_point_ids[i]) in labelled
 
 
-@needs_data
 def test_sample_is_stratified_and_reproducible(dev):
     a = dev.sample(400, seed=3)
     b = dev.sample(400, seed=3)
@@ -126,7 +117,7 @@ def test_sample_is_stratified_and_reproducible(dev):
 
 def test_default_path_and_env(monkeypatch, tmp_path):
     monkeypatch.delenv("RATIONALERM_ARGKP", raising=False)
-    assert default_argkp_path() == ROOT.parent / "shared" / "data" / "argkp"
+    assert default_argkp_path() == ROOT / "tests" / "data" / "argkp"
     monkeypatch.setenv("RATIONALERM_ARGKP", str(tmp_path))
     assert default_argkp_path() == tmp_path
 
@@ -307,11 +298,11 @@ def test_prefilter_recall_constructed():
     assert math.isclose(per_arg["1"]["recall"], 1 / 3) and math.isclose(per_arg["1"]["ceiling"], 1.0)
 
 
-@needs_data
 def test_quality_smoke_embedding_on_dev_subset(tmp_path):
     """Real embedding judge on a small dev subset, through the CLI entry point and its JSON output."""
     out = tmp_path / "q.json"
-    rc = quality.main(["--split", "dev", "--max-pairs", "150", "--seed", "0", "--out", str(out), "--markdown"])
+    rc = quality.main(["--split", "dev", "--max-pairs", "150", "--seed", "0", "--out", str(out), "--markdown",
+                       "--data", str(DATA)])
     assert rc == 0
     report = json.loads(out.read_text())
     assert report["data"]["pairs"] == 150 and report["data"]["matches"] == round(150 * 738 / 3458)

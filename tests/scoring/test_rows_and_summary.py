@@ -98,7 +98,7 @@ def test_import_reads_through_the_record_reader(tmp_path: Path) -> None:
     assert [r["source"] for r in out.rows] == [f"{src}:2", f"{src}:5"]
     assert all(REQUIRED <= r.keys() <= ALL and r["model"] == "m" and r["status"] == "valid" for r in out.rows)
     assert out.metrics["skipped"]["count"] == 2 and out.metrics["models"]["m"]["n_total"] == 2
-    with pytest.raises(LoadError, match=r"missing\.jsonl:0: no such file"):
+    with pytest.raises(LoadError, match=r"missing\.jsonl: no such file"):
         import_answers([tmp_path / "missing.jsonl"], tmp_path / "o2")
     nameless = tmp_path / "nameless.jsonl"
     nameless.write_text(json.dumps({"metadata": {"human-checklist": ["h"]}}) + "\n")

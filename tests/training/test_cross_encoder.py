@@ -38,8 +38,6 @@ from tests.helpers.runs import cached_pairs, run_cli
 EXAMPLE = ROOT / "examples" / "rationales.jsonl"
 DATA = default_argkp_path()
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "160", "OMP_WAIT_POLICY": "PASSIVE"}
-needs_data = pytest.mark.skipif(not (DATA / "labels_train.csv").is_file(),
-                                reason=f"shared ArgKP data not found at {DATA}")
 
 # A smoke recipe: enough to exercise every path, not to learn.
 SMOKE = Recipe(max_steps=3, batch_size=8, max_length=48, val_fraction=0.2, seed=0)
@@ -72,7 +70,6 @@ def smoke_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # ------------------------------------------------------------------------------------------------------------
 
 
-@needs_data
 def test_training_json_card(smoke_model: Path) -> None:
     card = json.loads((smoke_model / "training.json").read_text())
     labels = _labels(_argkp_slice("train", 160))
@@ -110,7 +107,6 @@ def test_training_json_card(smoke_model: Path) -> None:
     assert CrossEncoder(str(smoke_model), device="cpu").predict([("a", "b")]).shape == (1,)
 
 
-@needs_data
 def test_training_is_seeded_and_refuses_to_clobber(smoke_model: Path, tmp_path: Path) -> None:
     again = tmp_path / "again"
     train(_labels(_argkp_slice("train", 160)), again, recipe=SMOKE, device="cpu", force=True)
@@ -136,7 +132,6 @@ def _coin_labels(n: int, seed: int = 0) -> LabelSet:
                     for p in _argkp_slice("train", n, seed)])
 
 
-@needs_data
 def test_a_model_no_better_than_chance_is_not_saved(smoke_model: Path, tmp_path: Path) -> None:
     """Coin-flip labels: the AUC interval reaches 0.5, so nothing is saved (an existing model folder is left as it
     was) unless forced; with force the card says why the model is not to be trusted."""
@@ -154,7 +149,6 @@ def test_a_model_no_better_than_chance_is_not_saved(smoke_model: Path, tmp_path:
     assert json.loads((tmp_path / "forced" / "training.json").read_text())["warnings"] == card["warnings"]
 
 
-@needs_data
 def test_base_fine_tunes_a_trained_matcher(smoke_model: Path, tmp_path: Path) -> None:
     """``base`` a model folder ``rationalerm train`` wrote: its head is kept and trained further (an update that
     does not move the weights leaves its scores as they were; a bare encoder's fresh head scores differently),
@@ -220,7 +214,6 @@ def _two_groups_by_argument(n_train_args: int = 60) -> tuple[list[PairLabel], li
     return train_set, held_out
 
 
-@needs_data
 def test_training_learns_human_labels(tmp_path: Path) -> None:
 
     train_set, held_out = _two_groups_by_argument()
@@ -237,7 +230,6 @@ def test_training_learns_human_labels(tmp_path: Path) -> None:
     assert auc is not None and auc >= LEARN_MIN_AUC, f"held-out AUC {auc:.3f} < {LEARN_MIN_AUC} (chance: 0.5)"
 
 
-@needs_data
 def test_distillation_reproduces_an_embedding_run(tmp_path: Path) -> None:
     """Every judged cell of an embedding-judge run is a soft label; the student scores held-out cells like it."""
     from scipy.stats import spearmanr
@@ -278,7 +270,6 @@ def _config(tmp_path: Path, model: Path, extra: str = "") -> Path:
     return cfg
 
 
-@needs_data
 def test_judge_config_mapping_and_fingerprint(smoke_model: Path, tmp_path: Path) -> None:
     from rationalerm.judges import make_judge
     from rationalerm.judges.cross_encoder import map_probability
@@ -351,7 +342,6 @@ def test_a_bad_model_card_is_a_config_error(tmp_path: Path, text: str, message: 
     assert "threshold must be" in message or str(e.value).startswith(str(tmp_path / "training.json"))
 
 
-@needs_data
 def test_full_run_on_examples_cache_and_prefilter(smoke_model: Path, tmp_path: Path) -> None:
     cfg = _config(tmp_path, smoke_model)
     out = tmp_path / "run"
@@ -377,7 +367,6 @@ def test_full_run_on_examples_cache_and_prefilter(smoke_model: Path, tmp_path: P
     assert 0 < kept < 283 and f"judged {kept} pairs" in proc.stdout
 
 
-@needs_data
 def test_killed_run_resumes_to_identical_output(smoke_model: Path, tmp_path: Path) -> None:
     cfg = _config(tmp_path, smoke_model, "chunk_size: 4\n")
     ref = tmp_path / "ref"
@@ -405,7 +394,6 @@ def test_killed_run_resumes_to_identical_output(smoke_model: Path, tmp_path: Pat
 # ------------------------------------------------------------------------------------------------------------
 
 
-@needs_data
 def test_train_command(tmp_path: Path) -> None:
     labels = tmp_path / "argkp.jsonl"
     write_jsonl(labels, label_records(load_argkp("train", DATA).sample(120, 0)))
@@ -433,7 +421,6 @@ def test_train_command(tmp_path: Path) -> None:
 SMOKE_ARGS = ("--max-steps", "3", "--batch-size", "8", "--max-length", "48", "--val-fraction", "0.2")
 
 
-@needs_data
 def test_train_refuses_a_matcher_no_better_than_chance(tmp_path: Path) -> None:
     """Coin-flip labels: one ``error:`` line that says why and what to try, exit 2, nothing written; with
     --force the model is saved and the warning printed and kept in its card."""
@@ -450,7 +437,6 @@ def test_train_refuses_a_matcher_no_better_than_chance(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "m" / "training.json").read_text())["warnings"]
 
 
-@needs_data
 def test_train_reads_audit_labels_beside_their_run(tmp_path: Path) -> None:
     """``{"id", "model", "i", "j", "label"}`` cells (the audit page's export) with ``--run``: the texts come from the
     run's rows; a cell outside its grid is a ``path:line`` error."""
@@ -497,7 +483,6 @@ def test_training_table(validation: bool) -> None:
         assert "(no validation split)" in text and "chosen threshold" in text and "AUC" not in text
 
 
-@needs_data
 def test_a_broken_model_card_is_one_error_line(smoke_model: Path, tmp_path: Path) -> None:
     """A training.json that is not a JSON object stops `run` with an error naming the file, not a traceback."""
     broken = tmp_path / "broken"

@@ -57,7 +57,7 @@ def test_bad_label_sources(tmp_path: Path) -> None:
     with pytest.raises(LabelError, match="no labelled pair"):
         read_labels([tmp_path / "empty.jsonl"])
     (tmp_path / "bad.parquet").write_bytes(b"not parquet")
-    with pytest.raises(LabelError, match=r"bad\.parquet:0: not a readable Parquet file"):
+    with pytest.raises(LabelError, match=r"bad\.parquet: not a readable Parquet file"):
         read_labels([tmp_path / "bad.parquet"])
     (tmp_path / "notarun").mkdir()
     with pytest.raises(LabelError, match="not a run directory"):
