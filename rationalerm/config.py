@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from rationalerm.errors import ConfigError
+from rationalerm.inputs.load import MAX_ITEM_CHARS
 from rationalerm.judges.base import JUDGES, JudgeConfig
 from rationalerm.judges.embedding import EmbeddingJudgeConfig
 from rationalerm.judges.llm.config import ListwiseConfig, LLMJudgeConfig
@@ -47,6 +48,9 @@ class RunConfig(ConfigSection):
     outcome: OutcomeConfig = Field(default_factory=OutcomeConfig)
     models: list[str] | None = Field(None, description="evaluated models; None = every *-checklist key")
     strict: bool = False
+    max_item_chars: int = Field(
+        MAX_ITEM_CHARS, ge=1, description="longest checklist item (characters); a longer one makes its record a bad "
+        "record, before anything embeds or tokenises it")
     cache: str | None = Field(None, description="SQLite cache path; None = OUT/cache.sqlite")
     chunk_size: int | None = Field(
         None, ge=1, description="pairs (or lists) per judge call and cache commit; None = the LLM's batch_size, or 2048"
