@@ -22,7 +22,8 @@ HUMAN_KEY = "human-checklist"
 CHECKLIST_SUFFIX = "-checklist"
 MAX_ITEM_CHARS = 100_000
 """The default longest item (characters, config key ``max_item_chars``): a longer one makes its record a bad
-record before anything embeds or tokenises it, so memory stays bounded by the limit, not by the input."""
+record before anything embeds or tokenises it, so no judge ever holds more than the limit per item. Reading the
+record itself still costs a few times its size, once (a 200 MB item: about 0.7 GB at the peak, then freed)."""
 
 
 @dataclass(frozen=True)
