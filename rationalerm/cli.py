@@ -83,7 +83,9 @@ def _number_or(option: str, value: str, word: str, rule: str) -> float | str:
 
 @app.command()
 def run(
-    inputs: Annotated[list[Path], typer.Argument(help="JSONL or Parquet files in the Qwen/RationaleRM format.")],
+    inputs: Annotated[list[Path], typer.Argument(
+        help="JSONL (plain, .gz, .bz2, .xz or .zst) or Parquet files in the Qwen/RationaleRM format; '-' reads "
+        "standard input (saved as OUT/stdin.jsonl).")],
     config: Annotated[Path | None, typer.Option(
         "--config", "-c", help="YAML run config (default: embedded embedding judge on CPU).")] = None,
     out: Annotated[Path, typer.Option(
@@ -127,6 +129,7 @@ def run(
                  "outcome.label_field": label_field, "outcome.deceptive_threshold": deceptive_threshold,
                  "runner.type": runner or ("ray" if ray_address else None), "runner.address": ray_address}
     cfg = _run_config(config, overrides, threshold)
+    inputs = _with_stdin(inputs, out)
     with rich_progress(err) as progress:
         outcome = run_pipeline(inputs, cfg, out, progress=progress, log=lambda m: err.print(m, highlight=False))
     m = outcome.metrics
@@ -140,6 +143,20 @@ def run(
     if failed:  # an incomplete run: exit 3 (0 = complete, 2 = an error the user can fix)
         err.print(f"[yellow]{failed}[/yellow]", markup=True, highlight=False)
         raise typer.Exit(3)
+
+
+def _with_stdin(inputs: list[Path], out: Path) -> list[Path]:
+    """``-`` among the inputs is standard input, saved as ``OUT/stdin.jsonl``: a run reads its input more than once,
+    and a bad record is then named by a line of a file the user can open."""
+    from rationalerm._util.files import STDIN, spool_stdin
+
+    if all(str(p) != STDIN for p in inputs):
+        return inputs
+    if sys.stdin is None or sys.stdin.isatty():
+        raise ConfigError("'-' reads the records from standard input, but none is piped in "
+                          "(e.g. jq -c ... data.jsonl | rationalerm run - --out runs/mine)")
+    saved = spool_stdin(out / "stdin.jsonl", sys.stdin.buffer)
+    return [saved if str(p) == STDIN else p for p in inputs]
 
 
 @app.command()

@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from rationalerm.errors import ConfigError
+from rationalerm.inputs.load import MAX_ITEM_CHARS
 from rationalerm.judges.base import JUDGES, JudgeConfig
 from rationalerm.judges.embedding import EmbeddingJudgeConfig
 from rationalerm.judges.llm.config import ListwiseConfig, LLMJudgeConfig
@@ -48,6 +49,9 @@ class RunConfig(ConfigSection):
     outcome: OutcomeConfig = Field(default_factory=OutcomeConfig)
     models: list[str] | None = Field(None, description="evaluated models; None = every *-checklist key")
     strict: bool = False
+    max_item_chars: int = Field(
+        MAX_ITEM_CHARS, ge=1, description="longest checklist item (characters); a longer one makes its record a bad "
+        "record, before anything embeds or tokenises it")
     cache: str | None = Field(None, description="SQLite cache path; None = OUT/cache.sqlite")
     chunk_size: int | None = Field(
         None, ge=1, description="pairs (or lists) per judge call and cache commit; None = the LLM's batch_size, or 2048"
@@ -136,23 +140,49 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     return validate(RunConfig, data, str(path) if path is not None else "<default>")
 
 
+MAX_CONFIG_BYTES = 1 << 20
+"""The largest config file read (1 MiB; a real one is a few hundred bytes): a larger file is refused before the
+YAML parser spends minutes on it."""
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """A YAML config file's top-level mapping (empty for an empty file); a missing file, bad YAML or another top
-    level is a ``ConfigError`` naming the file (and the line)."""
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
-        raise ConfigError(f"{path}: no such config file") from e
-    except yaml.MarkedYAMLError as e:
-        where = f":{e.problem_mark.line + 1}" if e.problem_mark is not None else ""
-        raise ConfigError(f"{path}{where}: not valid YAML ({e.problem})") from e
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from e
+    """A YAML config file's top-level mapping (empty for an empty file); a missing, unreadable or oversized file,
+    bad YAML (nested too deeply included) or another top level is a ``ConfigError`` naming the file (and the
+    line)."""
+    raw = _parse_yaml(Path(path), _read_config_text(Path(path)))
     if raw is None:
         return {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping, got {type(raw).__name__}")
     return raw
+
+
+def _read_config_text(path: Path) -> str:
+    try:
+        if path.is_dir():
+            raise ConfigError(f"{path}: is a directory, not a config file")
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: {size:,} bytes; a config file may have at most {MAX_CONFIG_BYTES:,}")
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        raise ConfigError(f"{path}: no such config file") from e
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a YAML text file (not valid UTF-8 at byte {e.start})") from e
+
+
+def _parse_yaml(path: Path, text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        where = f":{e.problem_mark.line + 1}" if e.problem_mark is not None else ""
+        raise ConfigError(f"{path}{where}: not valid YAML ({e.problem})") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from e
+    except RecursionError:  # the parser recurses once per level of nesting
+        raise ConfigError(f"{path}: not valid YAML (nested too deeply)") from None
 
 
 def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:

@@ -36,7 +36,7 @@ from rationalerm._version import __version__
 from rationalerm.config import RunConfig
 from rationalerm.errors import ConfigError
 from rationalerm.inputs.grids import Grid, kept_cells
-from rationalerm.inputs.load import LoadResult, LoadState, iter_samples, no_valid_record
+from rationalerm.inputs.load import MAX_ITEM_CHARS, LoadResult, LoadState, iter_samples, no_valid_record
 from rationalerm.judges import ListJudge, PairJudge, PairScore, ProgressFactory, make_judge, null_progress
 from rationalerm.judges.cache import JudgeCache, fingerprint_id
 from rationalerm.judges.prefilter import Prefilter
@@ -151,7 +151,7 @@ class Scan:
 
 def scan(paths: list[Path], cfg: RunConfig, want_texts: bool, want_pairs: bool) -> Scan:
     """Step 1: one pass over the input (a bad record is reported, or stops a strict run, before any judging)."""
-    state = LoadState(cfg.models, cfg.outcome.label_field)
+    state = LoadState(cfg.models, cfg.outcome.label_field, cfg.max_item_chars)
     texts: dict[str, None] = {}
     pairs: dict[Pair, None] = {}
     n = 0
@@ -189,8 +189,12 @@ class ListwiseCalls:
 
 def _parts_config(cfg: RunConfig) -> dict[str, Any]:
     """The config part of the result parts' key. The reference rule is left out: the fingerprint beside it records
-    it when on, so a run with it off keys its parts as versions before the rule did (and reuses their parts)."""
-    return cfg.model_dump(mode="json", exclude={"runner": True, "judge": {"canonical_references"}})
+    it when on, so a run with it off keys its parts as versions before the rule did (and reuses their parts). So is
+    the item limit at its default: versions before it had none, and their parts stay reusable."""
+    exclude: dict[str, Any] = {"runner": True, "judge": {"canonical_references"}}
+    if cfg.max_item_chars == MAX_ITEM_CHARS:
+        exclude["max_item_chars"] = True
+    return cfg.model_dump(mode="json", exclude=exclude)
 
 
 @dataclass
@@ -253,7 +257,8 @@ class Run:
         """The input's units a shard at a time; every pass re-reads it the same way (reading counts as load)."""
         cfg = self.cfg
         return self.clock.timed("load", iter_shards(self.paths, self.loaded.models, cfg.shard_size,
-                                                    strict=cfg.strict, load=(cfg.models, cfg.outcome.label_field)))
+                                                    strict=cfg.strict,
+                                                    load=(cfg.models, cfg.outcome.label_field, cfg.max_item_chars)))
 
     def prefilter_pairs(self, found: Scan) -> list[Pair]:
         """Step 2: the pairs to judge -- the scan's, or (prefilter enabled) those it keeps, found in one more pass."""

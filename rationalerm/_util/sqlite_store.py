@@ -12,6 +12,7 @@ processes read and write the same file at the same time (``timeout``: how long a
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -20,7 +21,9 @@ from typing import Any
 
 import orjson
 
+from rationalerm._util.files import ensure_dir
 from rationalerm._util.hashing import stable_hash
+from rationalerm.errors import OutputError
 
 Row = tuple[Any, ...]
 _BATCH = 500
@@ -37,19 +40,60 @@ def _batches(keys: Sequence[str]) -> Iterator[Sequence[str]]:
         yield keys[start:start + _BATCH]
 
 
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_NOT_A_CACHE = "left as it is; name a new file, or a cache file this command wrote"
+
+
+def _check_not_foreign(path: Path) -> None:
+    """A store is a new file, an empty one or a SQLite database: anything else (the input JSONL given as the cache,
+    a directory) is an ``OutputError`` before SQLite opens it, so it is never written to."""
+    if path.is_dir():
+        raise OutputError(f"{path}: is a directory; a cache is a file (e.g. {path / 'cache.sqlite'})")
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(_SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise OutputError(f"{path}: cannot read the cache ({e.strerror or e})") from e
+    if head and head != _SQLITE_HEADER:
+        raise OutputError(f"{path}: not a cache (not a SQLite database); {_NOT_A_CACHE}")
+
+
+def _check_tables(db: sqlite3.Connection, path: Path, schema: str) -> None:
+    """A SQLite database with tables, none of them this store's, is someone else's: refused, never added to."""
+    ours = set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", schema))
+    theirs = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if theirs and not theirs & ours:
+        raise OutputError(f"{path}: a SQLite database without this cache's tables ({', '.join(sorted(ours))}); "
+                          f"{_NOT_A_CACHE}")
+
+
 class FingerprintStore:
     """A SQLite file of ``(fp, key, value columns...)`` tables, read and written for one fingerprint."""
 
     def __init__(self, path: str | Path, fingerprint: dict[str, Any], schema: str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _check_not_foreign(self.path)
+        ensure_dir(self.path.parent)
         self.fingerprint = fingerprint
         self.fp = fingerprint_id(fingerprint)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: a crash keeps every commit but the OS's last few
-        self._db.executescript(schema)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+        except sqlite3.Error as e:
+            raise OutputError(f"{self.path}: cannot open the cache ({e})") from e
+        try:
+            _check_tables(self._db, self.path, schema)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: a crash keeps every commit but the OS's last few
+            self._db.executescript(schema)
+        except sqlite3.Error as e:
+            self._db.close()
+            raise OutputError(f"{self.path}: cannot use the cache ({e})") from e
+        except BaseException:
+            self._db.close()
+            raise
 
     def remember_fingerprint(self, table: str) -> None:
         """Store the fingerprint itself beside its id in ``table (fp, fingerprint)``: the file says what wrote it."""

@@ -9,18 +9,23 @@ from __future__ import annotations
 import difflib
 import re
 import shlex
+import unicodedata
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rationalerm._util.files import iter_records
+from rationalerm._util.files import STDIN, iter_records
 from rationalerm._util.hashing import stable_hash
 from rationalerm.errors import LoadError
 
 HUMAN_KEY = "human-checklist"
 CHECKLIST_SUFFIX = "-checklist"
+MAX_ITEM_CHARS = 100_000
+"""The default longest item (characters, config key ``max_item_chars``): a longer one makes its record a bad
+record before anything embeds or tokenises it, so no judge ever holds more than the limit per item. Reading the
+record itself still costs a few times its size, once (a 200 MB item: about 0.7 GB at the peak, then freed)."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,14 @@ class LoadResult:
         return {"count": len(self.skipped), "records": [str(s) for s in self.skipped]}
 
 
-def _items(value: Any, key: str, blanks: list[str], allow_empty: bool = False) -> list[str]:
+def nfc(text: str) -> str:
+    """``text`` in Unicode normal form C (composed: "e" + U+0301 becomes U+00E9); a text already in it (nearly every
+    text) is returned as it is, without copying."""
+    return text if unicodedata.is_normalized("NFC", text) else unicodedata.normalize("NFC", text)
+
+
+def _items(value: Any, key: str, blanks: list[str], allow_empty: bool = False,
+           max_chars: int = MAX_ITEM_CHARS) -> list[str]:
     """The list's items, stripped; a blank item stays in place as "" (indices keep referring to the input)."""
     if not isinstance(value, list):
         raise ValueError(f"{key!r} must be a list of strings, got {type(value).__name__}")
@@ -81,6 +93,9 @@ def _items(value: Any, key: str, blanks: list[str], allow_empty: bool = False) -
     for k, item in enumerate(value):
         if not isinstance(item, str):
             raise ValueError(f"{key!r} item {k} is {type(item).__name__}, not a string")
+        if len(item) > max_chars:
+            raise ValueError(f"{key!r} item {k} has {len(item):,} characters, over the limit of {max_chars:,} "
+                             "(config key max_item_chars)")
         if not item.strip():
             blanks.append(f"{key!r} item {k} is blank: it keeps its position and is never matched")
         out.append(item.strip())
@@ -89,16 +104,22 @@ def _items(value: Any, key: str, blanks: list[str], allow_empty: bool = False) -
     return out
 
 
+def fold_key(key: str) -> str:
+    """A key as it is compared: lower case, Unicode normal form C (keys that differ in neither are the same key)."""
+    return nfc(key).lower()
+
+
 def _unique_keys(rec: dict[str, Any], suffix: str) -> dict[str, str]:
-    """Lower-cased key -> the record's key, for keys ending in ``suffix`` (case-insensitively); two keys that
-    differ only in case are ambiguous: an error, never a silent choice."""
+    """Folded key (``fold_key``) -> the record's key, for keys ending in ``suffix`` (case-insensitively); two keys
+    that differ only in case or in Unicode normalisation are ambiguous: an error, never a silent choice."""
     out: dict[str, str] = {}
     for key in rec:
-        low = key.lower()
+        low = fold_key(key)
         if not low.endswith(suffix):
             continue
         if low in out:
-            raise ValueError(f"keys {out[low]!r} and {key!r} differ only in case: ambiguous")
+            how = "case" if out[low].lower() == key.lower() else "Unicode normalisation (NFC)"
+            raise ValueError(f"keys {out[low]!r} and {key!r} differ only in {how}: ambiguous")
         out[low] = key
     return out
 
@@ -116,13 +137,15 @@ def _model_keys(rec: dict[str, Any]) -> dict[str, str]:
 
 
 def _parse(rec: Any, wanted: dict[str, str] | None, names: dict[str, str], blanks: list[str],
-           label_field: str = "label") -> Sample:
+           label_field: str = "label", max_chars: int = MAX_ITEM_CHARS) -> Sample:
+    """One record as a ``Sample``; items are compared in Unicode normal form C (``nfc``), and a record without
+    ``id`` is named by its texts as written (ids stay those of earlier versions)."""
     if not isinstance(rec, dict):
         raise ValueError(f"record must be a JSON object, got {type(rec).__name__}")
     human_key = _unique_keys(rec, CHECKLIST_SUFFIX).get(HUMAN_KEY)
     if human_key is None:
         raise ValueError(f"missing {HUMAN_KEY!r}")
-    human = _items(rec[human_key], human_key, blanks)
+    human = _items(rec[human_key], human_key, blanks, max_chars=max_chars)
     keys = _model_keys(rec)
     models: dict[str, list[str]] = {}
     for low, key in keys.items():
@@ -131,7 +154,8 @@ def _parse(rec: Any, wanted: dict[str, str] | None, names: dict[str, str], blank
         if rec[key] is None:
             continue
         name = names.setdefault(low, key[: -len(CHECKLIST_SUFFIX)])  # the data's spelling, even if --models differs
-        models[name] = _items(rec[key], key, blanks, allow_empty=True)  # an empty list: no rationale given
+        models[name] = _items(rec[key], key, blanks, allow_empty=True,  # an empty list: no rationale given
+                              max_chars=max_chars)
     labels = {}
     _unique_keys(rec, "-label")
     for key, value in rec.items():
@@ -145,8 +169,9 @@ def _parse(rec: Any, wanted: dict[str, str] | None, names: dict[str, str], blank
     sid = rec.get("id")
     if sid is None:
         sid = "h" + stable_hash({"human": human, "models": models, "extra": extra})
-    return Sample(id=str(sid), human=human, models=models, domain=None if domain is None else str(domain),
-                  labels=labels, extra=extra)
+    return Sample(id=str(sid), human=[nfc(t) for t in human],
+                  models={name: [nfc(t) for t in items] for name, items in models.items()},
+                  domain=None if domain is None else str(domain), labels=labels, extra=extra)
 
 
 class LoadState:
@@ -156,9 +181,11 @@ class LoadState:
     A streaming run reads the input more than once; each pass starts a fresh state, so every pass yields the
     same samples."""
 
-    def __init__(self, models: list[str] | None = None, label_field: str = "label") -> None:
-        self.wanted = {m.lower(): m for m in models} if models else None
+    def __init__(self, models: list[str] | None = None, label_field: str = "label",
+                 max_item_chars: int = MAX_ITEM_CHARS) -> None:
+        self.wanted = {fold_key(m): m for m in models} if models else None
         self.label_field = label_field
+        self.max_item_chars = max_item_chars
         self.names: dict[str, str] = {}
         self.skipped: list[Skipped] = []
         self.warnings: list[Skipped] = []
@@ -219,6 +246,8 @@ def iter_samples(paths: str | Path | list[str | Path], state: LoadState, strict:
     ``state.skipped`` (with ``strict`` the first one raises ``LoadError``)."""
     path_list = _paths(paths)
     for n, path in enumerate(path_list):
+        if str(path) == STDIN and not path.exists():
+            raise LoadError(f"{STDIN}: standard input is read by 'rationalerm run' only; save it to a file first")
         if not path.exists():
             raise LoadError(f"{path}: no such file")
         if not path.is_file():
@@ -228,7 +257,7 @@ def iter_samples(paths: str | Path | list[str | Path], state: LoadState, strict:
             blanks: list[str] = []
             if err is None:
                 try:
-                    sample = _parse(rec, state.wanted, state.names, blanks, state.label_field)
+                    sample = _parse(rec, state.wanted, state.names, blanks, state.label_field, state.max_item_chars)
                     if sample.id in state.seen_ids:
                         first_n, first_line = state.seen_ids[sample.id]
                         raise ValueError(f"duplicate id {sample.id!r} (first at {path_list[first_n]}:{first_line})")
@@ -257,10 +286,10 @@ def no_valid_record(paths: str | Path | list[str | Path], skip_report: list[str]
 
 def load_samples(
     paths: str | Path | list[str | Path], models: list[str] | None = None, strict: bool = False,
-    label_field: str = "label",
+    label_field: str = "label", max_item_chars: int = MAX_ITEM_CHARS,
 ) -> LoadResult:
     """Read every record into memory; with ``strict`` the first bad one raises ``LoadError``."""
-    state = LoadState(models, label_field)
+    state = LoadState(models, label_field, max_item_chars)
     samples = list(iter_samples(paths, state, strict))
     found = state.models(_paths(paths))
     result = LoadResult(samples=samples, models=found, skipped=state.skipped, warnings=state.warnings)

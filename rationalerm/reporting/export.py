@@ -12,11 +12,13 @@ Written to ``--out`` (default: the run directory):
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from rationalerm._util.files import atomic_write_bytes, ensure_dir
 from rationalerm.errors import ConfigError
 from rationalerm.runs.directory import SavedRun, load_run
 from rationalerm.scoring.outcome import Unparseable, deceptive_cases, is_deceptive, normalize_label, row_outcome
@@ -110,12 +112,27 @@ _DECEPTIVE_COLS = ["id", "domain", "model", "rc", "precision", "ap", "human_labe
                    "model_items", "matched"]
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""First characters that make a spreadsheet read a cell as a formula (OWASP, "CSV Injection")."""
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as a CSV cell a spreadsheet shows and never executes: text starting with a formula character gets a
+    leading ``'`` (OWASP's advice; numbers are left as numbers, None is an empty cell). Parquet keeps raw values."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=columns, extrasaction="raise")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: "" if r.get(k) is None else r[k] for k in columns})
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="raise")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: csv_cell(r.get(k)) for k in columns})
+    atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
 
 
 def _write_parquet(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
@@ -126,7 +143,9 @@ def _write_parquet(path: Path, rows: list[dict[str, Any]], columns: list[str]) -
         table = pa.Table.from_pylist(rows)
     else:
         table = pa.table({c: pa.array([], type=pa.string()) for c in columns})
-    pq.write_table(table.select(columns), path)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table.select(columns), sink)
+    atomic_write_bytes(path, sink.getvalue().to_pybytes())
 
 
 def export_run(run_dir: str | Path, fmt: Format = "csv", out_dir: str | Path | None = None,
@@ -135,8 +154,7 @@ def export_run(run_dir: str | Path, fmt: Format = "csv", out_dir: str | Path | N
     if fmt not in ("csv", "parquet"):
         raise ConfigError(f"--format must be csv or parquet, not {fmt!r}")
     view = load_run(run_dir).with_outcome(deceptive_threshold)
-    out = Path(out_dir) if out_dir is not None else view.path
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_dir(out_dir if out_dir is not None else view.path)
     written = []
     tables = {
         "samples": (sample_rows(view), None),

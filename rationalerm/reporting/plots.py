@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
+from rationalerm._util.files import ensure_dir
 from rationalerm._util.numbers import fmt
 
 matplotlib.use("Agg")
@@ -325,8 +326,7 @@ def inline_svgs(views: Sequence[SavedRun]) -> dict[str, str]:
 
 def write_plots(views: Sequence[SavedRun], out_dir: str | Path, dpi: int = 200) -> list[Path]:
     """Each figure as NAME.png (``dpi``) and NAME.svg, dark ink on white, for papers."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_dir(out_dir)
     written = []
     with _style(PAPER_INK):
         for name, make in FIGURES.items():

@@ -23,7 +23,7 @@ import orjson
 from rationalerm._util.files import _umask, atomic_write_bytes, ensure_dir, read_json, write_json
 from rationalerm._util.hashing import stable_hash
 from rationalerm.inputs.grids import Grid
-from rationalerm.inputs.load import LoadState, iter_samples
+from rationalerm.inputs.load import MAX_ITEM_CHARS, LoadState, iter_samples
 from rationalerm.runs.directory import RESULTS
 from rationalerm.scoring.rows import ResultRow
 
@@ -32,7 +32,7 @@ PARTS = "results.parts"
 
 
 def iter_shards(paths: Sequence[Path], models: Sequence[str], shard_size: int, *, strict: bool = False,
-                load: tuple[list[str] | None, str] = (None, "label")) -> Iterator[list[Grid]]:
+                load: tuple[list[str] | None, str, int] = (None, "label", MAX_ITEM_CHARS)) -> Iterator[list[Grid]]:
     """The units (sample x model, models in ``models`` order) of ``shard_size`` samples at a time."""
     state = LoadState(*load)
     shard: list[Grid] = []

@@ -13,7 +13,11 @@ from rationalerm.scoring.summary import summarize
 
 
 def rescored_dir(run_dir: Path) -> Path:
-    """The default output of ``rationalerm score``: a new directory beside the run (never the run itself)."""
+    """The default output of ``rationalerm score``: a new directory beside the run (never the run itself). A path
+    with no name of its own (``.``, ``..``) is resolved first: ``score .`` inside ``runs/mine`` writes
+    ``runs/mine-rescored``."""
+    if run_dir.name in ("", ".."):
+        run_dir = run_dir.resolve()
     k = 1
     while True:
         cand = run_dir.parent / f"{run_dir.name}-rescored{'' if k == 1 else f'-{k}'}"
