@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, TypeVar
 
 import numpy as np
@@ -145,8 +146,9 @@ class ShardCells:
             kept &= np.concatenate([np.asarray(x, dtype=bool).ravel() for x in masks])
         return cls(texts, h, s, kept, shapes)
 
+    @cached_property
     def pairs(self) -> tuple[list[Pair], np.ndarray]:
-        """The distinct pairs of the kept cells, and each kept cell's index into them."""
+        """The distinct pairs of the kept cells, and each kept cell's index into them (found once per shard)."""
         code = self.human[self.kept] * len(self.texts) + self.model[self.kept]
         distinct, which = np.unique(code, return_inverse=True)
         t = self.texts
@@ -171,7 +173,7 @@ def pair_matrices(
     """The units' matrices and per-cell details from the pairs' scores (a failed pair's cell is NaN); scattered
     from the distinct pairs to the cells by index arrays."""
     cells = cells or ShardCells.of(units, masks)
-    pairs, which = cells.pairs()
+    pairs, which = cells.pairs
     found = [scores[p] for p in pairs]
     values = np.fromiter((np.nan if ps.score is None else ps.score for ps in found), dtype=float, count=len(found))
     details = np.fromiter((ps.detail for ps in found), dtype=object, count=len(found))
@@ -187,10 +189,11 @@ def shard_scores(
 
     ``memo`` keeps up to ``memo_size`` scores read for earlier shards (pairs recur across shards), so memory
     stays bounded while a corpus with a recurring vocabulary reads each pair from SQLite once."""
-    pairs, _ = (cells or ShardCells.of(units, masks)).pairs()
+    pairs, _ = (cells or ShardCells.of(units, masks)).pairs
     memo = {} if memo is None else memo
-    scores = {p: memo[p] for p in pairs if p in memo}
-    read = cache.get_pairs([p for p in pairs if p not in scores])
+    known = [memo.get(p) for p in pairs]
+    scores = {p: ps for p, ps in zip(pairs, known) if ps is not None}
+    read = cache.get_pairs([p for p, ps in zip(pairs, known) if ps is None])
     for p, ps in read.items():
         if len(memo) < memo_size:
             memo[p] = ps
