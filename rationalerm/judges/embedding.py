@@ -44,14 +44,14 @@ def load_encoder(model: str | None, device: str | None = None) -> Any:
     path = model or default_model_path()
     if Path(path).exists():
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-
     from rationalerm._util.local_models import loading
 
-    with loading(path, "embedding judge"):
+    label = "all-MiniLM-L6-v2" if path == default_model_path() else None  # the packaged folder is named 'model'
+    with loading(path, "embedding judge", label):  # inside: the imports load torch, the status shows from the start
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
         return SentenceTransformer(path, device=device or "cpu")
 
 

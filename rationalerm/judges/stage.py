@@ -16,11 +16,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, TypeVar
 
 import numpy as np
 
-from rationalerm.inputs.grids import Grid, kept_cells
+from rationalerm.inputs.grids import Grid
 from rationalerm.judges.base import (
     ListJudge,
     ListResult,
@@ -106,37 +107,110 @@ def judge_missing(
     return JudgedPairs(len(todo), len(pairs) - len(todo), failures)
 
 
+@dataclass(frozen=True)
+class ShardCells:
+    """Every cell of a shard's grids as flat arrays (unit after unit, row-major): the read-back from the cache and
+    the matrix fill are array operations on them, with Python work per distinct text and per distinct pair only.
+    """
+
+    texts: list[str]
+    """The shard's distinct texts; the arrays below hold indices into it."""
+    human: np.ndarray
+    """Per cell: its human item (an index into ``texts``)."""
+    model: np.ndarray
+    """Per cell: its model item."""
+    kept: np.ndarray
+    """Per cell: judged (two non-blank items, kept by the prefilter when it ran)."""
+    shapes: list[tuple[int, int]]
+    """Per unit: (human items, model items)."""
+
+    @classmethod
+    def of(cls, units: Sequence[Grid], masks: list[np.ndarray] | None) -> ShardCells:
+        ids: dict[str, int] = {}
+        human = [[ids.setdefault(t, len(ids)) for t in u.human] for u in units]
+        model = [[ids.setdefault(t, len(ids)) for t in u.items] for u in units]
+        shapes = [(len(h), len(m)) for h, m in zip(human, model)]
+        n = np.array([a for a, _ in shapes], dtype=np.int64)
+        m = np.array([b for _, b in shapes], dtype=np.int64)
+        unit = np.repeat(np.arange(len(units)), n * m)  # each cell's unit
+        local = np.arange(unit.size) - np.repeat(np.cumsum(n * m) - n * m, n * m)  # its index inside the unit
+        width = np.maximum(m, 1)[unit]
+        rows = (np.cumsum(n) - n)[unit] + local // width  # the cell's human item among all the shard's
+        cols = (np.cumsum(m) - m)[unit] + local % width
+        h = np.array([i for x in human for i in x], dtype=np.int64)[rows]
+        s = np.array([j for x in model for j in x], dtype=np.int64)[cols]
+        texts = list(ids)
+        filled = np.fromiter((bool(t) for t in texts), dtype=bool, count=len(texts))  # a blank item is never judged
+        kept = filled[h] & filled[s] if unit.size else np.zeros(0, dtype=bool)
+        if masks is not None and unit.size:
+            kept &= np.concatenate([np.asarray(x, dtype=bool).ravel() for x in masks])
+        return cls(texts, h, s, kept, shapes)
+
+    @cached_property
+    def pairs(self) -> tuple[list[Pair], np.ndarray]:
+        """The distinct pairs of the kept cells, and each kept cell's index into them (found once per shard)."""
+        code = self.human[self.kept] * len(self.texts) + self.model[self.kept]
+        distinct, which = np.unique(code, return_inverse=True)
+        t = self.texts
+        return [(t[c // len(t)], t[c % len(t)]) for c in distinct.tolist()], which.reshape(-1)
+
+    def fill(self, values: np.ndarray, which: np.ndarray, blank: object) -> np.ndarray:
+        """Per cell: ``values[which]`` for the kept cells in order, ``blank`` elsewhere."""
+        out = np.full(self.kept.size, blank, dtype=values.dtype)
+        out[self.kept] = values[which]
+        return out
+
+    def per_unit(self, flat: np.ndarray) -> list[np.ndarray]:
+        """``flat`` (one value per cell) cut into the units' ``(n, m)`` matrices."""
+        ends = np.cumsum([n * m for n, m in self.shapes]).tolist()
+        return [flat[end - n * m:end].reshape(n, m) for end, (n, m) in zip(ends, self.shapes)]
+
+
 def pair_matrices(
     units: Sequence[Grid], masks: list[np.ndarray] | None, scores: dict[Pair, PairScore],
+    cells: ShardCells | None = None,
 ) -> tuple[list[np.ndarray], list[list[list[Any]]]]:
-    """The units' matrices and per-cell details from the pairs' scores (a failed pair's cell is NaN)."""
-    matrices = [np.zeros((len(u.human), len(u.items))) for u in units]
-    details: list[list[list[Any]]] = [[[None] * len(u.items) for _ in u.human] for u in units]
-    for k, i, j, h, s in kept_cells(units, masks):
-        ps = scores[(h, s)]
-        matrices[k][i, j] = np.nan if ps.score is None else ps.score
-        details[k][i][j] = ps.detail
-    return matrices, details
+    """The units' matrices and per-cell details from the pairs' scores (a failed pair's cell is NaN); scattered
+    from the distinct pairs to the cells by index arrays."""
+    cells = cells or ShardCells.of(units, masks)
+    pairs, which = cells.pairs
+    found = [scores[p] for p in pairs]
+    values = np.fromiter((np.nan if ps.score is None else ps.score for ps in found), dtype=float, count=len(found))
+    details = np.fromiter((ps.detail for ps in found), dtype=object, count=len(found))
+    matrices = cells.per_unit(cells.fill(values, which, 0.0))
+    return matrices, [d.tolist() for d in cells.per_unit(cells.fill(details, which, None))]
 
 
 def shard_scores(
     cache: JudgeCache, units: Sequence[Grid], masks: list[np.ndarray] | None, judged: JudgedPairs,
-    memo: dict[Pair, PairScore] | None = None, memo_size: int = 100_000,
+    memo: dict[Pair, PairScore] | None = None, memo_size: int = 100_000, cells: ShardCells | None = None,
 ) -> dict[Pair, PairScore]:
     """The scores of a shard's pairs: from the cache, and this run's failures (which the cache never holds).
 
     ``memo`` keeps up to ``memo_size`` scores read for earlier shards (pairs recur across shards), so memory
     stays bounded while a corpus with a recurring vocabulary reads each pair from SQLite once."""
-    pairs = list(dict.fromkeys((h, s) for _, _, _, h, s in kept_cells(units, masks)))
+    pairs, _ = (cells or ShardCells.of(units, masks)).pairs
     memo = {} if memo is None else memo
-    scores = {p: memo[p] for p in pairs if p in memo}
-    read = cache.get_pairs([p for p in pairs if p not in scores])
+    known = [memo.get(p) for p in pairs]
+    scores = {p: ps for p, ps in zip(pairs, known) if ps is not None}
+    read = cache.get_pairs([p for p, ps in zip(pairs, known) if ps is None])
     for p, ps in read.items():
         if len(memo) < memo_size:
             memo[p] = ps
     scores.update(read)
-    scores.update((p, judged.failures[p]) for p in pairs if p in judged.failures)
+    if judged.failures:
+        scores.update((p, judged.failures[p]) for p in pairs if p in judged.failures)
     return scores
+
+
+def read_matrices(
+    cache: JudgeCache, units: Sequence[Grid], masks: list[np.ndarray] | None, judged: JudgedPairs,
+    memo: dict[Pair, PairScore] | None = None,
+) -> tuple[list[np.ndarray], list[list[list[Any]]]]:
+    """A shard's matrices and details read back from the cache (``shard_scores`` then ``pair_matrices``, on the
+    shard's cells found once)."""
+    cells = ShardCells.of(units, masks)
+    return pair_matrices(units, masks, shard_scores(cache, units, masks, judged, memo, cells=cells), cells)
 
 
 def _judge_missing_lists(

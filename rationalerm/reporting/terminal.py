@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from rationalerm._util.numbers import MISSING, fmt
 
@@ -127,6 +129,25 @@ def rich_progress(console: Console) -> Iterator[Callable[[str, int], Any]]:
             yield lambda n: bar.advance(task, n)
 
         yield factory
+
+
+@contextmanager
+def load_status(console: Console, message: str) -> Iterator[None]:
+    """While a model loads: a spinner with ``message`` on a terminal (the line itself in a log), then the time it
+    took (``_util.local_models.announcing``)."""
+    start = time.perf_counter()
+    if console.is_terminal:
+        with console.status(Text(message)):  # a path is text, never markup
+            yield
+    else:
+        _line(console, message)
+        yield
+    _line(console, f"{message}: done in {time.perf_counter() - start:.1f} s")
+
+
+def _line(console: Console, text: str) -> None:
+    """``text`` as one line, however long (a log greps it), never read as markup (a path may hold brackets)."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 def compare_tables(res: RunComparison) -> list[Table]:

@@ -106,10 +106,10 @@ def _score_stack(w: np.ndarray) -> list[SampleScore]:
     recall = total / n
     precision = total / m if m else np.zeros(b)
     ap = ((np.cumsum(by_col, axis=1) / np.arange(1, m + 1)) * matched).sum(axis=1) / n
-    row_vals = np.zeros((b, n))
-    row_vals[bi, ii] = w[bi, ii, jj]
-    out = []
-    for c, v, p, r, a in zip(cols.tolist(), row_vals.tolist(), precision.tolist(), recall.tolist(), ap.tolist()):
-        pairs = [(i, j, s) for i, (j, s) in enumerate(zip(c, v)) if j >= 0]
-        out.append(SampleScore(p, r, f1_of(p, r), a, pairs))
-    return out
+    # Every sample's matches (i, j, score) as one flat list in sample order (np.nonzero walks samples, then human
+    # items), cut per sample: no Python loop over a sample's items.
+    matches = list(zip(ii.tolist(), jj.tolist(), w[bi, ii, jj].tolist()))
+    ends = np.cumsum(np.bincount(bi, minlength=b)).tolist()
+    starts = [0, *ends[:-1]]
+    return [SampleScore(p, r, f1_of(p, r), a, matches[lo:hi])
+            for p, r, a, lo, hi in zip(precision.tolist(), recall.tolist(), ap.tolist(), starts, ends)]

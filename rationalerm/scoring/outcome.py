@@ -23,7 +23,7 @@ whose model label is right and whose RC (recall) is at or below ``outcome.decept
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -31,7 +31,7 @@ from rationalerm.errors import Unparseable
 from rationalerm.scoring.references import LABEL_NOUNS, MARKS
 from rationalerm.scoring.rows import ResultRow
 from rationalerm.scoring.settings import DEFAULT_DECEPTIVE_THRESHOLD, DEFAULT_LABEL_FIELD
-from rationalerm.scoring.stats import Bootstrap
+from rationalerm.scoring.stats import Bootstrap, Values
 
 Label = Literal[1, 2, "tie"]
 Status = Literal["correct", "wrong", "missing", "unparseable"]
@@ -135,7 +135,7 @@ def unparseable_labels(outcome: Outcome) -> list[str]:
     return out
 
 
-def oa_of_hits(hits: Sequence[float], boot: Bootstrap) -> dict[str, Any]:
+def oa_of_hits(hits: Values, boot: Bootstrap) -> dict[str, Any]:
     """OA and its interval from the compared samples' hits (1.0 right, 0.0 wrong) in sample order."""
     if not len(hits):
         return {"accuracy": None, "ci": None, "n": 0, "correct": 0}

@@ -20,20 +20,19 @@ from rationalerm.scoring.outcome import is_deceptive, oa_of_hits, rc_valid, row_
 from rationalerm.scoring.rows import ResultRow, failed_cells, row_status
 from rationalerm.scoring.sample import METRICS, SampleScore
 from rationalerm.scoring.settings import OutcomeConfig, ScoringConfig
-from rationalerm.scoring.stats import Bootstrap
+from rationalerm.scoring.stats import Bootstrap, Values
 
 MAX_EXAMPLES = 5
 """Unparseable labels listed per model (``oa.unparseable_examples``)."""
 
 
-def metric_summary(columns: Mapping[str, Sequence[float]], boot: Bootstrap) -> dict[str, Any]:
+def metric_summary(columns: Mapping[str, Values], boot: Bootstrap) -> dict[str, Any]:
     """Means of the valid samples' metric columns (``METRICS`` -> values in sample order), each with its
     bootstrap interval, and their standard deviations."""
     n = len(columns[METRICS[0]])
     out: dict[str, Any] = {"n_samples": n}
     ci: dict[str, list[float]] = {}
-    for k in METRICS:
-        iv = boot.interval(columns[k])
+    for k, iv in zip(METRICS, boot.intervals([columns[k] for k in METRICS])):  # one resample draw for all four
         out[k] = iv.mean
         ci[k] = [iv.low, iv.high]
     out["ci"] = ci
@@ -172,8 +171,9 @@ class CorpusTally:
         return {"label_field": self.outcome.label_field, "deceptive_threshold": float(self.outcome.deceptive_threshold)}
 
 
-def _select(values: array, codes: array, code: int) -> array:
-    return array("d", (v for v, c in zip(values, codes) if c == code))
+def _select(values: array, codes: array, code: int) -> np.ndarray:
+    """The values whose domain is ``code``, in order (a mask over the flat arrays, no loop over the rows)."""
+    return np.frombuffer(values, dtype=np.float64)[np.frombuffer(codes, dtype=np.intc) == code]
 
 
 def summarize(

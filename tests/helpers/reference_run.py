@@ -17,9 +17,10 @@ from rationalerm.config import RunConfig
 from rationalerm.inputs.grids import Grid, kept_cells
 from rationalerm.inputs.load import LoadResult, load_samples
 from rationalerm.judges import ListJudge, PairJudge, ProgressFactory, make_judge, null_progress
+from rationalerm.judges.base import Pair, PairScore
 from rationalerm.judges.cache import JudgeCache, fingerprint_id
 from rationalerm.judges.prefilter import Prefilter, PrefilterStats
-from rationalerm.judges.stage import judge_listwise, judge_missing, pair_matrices, shard_scores
+from rationalerm.judges.stage import JudgedPairs, judge_listwise, judge_missing
 from rationalerm.scoring.rows import score_rows
 from tests.helpers.batch_summary import batch_metrics
 
@@ -38,6 +39,30 @@ def prefilter_masks(
     masks = [pf.mask(u) for u in units]
     pf.tally(units, masks)
     return masks, pf.stats
+
+
+def cellwise_matrices(
+    units: Sequence[Grid], masks: list[np.ndarray] | None, scores: dict[Pair, PairScore],
+) -> tuple[list[np.ndarray], list[list[list[Any]]]]:
+    """The matrices and details one cell at a time (the package's ``pair_matrices`` before it worked on arrays):
+    the oracle of its array version."""
+    matrices = [np.zeros((len(u.human), len(u.items))) for u in units]
+    details: list[list[list[Any]]] = [[[None] * len(u.items) for _ in u.human] for u in units]
+    for k, i, j, h, s in kept_cells(units, masks):
+        ps = scores[(h, s)]
+        matrices[k][i, j] = np.nan if ps.score is None else ps.score
+        details[k][i][j] = ps.detail
+    return matrices, details
+
+
+def cellwise_scores(
+    cache: JudgeCache, units: Sequence[Grid], masks: list[np.ndarray] | None, judged: JudgedPairs,
+) -> dict[Pair, PairScore]:
+    """The scores of the units' pairs from the cache and the run's failures, one cell at a time."""
+    pairs = list(dict.fromkeys((h, s) for _, _, _, h, s in kept_cells(units, masks)))
+    scores = cache.get_pairs(pairs)
+    scores.update((p, judged.failures[p]) for p in pairs if p in judged.failures)
+    return scores
 
 
 @dataclass
@@ -64,7 +89,7 @@ def judge_pairwise(
     answer is cached as it arrives. A failed pair's cell is NaN and its detail says why."""
     pairs = list(dict.fromkeys((h, s) for _, _, _, h, s in kept_cells(units, masks)))
     judged = judge_missing(judge, cache, pairs, chunk_size, progress)
-    matrices, details = pair_matrices(units, masks, shard_scores(cache, units, masks, judged))
+    matrices, details = cellwise_matrices(units, masks, cellwise_scores(cache, units, masks, judged))
     return matrices, details, judged.judged, judged.cached, judged.failed()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -41,6 +42,8 @@ def test_run_example_then_rescore(tmp_path: Path) -> None:
     assert {"id", "domain", "model", "matrix", "pairs", "precision", "recall", "f1", "ap"} <= set(row)
     run_meta = json.loads((out / "run.json").read_text())
     assert run_meta["judge_fingerprint"]["judge"] == "embedding" and "numpy" in run_meta["versions"]
+    assert "loading embedding judge model all-MiniLM-L6-v2 from " in proc.stderr  # says what loads, then its time
+    assert re.search(r"all-MiniLM-L6-v2 from .*: done in \d+\.\d s", proc.stderr)
 
     again = cli("run", str(EXAMPLE), "--out", str(out))
     assert "judged 0 pairs" in again.stdout

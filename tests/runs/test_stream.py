@@ -22,7 +22,7 @@ from rationalerm.pipeline import run
 from rationalerm.runs.parts import PARTS
 from rationalerm.scoring import stats as stats_module
 from rationalerm.scoring.rows import score_rows
-from rationalerm.scoring.stats import bootstrap_mean
+from rationalerm.scoring.stats import Bootstrap, bootstrap_mean
 from rationalerm.scoring.summary import CorpusTally, summarize
 from tests.helpers.batch_summary import batch_metrics
 from tests.helpers.corpus import write_corpus
@@ -151,3 +151,22 @@ def test_bootstrap_in_blocks_equals_one_array(n: int, n_boot: int, cells: int, s
     alpha = (1 - 0.95) / 2
     lo, hi = np.quantile(x[idx].mean(axis=1), [alpha, 1 - alpha])
     assert (got.mean, got.low, got.high) == (float(x.mean()), float(lo), float(hi))
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(0, 300), n_boot=st.integers(0, 60), cells=st.integers(1, 2000), seed=st.integers(0, 3),
+       columns=st.integers(1, 4))
+def test_bootstrap_of_several_columns_equals_each_column_alone(n: int, n_boot: int, cells: int, seed: int,
+                                                               columns: int) -> None:
+    """The summary resamples a model's four metrics with one index draw (``Bootstrap.intervals``): every column's
+    interval is, bit for bit, the one ``bootstrap_mean`` gives it alone (blocks of any size)."""
+    rng = np.random.default_rng(seed + 7)
+    xs = [rng.random(n) if k % 2 else rng.integers(0, 5, n) / 4 for k in range(columns)]
+    old = stats_module._BOOT_CELLS
+    stats_module._BOOT_CELLS = cells
+    try:
+        together = Bootstrap(n_boot, 0.95, seed).intervals(xs)
+        alone = [bootstrap_mean(x, n_boot=n_boot, seed=seed) for x in xs]
+    finally:
+        stats_module._BOOT_CELLS = old
+    assert [repr(iv) for iv in together] == [repr(iv) for iv in alone]  # repr: NaN equals NaN
