@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -15,11 +16,12 @@ from pydantic import Field, model_validator
 
 from rationalerm.inputs.grids import Grid, kept_cells
 from rationalerm.judges.base import ProgressFactory, null_progress
-from rationalerm.registry import ConfigSection
+from rationalerm.judges.compute import ComputeOptions
 
 
-class PrefilterConfig(ConfigSection):
-    """Embedding prefilter in front of any judge: keep per human item its top-k and/or items above a floor."""
+class PrefilterConfig(ComputeOptions):
+    """Embedding prefilter in front of any judge: keep per human item its top-k and/or items above a floor.
+    ``precision`` and ``threads``: ``judges/compute.py``."""
 
     enabled: bool = False
     model: str | None = None
@@ -82,12 +84,15 @@ class Prefilter:
     """The prefilter's embedder and rule: ``prepare`` embeds every unique text of the run once (in the same order
     and batches whatever the sharding), then ``mask`` is a unit's keep mask and ``tally`` counts what it kept."""
 
-    def __init__(self, rule: PrefilterConfig, device: str | None = None) -> None:
-        """``device``: where to embed (the judge's ``device_hint()``: beside the judge); None = the default."""
+    def __init__(self, rule: PrefilterConfig, device: str | None = None, vectors: Path | None = None) -> None:
+        """``device``: where to embed (the judge's ``device_hint()``: beside the judge); None = the default.
+        ``vectors``: the judge cache's file, where the vectors are cached per text (``judges/vectors.py``)."""
         from rationalerm.judges.embedding import Embedder
 
         self.rule = rule
-        self.embedder = Embedder(rule.model, rule.batch_size, device)
+        self.embedder = Embedder(rule.model, rule.batch_size, device, rule.precision, rule.threads)
+        if vectors is not None:
+            self.embedder.attach_store(vectors)
         self.stats = PrefilterStats()
         self._all: set[tuple[str, str]] = set()
         self._kept: set[tuple[str, str]] = set()
@@ -110,3 +115,5 @@ class Prefilter:
         self.stats.unique_pairs_total = len(self._all)
         self.stats.unique_pairs_kept = len(self._kept)
 
+    def close(self) -> None:
+        self.embedder.close()

@@ -34,7 +34,7 @@ from pydantic import Field
 from rationalerm.config import RunConfig, read_config_file, validate
 from rationalerm.errors import ConfigError
 from rationalerm.judges import make_judge
-from rationalerm.judges.base import ForgetsMemo, Pair, PairJudge, PairScore
+from rationalerm.judges.base import CachesVectors, ForgetsMemo, Pair, PairJudge, PairScore
 from rationalerm.judges.cache import JudgeCache
 from rationalerm.judges.stage import judge_missing
 from rationalerm.registry import ConfigSection
@@ -126,6 +126,8 @@ class RewardScorer:
         self.judged = 0
         """Pairs sent to the judge so far (memo and cache hits are not)."""
         self._cache = JudgeCache(self.settings.cache, self.judge.fingerprint()) if self.settings.cache else None
+        if self._cache is not None and isinstance(self.judge, CachesVectors):
+            self.judge.attach_vectors(self._cache.path)  # human items are embedded once per cache, not per batch
         self._lock = threading.Lock()
 
     def close(self) -> None:
