@@ -4,7 +4,8 @@
     python -m benchmarks.limits --cross-encoder DIR --int8    # a trained cross-encoder; int8 rows too
 
 Every path runs the same texts as the bare library doing the same work, alternately (A, B, A, B, ...: a noisy
-shared machine slows both alike), with the same loaded model and the same torch threads:
+shared machine slows both alike; the ratio is the median of the back-to-back pairs' ratios), with the same loaded
+model and the same torch threads:
 
 - ``embedding``: ``EmbeddingJudge.prepare`` + ``score_pairs`` on every (human, model item) pair of each sample,
   against sentence-transformers ``encode`` of the distinct texts + a numpy cosine per pair;
@@ -251,7 +252,7 @@ def token_lengths(tokenizer: Any, texts: list[str] | list[tuple[str, str]], max_
 
 
 def report(name: str, p: Timed, b: Timed, flops: float, peak: float, achievable: float, unit: str, n: int) -> float:
-    ratio = p.median() / b.median()
+    ratio = statistics.median(a / c for a, c in zip(p.total, b.total))  # each pair ran back to back
     gflops = flops / 1e9 / (statistics.median(p.encoder) or p.median())
     print(f"{name:14s} project {p.median():7.2f} s  bare {b.median():7.2f} s  ratio {ratio:5.3f}  "
           f"({n / p.median():7.1f} {unit}/s)")
@@ -339,13 +340,15 @@ def int8_rows(args: argparse.Namespace, encoders: tuple[Any, Any], grids_of: Cal
     q_project, _ = embedding_path(q_encoder, grids_of, args.threads, "int8")
     f_project, _ = embedding_path(encoder, grids_of, args.threads)
     q, f = side_by_side(q_project, f_project, args.repeats)
-    print(f"{'int8':14s} embedding judge: {f.median() / q.median():4.2f}x the fp32 rate")
+    print(f"{'int8':14s} embedding judge: {statistics.median(a / c for a, c in zip(f.total, q.total)):4.2f}x "
+          "the fp32 rate")
     q_judge = CrossEncoderJudge(judge.cfg.model_copy(update={"precision": "int8"}))
     q_judge._model = q_model
     q_project, _ = cross_encoder_path(q_judge, grids_of)
     f_project, _ = cross_encoder_path(judge, grids_of)
     q, f = side_by_side(q_project, f_project, args.repeats)
-    print(f"{'int8':14s} cross-encoder judge: {f.median() / q.median():4.2f}x the fp32 rate")
+    print(f"{'int8':14s} cross-encoder judge: {statistics.median(a / c for a, c in zip(f.total, q.total)):4.2f}x "
+          "the fp32 rate")
 
 
 if __name__ == "__main__":
