@@ -38,6 +38,7 @@ from rationalerm.errors import ConfigError
 from rationalerm.inputs.grids import Grid, kept_cells
 from rationalerm.inputs.load import MAX_ITEM_CHARS, LoadResult, LoadState, iter_samples, no_valid_record
 from rationalerm.judges import ListJudge, PairJudge, PairScore, ProgressFactory, make_judge, null_progress
+from rationalerm.judges.base import CachesVectors
 from rationalerm.judges.cache import JudgeCache, fingerprint_id
 from rationalerm.judges.prefilter import Prefilter
 from rationalerm.judges.runners import make_runner
@@ -188,10 +189,13 @@ class ListwiseCalls:
 
 
 def _parts_config(cfg: RunConfig) -> dict[str, Any]:
-    """The config part of the result parts' key. The reference rule is left out: the fingerprint beside it records
-    it when on, so a run with it off keys its parts as versions before the rule did (and reuses their parts). So is
-    the item limit at its default: versions before it had none, and their parts stay reusable."""
-    exclude: dict[str, Any] = {"runner": True, "judge": {"canonical_references"}}
+    """The config part of the result parts' key. The reference rule and the judge's precision are left out: the
+    fingerprint beside it records them when not off / fp32, so such a run keys its parts as versions before them did
+    (and reuses their parts). Threads change no result; an int8 prefilter is keyed by its precision. So is the item
+    limit at its default: versions before it had none, and their parts stay reusable."""
+    prefilter = {"threads"} if cfg.prefilter.precision != "fp32" else {"threads", "precision"}
+    exclude: dict[str, Any] = {"runner": True, "judge": {"canonical_references", "precision", "threads"},
+                               "prefilter": prefilter}
     if cfg.max_item_chars == MAX_ITEM_CHARS:
         exclude["max_item_chars"] = True
     return cfg.model_dump(mode="json", exclude=exclude)
@@ -237,6 +241,8 @@ class Run:
             fingerprint = judge.fingerprint()
             cache = JudgeCache(cfg.cache or out / "cache.sqlite", fingerprint)
             opened.callback(cache.close)
+            if isinstance(judge, CachesVectors):
+                judge.attach_vectors(cache.path)
             parts = ResultParts(out, {"inputs": input_identity(paths), "version": __version__,
                                       "models": found.loaded.models, "config": _parts_config(cfg),
                                       "fingerprint": fingerprint_id(fingerprint)})
@@ -250,6 +256,8 @@ class Run:
     def __exit__(self, *_exc: object) -> None:
         try:
             self.judge.close()
+            if self.prefilter is not None:
+                self.prefilter.close()
         finally:
             self.cache.close()
 
@@ -266,7 +274,7 @@ class Run:
             return found.pairs
         with self.clock("prefilter"):
             prefilter = self.prefilter = Prefilter(self.cfg.prefilter, self.cfg.judge.device_hint(),
-                                                   self.cfg.judge.canonical_references)
+                                                   self.cfg.judge.canonical_references, self.cache.path)
             prefilter.prepare(found.texts, self.progress)
         kept: dict[Pair, None] = {}
         for units in self.shards():
@@ -288,6 +296,9 @@ class Run:
             self.judged = make_runner(self.cfg.runner).judge_pairs(
                 cast(PairJudge, self.judge), self.cfg.judge, self.cache, pairs, self.cfg.resolved_chunk_size(),
                 self.progress)
+        if isinstance(self.judge, CachesVectors):
+            embedded, stored = self.judge.embedding_counts()
+            self.log(f"embedded {embedded} texts, {stored} from the vector cache")
 
     def score_shards(self) -> None:
         """Step 4: each shard's rows -- a part a killed run of the same command wrote, or matched, scored and

@@ -60,9 +60,10 @@ def _check_not_foreign(path: Path) -> None:
         raise OutputError(f"{path}: not a cache (not a SQLite database); {_NOT_A_CACHE}")
 
 
-def _check_tables(db: sqlite3.Connection, path: Path, schema: str) -> None:
-    """A SQLite database with tables, none of them this store's, is someone else's: refused, never added to."""
-    ours = set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", schema))
+def _check_tables(db: sqlite3.Connection, path: Path, schema: str, shares_with: str = "") -> None:
+    """A SQLite database with tables, none of them this store's (nor those of the stores it shares its file with,
+    ``shares_with``'s schema), is someone else's: refused, never added to."""
+    ours = set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", schema + shares_with))
     theirs = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if theirs and not theirs & ours:
         raise OutputError(f"{path}: a SQLite database without this cache's tables ({', '.join(sorted(ours))}); "
@@ -72,7 +73,7 @@ def _check_tables(db: sqlite3.Connection, path: Path, schema: str) -> None:
 class FingerprintStore:
     """A SQLite file of ``(fp, key, value columns...)`` tables, read and written for one fingerprint."""
 
-    def __init__(self, path: str | Path, fingerprint: dict[str, Any], schema: str) -> None:
+    def __init__(self, path: str | Path, fingerprint: dict[str, Any], schema: str, shares_with: str = "") -> None:
         self.path = Path(path)
         _check_not_foreign(self.path)
         ensure_dir(self.path.parent)
@@ -84,7 +85,7 @@ class FingerprintStore:
         except sqlite3.Error as e:
             raise OutputError(f"{self.path}: cannot open the cache ({e})") from e
         try:
-            _check_tables(self._db, self.path, schema)
+            _check_tables(self._db, self.path, schema, shares_with)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: a crash keeps every commit but the OS's last few
             self._db.executescript(schema)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import Field
@@ -58,7 +59,8 @@ class JudgeConfig(ConfigSection):
 
 
 JUDGES: Registry[Callable[..., Any]] = Registry(
-    "judge type", package="rationalerm.judges", exclude=("base", "cache", "canonical", "prefilter", "stage", "runners"))
+    "judge type", package="rationalerm.judges",
+    exclude=("base", "cache", "canonical", "compute", "prefilter", "stage", "runners", "vectors"))
 """Judge type -> factory taking its config (``make_judge``): every module of ``rationalerm.judges`` may register."""
 
 
@@ -158,3 +160,15 @@ class ForgetsMemo(Protocol):
     (the RL reward) bounds its memory with it."""
 
     def forget(self) -> None: ...
+
+
+@runtime_checkable
+class CachesVectors(Protocol):
+    """A judge that embeds texts (the embedding judge): its vectors are cached per text in the judge cache's file
+    (``judges/vectors.py``), so a run killed while embedding, or the next reward batch, embeds only what is new."""
+
+    def attach_vectors(self, path: Path) -> None: ...
+
+    def embedding_counts(self) -> tuple[int, int]:
+        """(texts embedded, texts read back from the vector cache) so far."""
+        ...

@@ -26,6 +26,14 @@ CREATE TABLE IF NOT EXISTS lists (fp TEXT NOT NULL, key TEXT NOT NULL, result BL
                                   PRIMARY KEY (fp, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS judges (fp TEXT PRIMARY KEY, fingerprint BLOB NOT NULL);
 """
+VECTORS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS vectors (fp TEXT NOT NULL, key TEXT NOT NULL, vec BLOB NOT NULL,
+                                    PRIMARY KEY (fp, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS encoders (fp TEXT PRIMARY KEY, fingerprint BLOB NOT NULL);
+"""
+"""The vector store's tables (``judges/vectors.py``), kept in the judge cache's file: a file holding either set is
+a rationalerm cache, so neither store refuses the other's file."""
+PAIRS_SCHEMA = _SCHEMA
 
 
 def pair_key(human: str, model: str) -> str:
@@ -51,7 +59,7 @@ class JudgeCache:
     """One judge's answers (its fingerprint's rows) in a cache file that may hold other judges' too."""
 
     def __init__(self, path: str | Path, fingerprint: dict[str, Any]) -> None:
-        self.store = FingerprintStore(path, fingerprint, _SCHEMA)
+        self.store = FingerprintStore(path, fingerprint, _SCHEMA, shares_with=VECTORS_SCHEMA)
         self.store.remember_fingerprint("judges")
         self.path, self.fp = self.store.path, self.store.fp
 

@@ -15,9 +15,11 @@ scores cached with the rule off (or under another version of it) are never reuse
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from rationalerm.judges.base import (
+    CachesVectors,
     ForgetsMemo,
     ListJudge,
     ListResult,
@@ -90,10 +92,26 @@ class CanonicalLists:
         self.inner.close()
 
 
+class CanonicalEmbeddingPairs(CanonicalPairs):
+    """``CanonicalPairs`` over a judge that embeds texts: its vectors stay cached per text (the canonical text, as
+    the judge embeds it), so the rule, on by default, keeps the vector cache (``judges/vectors.py``)."""
+
+    def __init__(self, inner: PairJudge) -> None:
+        super().__init__(inner)
+        assert isinstance(inner, CachesVectors)
+        self.embeds: CachesVectors = inner
+
+    def attach_vectors(self, path: Path) -> None:
+        self.embeds.attach_vectors(path)
+
+    def embedding_counts(self) -> tuple[int, int]:
+        return self.embeds.embedding_counts()
+
+
 def canonical_judge(judge: PairJudge | ListJudge) -> PairJudge | ListJudge:
     """``judge`` behind the reference rule (module docstring)."""
     if isinstance(judge, PairJudge) and judge.kind == "pairwise":
-        return CanonicalPairs(judge)
+        return CanonicalEmbeddingPairs(judge) if isinstance(judge, CachesVectors) else CanonicalPairs(judge)
     if isinstance(judge, ListJudge):
         return CanonicalLists(judge)
     raise TypeError(f"not a judge: {type(judge).__name__}")

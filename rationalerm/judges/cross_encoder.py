@@ -31,6 +31,7 @@ from rationalerm._util.files import read_json
 from rationalerm._util.hashing import file_sha256
 from rationalerm.errors import ConfigError
 from rationalerm.judges.base import JUDGES, JudgeConfig, PairScore, PairSink, Progress, ProgressFactory, null_progress
+from rationalerm.judges.compute import ComputeOptions, precision_fingerprint, quantize, torch_threads
 
 if TYPE_CHECKING:
     from sentence_transformers.cross_encoder import CrossEncoder
@@ -148,12 +149,12 @@ def predict_probs(model: CrossEncoder, pairs: Sequence[tuple[str, str]], batch_s
 # ------------------------------------------------------------------------------------------------------------
 
 
-class CrossEncoderJudgeConfig(JudgeConfig):
+class CrossEncoderJudgeConfig(JudgeConfig, ComputeOptions):
     """A sentence-transformers CrossEncoder (``rationalerm train`` output), human item first, score in [0, 1].
 
     ``mapping`` (of the sigmoid output p): ``linear`` = ``clip((p - threshold) / (1 - threshold), 0, 1)``,
     ``binary`` = 1 at or above the threshold, ``raw`` = p. ``threshold`` and ``mapping`` default to the
-    model's ``training.json`` (else 0.5 and ``linear``).
+    model's ``training.json`` (else 0.5 and ``linear``). ``precision`` and ``threads``: ``judges/compute.py``.
     """
 
     type: Literal["cross-encoder"] = "cross-encoder"
@@ -203,18 +204,20 @@ class CrossEncoderJudge:
     @property
     def model(self) -> CrossEncoder:
         if self._model is None:
-            self._model = load_cross_encoder(self.model_path, self.cfg.device, self.max_length)
+            model = load_cross_encoder(self.model_path, self.cfg.device, self.max_length)
+            self._model = quantize(model, self.cfg.precision, str(model.device))
         return self._model
 
     def fingerprint(self) -> dict[str, Any]:
         return {"judge": "cross-encoder", "model": self.cfg.model, "weights": self.weights_id,
                 "threshold": self.threshold, "mapping": self.mapping, "max_length": self.max_length,
-                "order": "human-item"}
+                "order": "human-item", **precision_fingerprint(self.cfg.precision)}
 
     def probabilities(self, pairs: Sequence[tuple[str, str]], progress: Progress | None = None) -> np.ndarray:
         if not pairs:
             return np.zeros(0)
-        return predict_probs(self.model, pairs, self.cfg.batch_size, progress)
+        with torch_threads(self.cfg.threads):
+            return predict_probs(self.model, pairs, self.cfg.batch_size, progress)
 
     def prepare(self, texts: Sequence[str], progress: ProgressFactory = null_progress) -> None:
         """Nothing to precompute: a pair's score depends on the pair alone."""

