@@ -180,8 +180,9 @@ class TransformersBackend(Backend):
                     out: list[list[float | None]], batch: LabelBatch, progress: Progress | None) -> None:
         """One forward pass over the suffixes of ``rows``, each on its own prefix's cached keys and values.
 
-        Prefixes are left-padded to one width (the padding masked out), suffixes right-padded (padding after a
-        sequence's last token cannot change it under the causal mask); positions continue each row's prefix.
+        Each row is [prefix padding][prefix][suffix padding][suffix]: prefixes and suffixes are left-padded to
+        one width each, the padding masked out and positions continuing each row's own prefix, so every suffix
+        ends in the last column and only that column's logits are computed.
         """
         from transformers import DynamicCache
 
@@ -193,18 +194,17 @@ class TransformersBackend(Backend):
         mask = torch.zeros((n, width_p + width_s), dtype=torch.long)
         positions = torch.zeros((n, width_s), dtype=torch.long)
         for r, (row, s) in enumerate(zip(rows, suffixes)):
-            input_ids[r, :len(s)] = torch.tensor(s, dtype=torch.long)
-            mask[r, width_p - row.prefix:] = 1
-            positions[r] = torch.arange(row.prefix, row.prefix + width_s)
+            pad = width_s - len(s)
+            input_ids[r, pad:] = torch.tensor(s, dtype=torch.long)
+            mask[r, width_p - row.prefix:width_p] = 1
+            mask[r, width_p + pad:] = 1
+            positions[r, pad:] = torch.arange(row.prefix, row.prefix + len(s))
         cache = DynamicCache(self._stack_prefixes(rows, width_p)) if width_p else None
-        last = [len(s) - 1 for s in suffixes]
-        keep = width_s - min(last)
         with torch.inference_mode():
             logits = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
                                 position_ids=positions.to(self.device), past_key_values=cache,
-                                use_cache=cache is not None, logits_to_keep=keep).logits
-            at_last = logits[torch.arange(n), torch.tensor(last) - (width_s - keep)]
-            logprobs = torch.log_softmax(at_last.float(), dim=-1)[:, label_ids].cpu().tolist()
+                                use_cache=cache is not None, logits_to_keep=1).logits[:, -1, :]
+            logprobs = torch.log_softmax(logits.float(), dim=-1)[:, label_ids].cpu().tolist()
         self.computed_tokens += sum(len(s) for s in suffixes)
         for row, values in zip(rows, logprobs):
             out[row.prompt] = list(values)
