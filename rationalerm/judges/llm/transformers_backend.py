@@ -1,9 +1,11 @@
-"""Hugging Face transformers backend (CPU or GPU): batched forward passes and ``generate``."""
+"""Hugging Face transformers backend (CPU or GPU): pairwise prompts as batched prefill over shared-prefix caches,
+listwise prompts through ``generate``."""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from pydantic import Field
 
@@ -11,6 +13,7 @@ from rationalerm._util.optional import require
 from rationalerm.judges.base import Progress
 from rationalerm.judges.llm.backend import Backend, GenerateBatch, Generation, LabelBatch
 from rationalerm.judges.llm.settings import BACKENDS, BackendConfig, CallSettings, backend_section
+from rationalerm.judges.llm.tokenize import prefix_groups
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -18,6 +21,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 TOKEN_BUDGET = 16384
 """Padded tokens per forward batch (the batch also holds at most ``batch_size`` prompts)."""
+PREFIX_TOKEN_BUDGET = 65536
+"""Rows x (longest prefix + longest suffix) of a pairwise batch: bounds the cached keys and values it holds."""
+
+KV = list[tuple["Tensor", "Tensor"]]
+"""Cached keys and values, one (keys, values) pair per layer, each ``[rows, kv heads, tokens, head dim]``."""
+
+
+class _Row(NamedTuple):
+    """A pairwise prompt in a prefill batch: its index, its shared prefix length and that prefix's cache."""
+
+    prompt: int
+    prefix: int
+    kv: KV | None
 
 _DTYPES = {"float32": "float32", "float": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
            "float16": "float16", "half": "float16", "fp16": "float16"}
@@ -73,6 +89,10 @@ class TransformersBackend(Backend):
         if self.tokenizer.eos_token_id is not None:
             eos_ids.add(self.tokenizer.eos_token_id)
         self.eos_ids = sorted(eos_ids)
+        self.prompt_tokens = 0
+        """Pairwise prompt tokens sent so far."""
+        self.computed_tokens = 0
+        """Of those, the tokens run through the model (the rest came from a shared prefix's cache)."""
 
     def context_length(self) -> int | None:
         return getattr(self.model.config, "max_position_embeddings", None)
@@ -104,25 +124,107 @@ class TransformersBackend(Backend):
         return ids.to(self.device), mask.to(self.device)
 
     def _label_logprobs(self, batch: LabelBatch, progress: Progress | None) -> list[list[float | None]]:
-        torch = self.torch
-        label_ids = self.label_token_ids(batch.labels)
+        """Batched prefill over shared prefixes, one forward pass per token and never a decoding step.
+
+        The tokens every prompt shares (template + rubric) are computed once, each human item's prefix once on
+        top of them (the pairwise split's first part groups the prompts), and the suffixes (model item + answer
+        cue) of many prompts are batched on those cached keys and values; the next-token logits are read at
+        each suffix's last token. ``prompt_tokens`` / ``computed_tokens`` count what was sent and computed.
+        """
         ids = batch.token_ids
         assert ids is not None  # the base tokenises: this backend has a tokenizer
+        label_ids = self.label_token_ids(batch.labels)
+        assert label_ids is not None  # found with the local tokenizer
+        keys: list[object] = [a for a, _ in batch.splits] if batch.splits is not None else [tuple(x) for x in ids]
+        root, groups = prefix_groups(ids, keys)
         out: list[list[float | None]] = [[] for _ in ids]
-        for group in self._batches([len(x) for x in ids], batch.settings.batch_size):
-            input_ids, mask = self._pad_left([ids[i] for i in group])
-            position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-            with torch.inference_mode():
-                logits = self.model(
-                    input_ids=input_ids, attention_mask=mask, position_ids=position_ids, logits_to_keep=1
-                ).logits[:, -1, :]
-                logprobs = torch.log_softmax(logits.float(), dim=-1)[:, label_ids].cpu().tolist()
-            for i, row in zip(group, logprobs):
-                out[i] = list(row)
-                batch.answer(i, out[i])
-            if progress:
-                progress(len(group))
+        self.prompt_tokens += sum(len(x) for x in ids)
+        root_kv = self._prefill(ids[0][:root], None)
+        rows: list[_Row] = []
+        for idx, prefix in groups:
+            kv = self._prefill(ids[idx[0]][root:prefix], root_kv)  # one pass per human item
+            for i in idx:
+                row = _Row(i, prefix, kv)
+                if rows and not self._fits([*rows, row], ids, batch.settings.batch_size):
+                    self._score_rows(rows, ids, label_ids, out, batch, progress)
+                    rows = []
+                rows.append(row)
+        if rows:
+            self._score_rows(rows, ids, label_ids, out, batch, progress)
         return out
+
+    def _prefill(self, tokens: list[int], past: KV | None) -> KV | None:
+        """Keys and values (one row) of ``tokens`` appended to ``past``."""
+        if not tokens:
+            return past
+        from transformers import DynamicCache
+
+        torch = self.torch
+        start = past[0][0].shape[-2] if past else 0
+        cache = DynamicCache(past) if past else DynamicCache()
+        with torch.inference_mode():
+            self.model(input_ids=torch.tensor([tokens], device=self.device), past_key_values=cache, use_cache=True,
+                       position_ids=torch.arange(start, start + len(tokens), device=self.device).unsqueeze(0),
+                       logits_to_keep=1)
+        self.computed_tokens += len(tokens)
+        return [(keys, values) for keys, values, _ in cache]
+
+    @staticmethod
+    def _fits(rows: list[_Row], ids: Sequence[list[int]], batch_size: int) -> bool:
+        suffix = max(len(ids[r.prompt]) - r.prefix for r in rows)
+        prefix = max(r.prefix for r in rows)
+        return (len(rows) <= batch_size and len(rows) * suffix <= TOKEN_BUDGET
+                and len(rows) * (prefix + suffix) <= PREFIX_TOKEN_BUDGET)
+
+    def _score_rows(self, rows: list[_Row], ids: Sequence[list[int]], label_ids: list[int],
+                    out: list[list[float | None]], batch: LabelBatch, progress: Progress | None) -> None:
+        """One forward pass over the suffixes of ``rows``, each on its own prefix's cached keys and values.
+
+        Each row is [prefix padding][prefix][suffix padding][suffix]: prefixes and suffixes are left-padded to
+        one width each, the padding masked out and positions continuing each row's own prefix, so every suffix
+        ends in the last column and only that column's logits are computed.
+        """
+        from transformers import DynamicCache
+
+        torch = self.torch
+        n = len(rows)
+        suffixes = [ids[r.prompt][r.prefix:] for r in rows]
+        width_p, width_s = max(r.prefix for r in rows), max(len(s) for s in suffixes)
+        input_ids = torch.full((n, width_s), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((n, width_p + width_s), dtype=torch.long)
+        positions = torch.zeros((n, width_s), dtype=torch.long)
+        for r, (row, s) in enumerate(zip(rows, suffixes)):
+            pad = width_s - len(s)
+            input_ids[r, pad:] = torch.tensor(s, dtype=torch.long)
+            mask[r, width_p - row.prefix:width_p] = 1
+            mask[r, width_p + pad:] = 1
+            positions[r, pad:] = torch.arange(row.prefix, row.prefix + len(s))
+        cache = DynamicCache(self._stack_prefixes(rows, width_p)) if width_p else None
+        with torch.inference_mode():
+            logits = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
+                                position_ids=positions.to(self.device), past_key_values=cache,
+                                use_cache=cache is not None, logits_to_keep=1).logits[:, -1, :]
+            logprobs = torch.log_softmax(logits.float(), dim=-1)[:, label_ids].cpu().tolist()
+        self.computed_tokens += sum(len(s) for s in suffixes)
+        for row, values in zip(rows, logprobs):
+            out[row.prompt] = list(values)
+            batch.answer(row.prompt, out[row.prompt])
+        if progress:
+            progress(n)
+
+    def _stack_prefixes(self, rows: list[_Row], width: int) -> KV:
+        """Each layer's cached keys and values of ``rows``, left-padded with zeros to ``width`` tokens."""
+        first = next(r.kv for r in rows if r.kv)
+        stacked: KV = []
+        for layer, (k0, v0) in enumerate(first):
+            keys = k0.new_zeros((len(rows), k0.shape[1], width, k0.shape[3]))
+            values = v0.new_zeros((len(rows), v0.shape[1], width, v0.shape[3]))
+            for r, row in enumerate(rows):
+                if row.kv and row.prefix:
+                    keys[r, :, width - row.prefix:] = row.kv[layer][0][0]
+                    values[r, :, width - row.prefix:] = row.kv[layer][1][0]
+            stacked.append((keys, values))
+        return stacked
 
     def _generate(self, batch: GenerateBatch) -> list[Generation]:
         torch = self.torch
