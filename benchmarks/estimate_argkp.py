@@ -10,6 +10,10 @@ samples are the audit.
 
     python benchmarks/estimate_argkp.py --split dev --share 0.3 --seeds 20        # truth, raw, corrected per audit
     python benchmarks/estimate_argkp.py --cross-encoder runs/ce-argkp              # a trained cross-encoder instead
+    python benchmarks/estimate_argkp.py --cross-encoder runs/ce-argkp --close-loop --seeds 3 --train-args "--epochs 2"
+
+``--close-loop``: half of each audit fine-tunes the matcher (``rationalerm train --run``), the other half corrects
+the base's and the fine-tuned matcher's estimates over the samples the first half did not label (``close_loop``).
 """
 
 from __future__ import annotations
