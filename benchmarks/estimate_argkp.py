@@ -10,26 +10,36 @@ samples are the audit.
 
     python benchmarks/estimate_argkp.py --split dev --share 0.3 --seeds 20        # truth, raw, corrected per audit
     python benchmarks/estimate_argkp.py --cross-encoder runs/ce-argkp              # a trained cross-encoder instead
+    python benchmarks/estimate_argkp.py --cross-encoder runs/ce-argkp --close-loop --seeds 3 --train-args "--epochs 2"
+
+``--close-loop``: half of each audit fine-tunes the matcher (``rationalerm train --run``), the other half corrects
+the base's and the fine-tuned matcher's estimates over the samples the first half did not label (``close_loop``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from rationalerm._util.files import write_json, write_jsonl  # noqa: E402
 from rationalerm.analysis.estimate import estimate_run, read_audit  # noqa: E402
 from rationalerm.config import load_config  # noqa: E402
 from rationalerm.datasets.argkp import ArgKP, load_argkp  # noqa: E402
 from rationalerm.judges import make_judge  # noqa: E402
+from rationalerm.judges.cross_encoder import TRAINING_JSON, map_probability  # noqa: E402
 from rationalerm.runs.directory import load_run  # noqa: E402
 from rationalerm.scoring.metrics import score_sample  # noqa: E402
 from tests.helpers.data import shared_argkp_path  # noqa: E402
@@ -50,23 +60,47 @@ def samples(data: ArgKP) -> list[dict[str, Any]]:
     return out
 
 
-def write_matcher_run(items: list[dict[str, Any]], out: Path, judge_overrides: dict[str, Any]) -> Path:
-    """Score every cell with the matcher and write a run directory (what ``rationalerm run`` would have scored)."""
+def score_cells(items: list[dict[str, Any]], judge_overrides: dict[str, Any]) -> tuple[dict[tuple[str, str], float],
+                                                                                   dict[str, Any]]:
+    """The matcher's score of every (key point, argument) cell of ``items``, and the config it ran with."""
     cfg = load_config(None, judge_overrides)
     judge = make_judge(cfg.judge)
     pairs = sorted({(h, s["items"][0]) for s in items for h in s["human"]})
-    score = {p: r.score for p, r in zip(pairs, judge.score_pairs(pairs))}  # type: ignore[union-attr]
+    score = {p: float(r.score) for p, r in zip(pairs, judge.score_pairs(pairs))}  # type: ignore[union-attr]
+    return score, cfg.model_dump(mode="json")
+
+
+def write_run(items: list[dict[str, Any]], score: dict[tuple[str, str], float], config: dict[str, Any],
+              out: Path) -> Path:
+    """A run directory of ``items`` with the matcher's scores (what ``rationalerm run`` would have written)."""
     rows = []
     for s in items:
-        w = [[round(float(score[(h, s["items"][0])]), 6)] for h in s["human"]]
+        w = [[round(score[(h, s["items"][0])], 6)] for h in s["human"]]
         sc = score_sample(w)
         rows.append({"id": s["id"], "domain": s["domain"], "model": MODEL, "source": "argkp", "human": s["human"],
                      "items": s["items"], "matrix": w, "labels": {}, **sc.metrics(), "valid": True})
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "results.jsonl", rows)
-    write_json(out / "run.json", {"models": [MODEL], "config": cfg.model_dump(mode="json")})
+    write_json(out / "run.json", {"models": [MODEL], "config": config})
     write_json(out / "metrics.json", {})
     return out
+
+
+def write_matcher_run(items: list[dict[str, Any]], out: Path, judge_overrides: dict[str, Any]) -> Path:
+    """Score every cell with the matcher and write a run directory (what ``rationalerm run`` would have scored)."""
+    return write_run(items, *score_cells(items, judge_overrides), out)
+
+
+def write_labels(items: list[dict[str, Any]], chosen: list[int], out: Path) -> Path:
+    """The crowd labels of the ``chosen`` samples as audit cells ``{id, model, i, j, label}``."""
+    write_jsonl(out, ({"id": items[k]["id"], "model": MODEL, "i": i, "j": 0, "label": g[0]}
+                      for k in sorted(chosen) for i, g in enumerate(items[k]["gold"])))
+    return out
+
+
+def gold_rc(items: list[dict[str, Any]]) -> float:
+    """The people's mean per-sample recall (the truth an estimate is checked against)."""
+    return float(np.mean([score_sample(s["gold"]).recall for s in items]))
 
 
 def argkp_estimate(data_path: Path, work: Path, share: float = 0.3, seed: int = 0, split: str = "dev",
@@ -80,17 +114,177 @@ def argkp_estimates(data_path: Path, work: Path, share: float, seeds: list[int],
     """The matcher scores the corpus once; each seed draws its own audit."""
     items = samples(load_argkp(split, data_path))  # type: ignore[arg-type]
     run = load_run(write_matcher_run(items, work / "run", judge_overrides or {}))
-    truth = float(np.mean([score_sample(s["gold"]).recall for s in items]))
+    truth = gold_rc(items)
     out = []
     for seed in seeds:
-        audited = np.random.default_rng(seed).choice(len(items), size=round(share * len(items)), replace=False)
-        labels = work / f"labels-{seed}.jsonl"
-        write_jsonl(labels, ({"id": items[k]["id"], "model": MODEL, "i": i, "j": 0, "label": g[0]}
-                             for k in sorted(audited.tolist()) for i, g in enumerate(items[k]["gold"])))
+        audited = draw_audit(len(items), share, seed)
+        labels = write_labels(items, audited, work / f"labels-{seed}.jsonl")
         res, notes = estimate_run(run, read_audit(run, labels))
         out.append({"split": split, "samples": len(items), "share": share, "seed": seed, "truth": truth,
                     "estimate": res["models"][MODEL], "notes": notes})
     return out
+
+
+def draw_audit(n: int, share: float, seed: int) -> list[int]:
+    """The indices of a seeded uniform audit of ``share`` of ``n`` samples, in the order drawn."""
+    return [int(k) for k in np.random.default_rng(seed).choice(n, size=round(share * n), replace=False)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Closing the loop: half of the audit fits a matcher for these topics, the other half corrects its estimate
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def close_loop(data_path: Path, work: Path, share: float, seeds: list[int], split: str = "dev",
+               base: str | None = None, train_args: list[str] | None = None,
+               log: Any = lambda _m: None) -> list[dict[str, Any]]:
+    """Per seed: draw the audit, split it in two disjoint halves at random; ``rationalerm train`` fits a matcher
+    on the first half's audit labels (``--run``, from ``base``: a cross-encoder folder, or the packaged encoder),
+    and the second half corrects both matchers' estimates over the samples the matcher never saw.
+
+    PPI needs a matcher that is independent of the units it is rectified with (and of the corpus mean's units):
+    the fitting half is therefore left out of the estimated corpus; its gold RC is known exactly, so the whole
+    corpus's figure is the share-weighted sum (``_whole``), its interval the rest's scaled by the rest's share."""
+    items = samples(load_argkp(split, data_path))  # type: ignore[arg-type]
+    base_scores = cross_encoder_scores(items, base) if base else {"": score_cells(items, {})}
+    run_all = write_run(items, *base_scores[""], work / "run")
+    whole = load_run(run_all)
+    out = []
+    for seed in seeds:
+        drawn = draw_audit(len(items), share, seed)
+        fit, held = drawn[: len(drawn) // 2], drawn[len(drawn) // 2:]
+        rest = [s for k, s in enumerate(items) if k not in set(fit)]
+        held_rest = [rest.index(items[k]) for k in held]
+        held_labels = write_labels(rest, held_rest, work / f"held-{seed}.jsonl")
+        all_labels = write_labels(items, drawn, work / f"audit-{seed}.jsonl")
+        standard, _ = estimate_run(whole, read_audit(whole, all_labels))
+        res: dict[str, Any] = {"split": split, "samples": len(items), "share": share, "seed": seed,
+                               "truth": gold_rc(items), "fit": len(fit), "held": len(held), "rest": len(rest),
+                               "truth_rest": gold_rc(rest), "fit_gold_rc": gold_rc([items[k] for k in fit]),
+                               "base": base or "embedding (default)", "standard": standard["models"][MODEL]}
+        for variant, (score, cfg) in base_scores.items():
+            res[f"base_rest{variant}"] = _rest_estimate(rest, score, cfg, held_labels,
+                                                        work / f"rest-base{variant}-{seed}")
+        log(f"[close-loop] seed {seed}: training on the audit labels of {len(fit)} samples ...")
+        res["training"] = train_matcher(write_labels(items, fit, work / f"fit-{seed}.jsonl"), run_all,
+                                        work / f"matcher-{seed}", base, [*(train_args or []), "--seed", str(seed)])
+        if res["training"]["saved"]:
+            for variant, (score, cfg) in cross_encoder_scores(rest, str(work / f"matcher-{seed}")).items():
+                res[f"adapted_rest{variant}"] = _rest_estimate(rest, score, cfg, held_labels,
+                                                               work / f"rest-adapted{variant}-{seed}")
+        log(f"[close-loop] {_loop_line(res)}")
+        out.append(res)
+    return out
+
+
+def cross_encoder_scores(items: list[dict[str, Any]], model: str) -> dict[str, tuple[dict[tuple[str, str], float],
+                                                                                   dict[str, Any]]]:
+    """A cross-encoder's cells under its run's mapping (``""``: linear from its threshold, what ``rationalerm run``
+    scores) and as the plain probability (``"_raw"``: ``mapping: raw``), from one scoring pass."""
+    prob, cfg = score_cells(items, {"judge": {"type": "cross-encoder", "model": model, "mapping": "raw"}})
+    threshold = json.loads((Path(model) / TRAINING_JSON).read_text())["threshold"]
+    keys = list(prob)
+    mapped = map_probability([prob[k] for k in keys], threshold, "linear")
+    linear_cfg = {**cfg, "judge": {**cfg["judge"], "mapping": "linear", "threshold": threshold}}
+    return {"": ({k: float(v) for k, v in zip(keys, mapped)}, linear_cfg), "_raw": (prob, cfg)}
+
+
+def _rest_estimate(rest: list[dict[str, Any]], score: dict[tuple[str, str], float], config: dict[str, Any],
+                   labels: Path, out: Path) -> dict[str, Any]:
+    run = load_run(write_run(rest, score, config, out))
+    res, notes = estimate_run(run, read_audit(run, labels))
+    return {**res["models"][MODEL], "notes": notes}
+
+
+def train_matcher(labels: Path, run: Path, out: Path, base: str | None, extra: list[str]) -> dict[str, Any]:
+    """``rationalerm train LABELS --run RUN --out OUT [--base BASE]`` as a user runs it; what it printed and its
+    card's figures (a model refused as no better than chance is ``saved: False``, with the reason)."""
+    cmd = [sys.executable, "-m", "rationalerm", "train", str(labels), "--run", str(run), "--out", str(out),
+           *(["--base", base] if base else []), *extra]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        said = done.stderr[done.stderr.rfind("error:"):] if "error:" in done.stderr else done.stderr.strip()[-500:]
+        return {"saved": False, "wall_s": wall, "error": " ".join(said.split())}
+    card = json.loads((out / "training.json").read_text())
+    val = card["validation"] or {}
+    return {"saved": True, "wall_s": wall, "train_s": card["timing"]["train_s"], "steps": card["recipe"]["steps"],
+            "train_pairs": card["data"]["train_pairs"], "val_pairs": card["data"]["val_pairs"],
+            "val_auc": val.get("auc"), "val_auc_ci": val.get("auc_ci"), "warnings": card["warnings"]}
+
+
+def _whole(res: dict[str, Any], est: dict[str, Any]) -> dict[str, Any]:
+    """The whole corpus's RC from the fitting half (known) and the rest's corrected estimate."""
+    w = res["rest"] / res["samples"]
+    known = (1 - w) * res["fit_gold_rc"]
+    lo, hi = est["corrected"]["ci"]
+    return {"mean": known + w * est["corrected"]["mean"], "ci": [known + w * lo, known + w * hi]}
+
+
+def _covers(iv: dict[str, Any], truth: float) -> bool:
+    return bool(iv["ci"][0] <= truth <= iv["ci"][1])
+
+
+def _width(iv: dict[str, Any]) -> float:
+    return float(iv["ci"][1] - iv["ci"][0])
+
+
+def _num(x: float | None, digits: int = 3) -> str:
+    """A figure, or "n/a" where it is undefined (rho of a matcher whose metric is constant)."""
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def _loop_line(res: dict[str, Any]) -> str:
+    def part(name: str, e: dict[str, Any]) -> str:
+        c = e["corrected"]
+        return (f"{name} corrected {c['mean']:.4f} (width {_width(c):.4f}, covers {_covers(c, res['truth_rest'])}) "
+                f"rho {_num(e['rho'])} lambda {_num(e['lambda'])} gain {_num(e['effective_gain'], 1)}")
+
+    t = res["training"]
+    trained = (f"trained {t['steps']} steps in {t['wall_s']:.0f}s, val AUC {t['val_auc']:.3f}" if t["saved"]
+               else f"not saved: {t['error']}")
+    adapted = part("adapted", res["adapted_rest"]) if "adapted_rest" in res else "adapted: none"
+    raw = "".join(f" | {part(k.replace('_rest', ''), res[k])}" for k in ("base_rest_raw", "adapted_rest_raw")
+                  if k in res)
+    return (f"seed {res['seed']}: {res['fit']} fit / {res['held']} held-out audited, rest {res['rest']} truth "
+            f"{res['truth_rest']:.4f} | gold-only width {_width(res['base_rest']['gold_only']):.4f} | "
+            f"{part('base', res['base_rest'])} | {trained} | {adapted}{raw}")
+
+
+def _loop_summary(results: list[dict[str, Any]]) -> list[str]:
+    """Over the seeds: coverage, widths, rho, lambda and gain of the base and adapted matchers on the same rest
+    and the same held-out half, and the whole-corpus figure beside the standard one (base, the whole audit)."""
+    n = len(results)
+    lines = []
+    for key in ("base_rest", "adapted_rest", "base_rest_raw", "adapted_rest_raw"):
+        rows = [r for r in results if key in r]
+        if not rows:
+            continue
+
+        def span(values: list[float | None]) -> str:
+            xs = [x for x in values if x is not None]
+            return f"{np.median(xs):.3f} [{min(xs):.3f}, {max(xs):.3f}]" if xs else "n/a"
+
+        lines.append(
+            f"{key.replace('_rest', '')} ({len(rows)}/{n} seeds): corrected covers the rest's truth in "
+            f"{sum(_covers(r[key]['corrected'], r['truth_rest']) for r in rows)}/{len(rows)}, gold-only in "
+            f"{sum(_covers(r[key]['gold_only'], r['truth_rest']) for r in rows)}/{len(rows)}; median [min, max]: "
+            f"corrected width {span([_width(r[key]['corrected']) for r in rows])}, gold-only width "
+            f"{span([_width(r[key]['gold_only']) for r in rows])}, rho {span([r[key]['rho'] for r in rows])}, "
+            f"lambda {span([r[key]['lambda'] for r in rows])}, gain {span([r[key]['effective_gain'] for r in rows])}; "
+            f"whole corpus covers the truth in {sum(_covers(_whole(r, r[key]), r['truth']) for r in rows)}/"
+            f"{len(rows)}, width {span([_width(_whole(r, r[key])) for r in rows])}")
+    std = [r["standard"]["corrected"] for r in results]
+    lines.append(f"standard (base matcher, the whole audit as gold, whole corpus): covers the truth in "
+                 f"{sum(_covers(c, r['truth']) for c, r in zip(std, results))}/{n}, width median "
+                 f"{np.median([_width(c) for c in std]):.3f}")
+    trained = [r["training"] for r in results]
+    lines.append(f"training: saved {sum(t['saved'] for t in trained)}/{n}, wall "
+                 f"{np.median([t['wall_s'] for t in trained]):.0f}s median" + "".join(
+                     f"; seed {r['seed']} refused: {r['training']['error']}" for r in results
+                     if not r["training"]["saved"]))
+    return lines
 
 
 def _line(res: dict[str, Any]) -> str:
@@ -122,8 +316,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--share", type=float, default=0.3)
     ap.add_argument("--seeds", type=int, default=1, help="audits drawn with seeds 0 .. N-1 (the matcher runs once)")
     ap.add_argument("--cross-encoder", default=None, help="a trained cross-encoder folder as the matcher")
+    ap.add_argument("--close-loop", action="store_true",
+                    help="fit a matcher on half of each audit (rationalerm train, from --cross-encoder when given) "
+                    "and correct its estimate with the other half")
+    ap.add_argument("--train-args", default="", help="more `rationalerm train` options for --close-loop, one string")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
+    if args.close_loop:
+        return _main_close_loop(args)
     overrides = {"judge": {"type": "cross-encoder", "model": args.cross_encoder}} if args.cross_encoder else {}
     with tempfile.TemporaryDirectory() as tmp:
         results = argkp_estimates(args.data or shared_argkp_path(), Path(tmp), args.share, list(range(args.seeds)),
@@ -132,6 +332,22 @@ def main(argv: list[str] | None = None) -> int:
         print(_line(res))
     if len(results) > 1:
         print(_coverage(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def _main_close_loop(args: argparse.Namespace) -> int:
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        results = close_loop(args.data or default_argkp_path(), Path(tmp), args.share, list(range(args.seeds)),
+                             args.split, args.cross_encoder, shlex.split(args.train_args), log)
+    for res in results:
+        print(_loop_line(res))
+    for line in _loop_summary(results):
+        print(line)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -10,7 +10,8 @@ or the validation best-F1 one).
 Calibration. With positive weighting w, the loss is minimised at ``logit = log(w) + logit(q)`` (q the true match
 probability, or the soft label), so after training the classifier bias is shifted by ``-log(w)``: the saved
 model's plain sigmoid output is then an estimate of q itself (for distillation: of the teacher's score), with
-no fitted calibration and nothing extra to load.
+no fitted calibration and nothing extra to load. A cross-encoder base's head, which already estimates q, is first
+moved to the weighted scale (bias ``+log(w)``), so that what training leaves alone keeps its probability.
 
 Output folder: the sentence-transformers CrossEncoder files plus ``training.json`` (the model card: base model,
 data hash and size, recipe, seed, versions, validation metrics, threshold), written last.
@@ -296,6 +297,7 @@ def _fit_and_save(plan: Plan, out: Path, progress: ProgressFn | None) -> Fitted:
     t_load = time.perf_counter()
     model = _load_base(plan)
     load_s = time.perf_counter() - t_load
+    _weight_existing_head(model, plan)
     steps, train_s = _fit(model, plan, watcher)
     calibration = _shift_prior(model, plan.pos_weight)
     model.save_pretrained(str(out))
@@ -311,6 +313,22 @@ def _load_base(plan: Plan) -> CrossEncoder:
     model = load_cross_encoder(plan.base, plan.device, plan.recipe.max_length, what="train --base", num_labels=1)
     model.max_seq_length = plan.recipe.max_length
     return model
+
+
+def _weight_existing_head(model: CrossEncoder, plan: Plan) -> None:
+    """A cross-encoder base's head already estimates the match probability: move its bias to where the weighted
+    loss puts that probability (``+log(pos_weight)``), so the shift back after training (``_shift_prior``) leaves
+    what training did not change as it was. Without it a short fine-tune divided every odds by ``pos_weight`` (on
+    ArgKP dev, 58 steps from a trained matcher: no held-out probability reached 0.5). A fresh head (bare encoder)
+    learns the weighted scale from scratch and is left alone."""
+    import torch
+
+    bias = _classifier_bias(model)
+    if bias is None or plan.pos_weight == 1.0 or base_kind(plan.base) not in ("rationalerm cross-encoder",
+                                                                              "cross-encoder"):
+        return
+    with torch.no_grad():
+        bias.add_(math.log(plan.pos_weight))
 
 
 def _fit(model: CrossEncoder, plan: Plan, watcher: StepWatcher) -> tuple[int, float]:

@@ -179,6 +179,24 @@ def test_base_fine_tunes_a_trained_matcher(smoke_model: Path, tmp_path: Path) ->
     assert base_kind(str(plain)) == "cross-encoder" and base_kind("some/hub-name") == "name"
 
 
+@needs_data
+def test_fine_tuning_under_positive_weighting_keeps_the_base_s_probabilities(smoke_model: Path, tmp_path: Path) -> None:
+    """A cross-encoder base already estimates the match probability: the prior shift that undoes ``pos_weight``
+    must not shrink it when training did not move the weights (before, a short fine-tune from a trained matcher
+    divided every odds by pos_weight: on ArgKP dev its held-out probabilities never reached 0.5, kappa 0)."""
+    still = Recipe(max_steps=1, lr=1e-12, batch_size=8, max_length=48, pos_weight=4.0, val_fraction=0.2, seed=3)
+    other = _labels(_argkp_slice("train", 80, seed=7))
+    tuned = train(other, tmp_path / "tuned", base=str(smoke_model), recipe=still, device="cpu", force=True).card
+    pairs = [(p.human, p.item) for p in other.pairs[:20]]
+
+    def probs(folder: Path) -> np.ndarray:
+        judge = CrossEncoderJudge(CrossEncoderJudgeConfig(model=str(folder), mapping="raw", device="cpu"))
+        return np.array([s.score for s in judge.score_pairs(pairs)])
+
+    assert probs(tmp_path / "tuned") == pytest.approx(probs(smoke_model), abs=2e-3)
+    assert tuned["calibration"]["logit_offset"] == pytest.approx(-np.log(4.0))
+
+
 def test_the_cross_encoder_config_s_threshold_is_the_card_s() -> None:
     """configs/cross-encoder.yaml's ``threshold: null`` reads training.json's threshold, which ``train`` sets to 0.5
     on the calibrated probability by default (best-F1 only when asked): the comment says what the code does."""
