@@ -342,7 +342,7 @@ def _main_close_loop(args: argparse.Namespace) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     with tempfile.TemporaryDirectory() as tmp:
-        results = close_loop(args.data or default_argkp_path(), Path(tmp), args.share, list(range(args.seeds)),
+        results = close_loop(args.data or shared_argkp_path(), Path(tmp), args.share, list(range(args.seeds)),
                              args.split, args.cross_encoder, shlex.split(args.train_args), log)
     for res in results:
         print(_loop_line(res))

@@ -88,7 +88,10 @@ class SleepingJudge:
 
 def _ways(config: str | None, pool: ThreadPoolExecutor) -> dict[str, Callable[[list[str], list[dict]], object]]:
     """The entry points, called as the trainers call them: one batch call, or one call per output at once."""
+    import asyncio
+
     from rationalerm.reward import compute_score, compute_score_batch, reward_func
+    from rationalerm.reward_entry import trl_reward, trl_reward_async
 
     def batch(outs: list[str], gts: list[dict]) -> object:
         return compute_score_batch(["bench"] * len(outs), outs, gts, config=config)
@@ -100,8 +103,18 @@ def _ways(config: str | None, pool: ThreadPoolExecutor) -> dict[str, Callable[[l
         return list(pool.map(lambda og: reward_func(["Q: " + og[0]], ["Q: "], [og[1]], config=config),
                              zip(outs, gts)))
 
+    def trl(outs: list[str], gts: list[dict]) -> object:  # GRPOTrainer: one call with the batch's completions
+        return trl_reward(["Q: "] * len(outs), outs, ground_truth=gts, reward_config=config)
+
+    def trl_async(outs: list[str], gts: list[dict]) -> object:  # async reward functions, one task per completion
+        async def each() -> list[object]:
+            return list(await asyncio.gather(*(trl_reward_async(["Q: "], [o], ground_truth=[g], reward_config=config)
+                                               for o, g in zip(outs, gts))))
+        return asyncio.run(each())
+
     return {"one batch call (compute_score_batch)": batch, "per sample, threads (verl compute_score)": verl,
-            "per sample, threads (OpenRLHF reward_func)": openrlhf}
+            "per sample, threads (OpenRLHF reward_func)": openrlhf, "one call (TRL trl_reward)": trl,
+            "per sample, tasks (TRL trl_reward_async)": trl_async}
 
 
 def coalescing(args: argparse.Namespace, rng: np.random.Generator) -> None:

@@ -170,7 +170,7 @@ def _trl_references(columns: Mapping[str, Any], key: str, n: int) -> list[Refere
 def _judged(result: RewardResult) -> float | None:
     """TRL's reward for one result: None ("no reward", so TRL leaves it out) when the judge could not score the
     output, which is not the policy's fault; otherwise the score (0 for an unparseable output)."""
-    return None if result.reason.startswith("judge failed") else result.score
+    return None if result.judge_failed else result.score
 
 
 def _log_trl(results: Sequence[RewardResult], log_metric: LogMetric | None, log_extra: LogExtra | None) -> None:
@@ -198,15 +198,29 @@ def trl_reward(prompts: Sequence[Any], completions: Sequence[Any], completion_id
     and ``ground_truth_key`` the column; bind them with ``functools.partial``. AP, outcome and the reason are
     logged through ``log_metric`` / ``log_extra``. None means the judge could not score that completion.
     """
-    same_lengths("trl_reward", prompts=prompts, completions=completions)
-    refs = _trl_references(columns, ground_truth_key, len(completions))
-    results = get_scorer(reward_config).score([_completion_text(c) for c in completions], refs)
+    texts, refs = _trl_inputs(prompts, completions, columns, ground_truth_key)
+    results = get_scorer(reward_config).score(texts, refs)
     _log_trl(results, log_metric, log_extra)
     return [_judged(r) for r in results]
 
 
 async def trl_reward_async(prompts: Sequence[Any], completions: Sequence[Any],
-                           completion_ids: Sequence[Any] | None = None, **kwargs: Any) -> list[float | None]:
-    """``trl_reward`` as an ``async`` function: TRL runs async reward functions concurrently, and the judging runs
-    in a worker thread, so the trainer's event loop stays free."""
-    return await asyncio.to_thread(trl_reward, prompts, completions, completion_ids, **kwargs)
+                           completion_ids: Sequence[Any] | None = None, *, trainer_state: Any = None,
+                           log_extra: LogExtra | None = None, log_metric: LogMetric | None = None,
+                           reward_config: str | Path | None = None, ground_truth_key: str = GROUND_TRUTH_COLUMN,
+                           **columns: Any) -> list[float | None]:
+    """``trl_reward`` as an ``async`` function (TRL runs async reward functions concurrently): it awaits its judge
+    batch without holding a thread, so concurrent calls coalesce into one batch and the event loop stays free
+    (the judge is built in a worker thread on first use)."""
+    texts, refs = _trl_inputs(prompts, completions, columns, ground_truth_key)
+    scorer = await asyncio.to_thread(get_scorer, reward_config)
+    results = await scorer.score_async(texts, refs)
+    _log_trl(results, log_metric, log_extra)
+    return [_judged(r) for r in results]
+
+
+def _trl_inputs(prompts: Sequence[Any], completions: Sequence[Any], columns: dict[str, Any],
+                key: str) -> tuple[list[str], list[Reference]]:
+    """The completions' texts and their references, every ground truth read before anything is judged."""
+    same_lengths("trl_reward", prompts=prompts, completions=completions)
+    return [_completion_text(c) for c in completions], _trl_references(columns, key, len(completions))

@@ -84,3 +84,24 @@ def test_the_call_shape_trl_documents() -> None:
     assert split == pytest.approx([1.0], abs=1e-5)  # label in the column, checklist in another (verl's extra_info)
     with pytest.raises(RewardDataError, match="no dataset column 'ground_truth'"):
         trl_reward([PROMPT], [ANSWERS["perfect"]], None, label=["1"])
+
+
+def test_concurrent_async_calls_are_judged_as_one_batch() -> None:
+    """TRL awaits async reward functions together: 16 concurrent ``trl_reward_async`` calls reach the judge as one
+    batch, with the numbers of one ``trl_reward`` call."""
+    from rationalerm.reward.entry import get_scorer
+
+    scorer = get_scorer(None)
+    trl_reward([PROMPT], [ANSWERS["perfect"]], None, ground_truth=[GROUND_TRUTH])  # the judge is built and warm
+    answers = [ANSWERS[n].replace("Response 1", f"Response 1 (case {k})") for k in range(4) for n in NAMES]
+
+    async def each() -> list[list[float | None]]:
+        return list(await asyncio.gather(*(trl_reward_async([PROMPT], [a], None, ground_truth=[GROUND_TRUTH])
+                                           for a in answers)))
+
+    before = scorer.batcher.batches
+    together = [r for rs in asyncio.run(each()) for r in rs]
+    assert scorer.batcher.batches - before == 1
+    scorer.memo.clear()
+    assert together == pytest.approx(trl_reward([PROMPT] * len(answers), answers, None,
+                                                ground_truth=[GROUND_TRUTH] * len(answers)), abs=1e-6)

@@ -179,7 +179,6 @@ def test_base_fine_tunes_a_trained_matcher(smoke_model: Path, tmp_path: Path) ->
     assert base_kind(str(plain)) == "cross-encoder" and base_kind("some/hub-name") == "name"
 
 
-@needs_data
 def test_fine_tuning_under_positive_weighting_keeps_the_base_s_probabilities(smoke_model: Path, tmp_path: Path) -> None:
     """A cross-encoder base already estimates the match probability: the prior shift that undoes ``pos_weight``
     must not shrink it when training did not move the weights (before, a short fine-tune from a trained matcher
