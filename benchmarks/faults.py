@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from rationalerm.config import load_config  # noqa: E402
 from rationalerm.pipeline import run  # noqa: E402
-from tests.fault_server import FaultServer  # noqa: E402
+from tests.helpers.fault_server import FaultServer  # noqa: E402
 from tests.helpers.faults import audit_pairwise, read_rows, write_config, write_dataset  # noqa: E402
 
 

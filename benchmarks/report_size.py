@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
 from rationalerm.reporting.html import write_report  # noqa: E402
-from tests.report_fixtures import browser_page, make_run, open_report  # noqa: E402
+from tests.helpers.report_fixtures import browser_page, make_run, open_report  # noqa: E402
 
 
 def main() -> None:
