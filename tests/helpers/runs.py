@@ -16,7 +16,7 @@ def cached_pairs(db: Path) -> int:
     try:
         with sqlite3.connect(db, timeout=1) as con:
             return con.execute("SELECT COUNT(*) FROM pairs").fetchone()[0]
-    except sqlite3.OperationalError:
+    except sqlite3.DatabaseError:  # not created yet, being created by the run (a partial first page), or locked
         return 0
 
 

@@ -25,7 +25,9 @@ from rationalerm.config import load_config
 from rationalerm.datasets import load_argkp
 from rationalerm.datasets.argkp import label_records
 from rationalerm.errors import ConfigError
+from rationalerm.judges.canonical import CanonicalPairs
 from rationalerm.judges.cross_encoder import CrossEncoderJudge, CrossEncoderJudgeConfig, read_card, weights_sha256
+from rationalerm.scoring.references import REFERENCE_RULE
 from rationalerm.training.labels import LabelSet, PairLabel, read_labels, split_by_human
 from rationalerm.training.parts import BATCHES
 from rationalerm.training.recipe import Recipe, TrainError
@@ -293,8 +295,11 @@ def test_judge_config_mapping_and_fingerprint(smoke_model: Path, tmp_path: Path)
 
     cfg = load_config(_config(tmp_path, smoke_model))
     assert isinstance(cfg.judge, CrossEncoderJudgeConfig) and cfg.judge.threshold is None
-    judge = make_judge(cfg.judge)
+    wrapped = make_judge(cfg.judge)  # behind the response-reference rule, on by default
+    assert isinstance(wrapped, CanonicalPairs) and wrapped.fingerprint()["canonical_references"]
+    judge = wrapped.inner
     assert isinstance(judge, CrossEncoderJudge)
+    assert wrapped.fingerprint() == {**judge.fingerprint(), "canonical_references": REFERENCE_RULE}
     card = json.loads((smoke_model / "training.json").read_text())
     assert judge.threshold == card["threshold"] and judge.mapping == "linear" and judge.max_length == 48
     pairs = [("The answer cites the source.", "It cites its source."), ("The answer cites the source.", "Blue.")]
@@ -310,8 +315,9 @@ def test_judge_config_mapping_and_fingerprint(smoke_model: Path, tmp_path: Path)
 
     fp = judge.fingerprint()
     assert fp["judge"] == "cross-encoder" and fp["weights"] == card["model_sha256"] and fp["order"] == "human-item"
-    raw = make_judge(load_config(_config(tmp_path, smoke_model, "  mapping: raw\n  threshold: 0.9\n")).judge)
-    assert raw.fingerprint() != fp and raw.threshold == 0.9
+    raw = make_judge(load_config(_config(tmp_path, smoke_model, "  mapping: raw\n  threshold: 0.9\n"
+                                                                "  canonical_references: false\n")).judge)
+    assert isinstance(raw, CrossEncoderJudge) and raw.fingerprint() != fp and raw.threshold == 0.9
     # A retrained model in the same folder never reuses cached scores: the weights are in the fingerprint.
     copy = tmp_path / "copy"
     shutil.copytree(smoke_model, copy)
