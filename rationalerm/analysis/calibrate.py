@@ -30,7 +30,7 @@ from rationalerm.errors import ConfigError, RationaleRMError
 from rationalerm.judges.base import JudgeConfig
 from rationalerm.judges.embedding import Embedder, EmbeddingJudgeConfig, cosine_to_score
 from rationalerm.judges.prefilter import topk_keep
-from rationalerm.runs.directory import SavedRun, UnitKey
+from rationalerm.runs.directory import SavedRun, UnitKey, one_row_per_unit
 from rationalerm.runs.gold import MATCH_AT, GoldLabels, gold_cells
 from rationalerm.scoring.metrics import score_matrices
 from rationalerm.scoring.references import canonical_references as canonical_text
@@ -178,7 +178,7 @@ def calibrate(
 ) -> Calibration:
     """``canonical_references``: the calibrated judge config's key (its default is on); the CLI passes the base
     config's."""
-    labels = _reference_labels(run, gold, match_threshold)
+    labels = _reference_labels(one_row_per_unit(run, "calibrate"), gold, match_threshold)
     if not labels:
         raise RationaleRMError(f"{run.path}: no scored unit to calibrate against")
     keys = sorted(labels)

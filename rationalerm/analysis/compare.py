@@ -24,7 +24,7 @@ from rationalerm.analysis.agreement import (
     roc_auc,
 )
 from rationalerm.errors import RationaleRMError
-from rationalerm.runs.directory import RESULTS, SavedRun, UnitKey
+from rationalerm.runs.directory import SavedRun, UnitKey, one_row_per_unit
 from rationalerm.runs.gold import MATCH_AT, GoldLabels, gold_cells
 from rationalerm.scoring.assign import assign
 from rationalerm.scoring.sample import METRICS
@@ -76,23 +76,6 @@ def _matrices(run: SavedRun, keys: Sequence[UnitKey]) -> Matrices:
     return {k: w for k in keys if (w := run.matrix(k)) is not None}
 
 
-def _one_row_per_unit(run: SavedRun) -> SavedRun:
-    """``run``, or an error naming the first (sample id, model) it holds twice: aligned by that key, the second
-    row would silently replace the first."""
-    if len(run.units) == len(run.rows):
-        return run
-    first: dict[UnitKey, int] = {}
-    for line, row in enumerate(run.rows, 1):
-        key = (str(row["id"]), str(row["model"]))
-        if key in first:
-            raise RationaleRMError(
-                f"{run.path / RESULTS}:{line}: sample {key[0]!r} x model {key[1]!r} is also on line {first[key]} "
-                f"({len(run.rows) - len(run.units)} repeated units in all); compare needs one row per sample and "
-                "model: give the samples unique ids (a run an older import-metajudge wrote: import it again)")
-        first[key] = line
-    return run
-
-
 def _ranking_scores(run: SavedRun, key: UnitKey, w: np.ndarray) -> np.ndarray:
     """The score a cell is ranked by for AUC: the raw cosine where the row keeps it (the embedding judge's matrix
     is 0 below its threshold, a tie AUC cannot order), else the matrix score."""
@@ -134,7 +117,7 @@ def _model_rc(run: SavedRun, keys: Sequence[UnitKey]) -> dict[str, float]:
 
 def compare_runs(a: SavedRun, b: SavedRun, threshold: float = 0.5) -> RunComparison:
     """A against B over the units both runs scored with identical texts and valid matrices."""
-    common = _common(_one_row_per_unit(a), _one_row_per_unit(b))
+    common = _common(one_row_per_unit(a, "compare"), one_row_per_unit(b, "compare"))
     wa, wb = _matrices(a, common), _matrices(b, common)
     keys = [k for k in common if k in wa and k in wb]
     if not keys:
@@ -150,7 +133,7 @@ def compare_runs(a: SavedRun, b: SavedRun, threshold: float = 0.5) -> RunCompari
 
 def compare_with_gold(run: SavedRun, gold: GoldLabels, threshold: float = 0.5) -> GoldComparison:
     """A run's cells and one-to-one matches against human pair labels (unlabelled cells left out)."""
-    golds = gold_cells(_one_row_per_unit(run), gold)
+    golds = gold_cells(one_row_per_unit(run, "compare"), gold)
     ws = _matrices(run, list(golds))
     keys = list(ws)
     if not keys:

@@ -42,7 +42,7 @@ from rationalerm.analysis.audit import AuditUnit, read_units
 from rationalerm.analysis.ppi import audits_needed, ppi_mean
 from rationalerm.errors import LoadError, OutputError
 from rationalerm.runs.directory import METRICS as METRICS_JSON
-from rationalerm.runs.directory import RESULTS, SavedRun, UnitKey, load_run
+from rationalerm.runs.directory import RESULTS, SavedRun, UnitKey, load_run, one_row_per_unit
 from rationalerm.runs.gold import gold_cells, load_gold
 from rationalerm.scoring.metrics import score_matrices
 from rationalerm.scoring.rows import row_status
@@ -96,6 +96,7 @@ class Audit:
 
 def read_audit(run: SavedRun, gold: str | Path, audit: str | Path | None = None) -> Audit:
     """The audited units of ``run``: from a labels file or a (strong judge's) run directory."""
+    one_row_per_unit(run, "estimate")
     found = _gold_from_run(run, Path(gold)) if Path(gold).is_dir() else _gold_from_labels(run, Path(gold))
     if not found.gold:
         raise LoadError(f"{gold}: no unit of {run.path} has every cell of its grid labelled")
@@ -123,7 +124,7 @@ def _gold_from_labels(run: SavedRun, path: Path) -> Audit:
 
 
 def _gold_from_run(run: SavedRun, path: Path) -> Audit:
-    strong = load_run(path)
+    strong = one_row_per_unit(load_run(path), "estimate")
     out = Audit({})
     for key, row in run.units.items():
         other = strong.units.get(key)
@@ -276,7 +277,7 @@ def _agreement(run: SavedRun, audit: Audit, keys: Sequence[UnitKey]) -> BinaryAg
 def estimate_run(run: SavedRun, audit: Audit, metric: Metric = "recall",
                  confidence: float = 0.95) -> tuple[EstimateResult, list[str]]:
     """Every model's (and domain's) raw, gold-only and corrected figures, and the paired model differences."""
-    sc = score_units(run, audit, metric)
+    sc = score_units(one_row_per_unit(run, "estimate"), audit, metric)
     notes = list(audit.warnings)
     models: dict[str, ModelEstimate] = {}
     for model in _models(run, sc):

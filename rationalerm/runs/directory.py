@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from rationalerm._util.files import Record, iter_records, read_json, write_json, write_jsonl
 from rationalerm._util.versions import versions
 from rationalerm.config import OutcomeConfig, RunConfig, validate
-from rationalerm.errors import OutputError
+from rationalerm.errors import OutputError, RationaleRMError
 from rationalerm.judges.cache import fingerprint_id
 from rationalerm.scoring.rows import ResultRow
 from rationalerm.scoring.summary import add_outcome
@@ -179,3 +179,20 @@ def _short_names(paths: list[Path]) -> list[str]:
         if len(set(names)) == len(names):
             return names
     return [str(p) for p in paths]
+
+
+def one_row_per_unit(run: SavedRun, command: str) -> SavedRun:
+    """``run``, or an error naming the first (sample id, model) it holds twice: aligned by that key (``compare``,
+    ``calibrate``, ``estimate``), the second row would silently replace the first."""
+    if len(run.units) == len(run.rows):
+        return run
+    first: dict[UnitKey, int] = {}
+    for line, row in enumerate(run.rows, 1):
+        key = (str(row["id"]), str(row["model"]))
+        if key in first:
+            raise RationaleRMError(
+                f"{run.path / RESULTS}:{line}: sample {key[0]!r} x model {key[1]!r} is also on line {first[key]} "
+                f"({len(run.rows) - len(run.units)} repeated units in all); {command} needs one row per sample and "
+                "model: give the samples unique ids (a run an older import-metajudge wrote: import it again)")
+        first[key] = line
+    return run

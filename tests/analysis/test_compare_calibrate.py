@@ -96,6 +96,14 @@ def test_compare_refuses_repeated_units(tmp_path: Path) -> None:
     gold.write_text(json.dumps({"id": "s1", "model": "m1", "i": 0, "j": 0, "label": 1}) + "\n")
     with pytest.raises(RationaleRMError, match="is also on line 1"):
         compare_with_gold(load_run(a), load_gold(gold))
+    # calibrate and estimate align units by the same key: they refuse too, naming themselves
+    with pytest.raises(RationaleRMError, match=r"results\.jsonl:3: .* calibrate needs one row per sample"):
+        calibrate(load_run(a), gold=load_gold(gold), embedder=Embedder())
+    from rationalerm.analysis.estimate import estimate_run, read_audit
+
+    with pytest.raises(RationaleRMError, match=r"results\.jsonl:3: .* estimate needs one row per sample"):
+        run_a = load_run(a)
+        estimate_run(run_a, read_audit(run_a, gold))
 
 
 def test_runs_that_never_match_have_no_kappa(tmp_path: Path) -> None:
