@@ -9,13 +9,14 @@ import sys
 from pathlib import Path
 
 
-def cached_pairs(db: Path) -> int:
-    """Pairs committed to a run's SQLite cache so far (0 before the cache exists or while it is locked)."""
+def cached_pairs(db: Path, table: str = "pairs") -> int:
+    """Rows committed to ``table`` of a run's SQLite cache so far (``pairs``: judged pairs; ``vectors``: embedded
+    texts); 0 before the cache exists, while the run creates it, or while it is locked."""
     if not db.exists():
         return 0
     try:
         with sqlite3.connect(db, timeout=1) as con:
-            return con.execute("SELECT COUNT(*) FROM pairs").fetchone()[0]
+            return con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
     except sqlite3.DatabaseError:  # not created yet, being created by the run (a partial first page), or locked
         return 0
 

@@ -22,7 +22,7 @@ from rationalerm.judges.prefilter import PrefilterConfig
 from rationalerm.reward.reference import Reference
 from rationalerm.reward.scorer import RewardScorer, RewardSettings
 from tests.helpers.paths import ROOT
-from tests.helpers.runs import run_cli
+from tests.helpers.runs import cached_pairs, run_cli
 
 EXAMPLE = ROOT / "examples" / "rationales.jsonl"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "140"}
@@ -130,16 +130,6 @@ def _distinct_corpus(path: Path, n: int) -> int:
     return len(texts)
 
 
-def _stored_vectors(db: Path) -> int:
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(db, timeout=1) as con:
-            return con.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
-    except sqlite3.DatabaseError:  # not created yet, being created by the run (a partial first page), or locked
-        return 0
-
-
 def test_a_run_killed_while_embedding_reembeds_nothing_on_resume(tmp_path: Path) -> None:
     """SIGTERM once the first block of vectors is committed, before any pair is judged: the resumed run embeds only
     the texts the killed one had not stored, and reads the others back."""
@@ -152,12 +142,12 @@ def test_a_run_killed_while_embedding_reembeds_nothing_on_resume(tmp_path: Path)
     proc = subprocess.Popen([sys.executable, "-m", "rationalerm", *args], env=ENV, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
-    while _stored_vectors(out / "cache.sqlite") == 0 and time.time() < deadline and proc.poll() is None:
+    while cached_pairs(out / "cache.sqlite", "vectors") == 0 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.005)
     assert proc.poll() is None, "run finished before it could be interrupted"
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
-    stored = _stored_vectors(out / "cache.sqlite")
+    stored = cached_pairs(out / "cache.sqlite", "vectors")
     assert 0 < stored < total
     with sqlite3.connect(out / "cache.sqlite") as con:
         assert con.execute("SELECT COUNT(*) FROM pairs").fetchone()[0] == 0  # killed while embedding
@@ -166,7 +156,7 @@ def test_a_run_killed_while_embedding_reembeds_nothing_on_resume(tmp_path: Path)
     said = re.search(r"embedded (\d+) texts, (\d+) from the vector cache", resumed.stderr.replace("\n", " "))
     assert said, resumed.stderr
     assert (int(said[1]), int(said[2])) == (total - stored, stored)
-    assert _stored_vectors(out / "cache.sqlite") == total
+    assert cached_pairs(out / "cache.sqlite", "vectors") == total
 
     again = run_cli(tuple(args), ENV, ROOT, timeout=900)  # everything cached: nothing embedded, nothing judged
     assert "embedded 0 texts, 0 from the vector cache" in again.stderr.replace("\n", " ")
