@@ -321,7 +321,7 @@ def main() -> None:
     ce = judge.model
     q_ce = quantize(ce, "int8", "cpu") if args.int8 else None
     assert ce.model is not None
-    ce_flops = encoder_flops(ce.model.config, token_lengths(ce.tokenizer, pairs, ce.max_length or 512))
+    ce_flops = encoder_flops(ce.model.config, token_lengths(ce.tokenizer, pairs, ce.max_seq_length or 512))
     p, b = side_by_side(*cross_encoder_path(judge, grids_of), repeats=args.repeats)
     ratios["cross-encoder"] = report("cross-encoder", p, b, ce_flops, peak, achievable, "pairs", len(pairs))
 

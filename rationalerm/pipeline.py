@@ -232,6 +232,7 @@ class Run:
     def open(cls, paths: list[Path], cfg: RunConfig, out: Path, clock: StageClock, found: Scan,
              progress: ProgressFactory, log: Log) -> Run:
         """Build the judge, then its cache and the result parts; what is open is closed again if a step fails."""
+        JudgeCache.check(cfg.cache or out / "cache.sqlite")  # a wrong --cache fails before the model loads
         judge = make_judge(cfg.judge)
         with ExitStack() as opened:
             opened.callback(judge.close)

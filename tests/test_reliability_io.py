@@ -160,6 +160,28 @@ def test_a_cache_that_is_not_a_cache_is_refused_and_left_byte_identical(tmp_path
     assert list(folder.iterdir()) == []
 
 
+def test_a_wrong_cache_is_refused_before_the_judge_model_loads(tmp_path: Path, tiny_qwen: Path) -> None:
+    """The cache path is checked before the judge is built: a judge that loads its model when built (the LLM judge
+    on transformers) never starts loading it for a run that cannot write its cache."""
+    import sqlite3
+
+    data = tmp_path / "data.jsonl"
+    data.write_bytes(jsonl([GOOD]))
+    cfg = tmp_path / "llm.yaml"
+    cfg.write_text(json.dumps({"judge": {"type": "llm", "model": str(tiny_qwen),
+                                         "backend": {"type": "transformers", "device": "cpu", "dtype": "float32"}}}))
+    other = tmp_path / "other.sqlite"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE notes (t TEXT)")
+    db.close()
+    before = other.read_bytes()
+    for cache, says in ((data, "not a cache"), (other, "without this cache's tables")):
+        proc = cli("run", str(data), "--config", str(cfg), "--cache", str(cache), "--out", str(tmp_path / "o"))
+        assert says in one_line_error(proc)
+        assert "loading" not in proc.stderr + proc.stdout, proc.stderr
+    assert other.read_bytes() == before and not Path(f"{other}-wal").exists()
+
+
 def test_a_sqlite_file_of_someone_else_is_refused_and_a_cache_reopens(tmp_path: Path) -> None:
     import sqlite3
 

@@ -44,20 +44,40 @@ _SQLITE_HEADER = b"SQLite format 3\x00"
 _NOT_A_CACHE = "left as it is; name a new file, or a cache file this command wrote"
 
 
-def _check_not_foreign(path: Path) -> None:
+def _check_not_foreign(path: Path) -> bool:
     """A store is a new file, an empty one or a SQLite database: anything else (the input JSONL given as the cache,
-    a directory) is an ``OutputError`` before SQLite opens it, so it is never written to."""
+    a directory) is an ``OutputError`` before SQLite opens it, so it is never written to. True when the file is
+    already a SQLite database."""
     if path.is_dir():
         raise OutputError(f"{path}: is a directory; a cache is a file (e.g. {path / 'cache.sqlite'})")
     try:
         with path.open("rb") as f:
             head = f.read(len(_SQLITE_HEADER))
     except FileNotFoundError:
-        return
+        return False
     except OSError as e:
         raise OutputError(f"{path}: cannot read the cache ({e.strerror or e})") from e
     if head and head != _SQLITE_HEADER:
         raise OutputError(f"{path}: not a cache (not a SQLite database); {_NOT_A_CACHE}")
+    return bool(head)
+
+
+def check_store_path(path: str | Path, schema: str, shares_with: str = "") -> None:
+    """What ``FingerprintStore`` refuses, checked without creating or writing anything: a command calls it before
+    it loads a model, so a wrong ``--cache`` is one error line at once, not after minutes of loading."""
+    path = Path(path)
+    if not _check_not_foreign(path):
+        return
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as e:
+        raise OutputError(f"{path}: cannot open the cache ({e})") from e
+    try:
+        _check_tables(db, path, schema, shares_with)
+    except sqlite3.Error as e:
+        raise OutputError(f"{path}: cannot use the cache ({e})") from e
+    finally:
+        db.close()
 
 
 def _check_tables(db: sqlite3.Connection, path: Path, schema: str, shares_with: str = "") -> None:

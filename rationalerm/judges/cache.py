@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from rationalerm._util.hashing import stable_hash
-from rationalerm._util.sqlite_store import FingerprintStore, Row, StoreWriter, fingerprint_id
+from rationalerm._util.sqlite_store import FingerprintStore, Row, StoreWriter, check_store_path, fingerprint_id
 from rationalerm.judges.base import ListResult, ListTask, Pair, PairScore
 
 _SCHEMA = """
@@ -62,6 +62,11 @@ class JudgeCache:
         self.store = FingerprintStore(path, fingerprint, _SCHEMA, shares_with=VECTORS_SCHEMA)
         self.store.remember_fingerprint("judges")
         self.path, self.fp = self.store.path, self.store.fp
+
+    @staticmethod
+    def check(path: str | Path) -> None:
+        """Refuse a path this cache would refuse (``OutputError``), creating nothing: before a model loads."""
+        check_store_path(path, _SCHEMA, shares_with=VECTORS_SCHEMA)
 
     def get_pairs(self, pairs: Sequence[Pair]) -> dict[Pair, PairScore]:
         keys = {pair_key(h, s): (h, s) for h, s in pairs}
