@@ -514,6 +514,10 @@ def train(
     force: Annotated[bool, typer.Option(
         "--force", help="Save the model even when it ranks held-out pairs no better than chance (the card says "
         "so).")] = False,
+    canonical: Annotated[bool, typer.Option(
+        "--canonical-references/--as-written",
+        help="Fit on the texts as a judge with judge.canonical_references on (the default) sees them: 'Response A' "
+        "and 'Response 1' written one way; --as-written for a judge with the rule off.")] = True,
 ) -> None:
     """Fit a cross-encoder matcher on human pair labels, audit labels or a judge's run (distillation)."""
     import os
@@ -530,6 +534,8 @@ def train(
         raise ConfigError("--val-fraction must be in [0, 1)")
     try:  # torch and transformers write the model folder themselves: an --out they cannot write is an OSError
         label_set = read_labels(labels, run)
+        if canonical:
+            label_set = label_set.canonical()
         recipe = Recipe(epochs="auto" if epochs is None else epochs, lr=lr, batch_size=batch_size,
                         max_length=max_length, pos_weight=pw, max_steps=max_steps, val_fraction=val_fraction,
                         seed=seed, precision=precision, threshold=thr)

@@ -15,13 +15,14 @@ import math
 import random
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from rationalerm._util.files import iter_records
 from rationalerm._util.hashing import stable_hash
 from rationalerm.errors import LabelError, LoadError, OutputError
+from rationalerm.scoring.references import REFERENCE_RULE, canonical_references
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,31 @@ class LabelSet:
         """True when any label is strictly between 0 and 1 (distillation, or averaged duplicates)."""
         return any(0.0 < p.label < 1.0 for p in self.pairs)
 
+    canonical_references: int | None = None
+    """The reference rule's version when the texts were rewritten by it (``canonical``), else None."""
+
     def sha256(self) -> str:
         """Content hash of the label set (order-independent): the model card's data identity."""
         rows = sorted((p.human, p.item, round(p.label, 6)) for p in self.pairs)
         return stable_hash(rows, 64)
+
+    def canonical(self) -> LabelSet:
+        """The pairs with their texts as a judge with ``canonical_references`` on sees them (the default), so the
+        model learns the texts it will score; pairs the rule makes equal are merged like duplicates."""
+        rewritten = [replace(p, human=canonical_references(p.human), item=canonical_references(p.item))
+                     for p in self.pairs]
+        pairs = _merge(rewritten)
+        return replace(self, pairs=pairs, duplicates=self.duplicates + len(self.pairs) - len(pairs),
+                       canonical_references=REFERENCE_RULE)
+
+
+def _merge(labels: Sequence[PairLabel]) -> list[PairLabel]:
+    """One pair per (human, item): the mean label, the first occurrence's source."""
+    groups: dict[tuple[str, str], list[PairLabel]] = {}
+    for lab in labels:
+        groups.setdefault((lab.human, lab.item), []).append(lab)
+    return [PairLabel(h, s, sum(x.label for x in g) / len(g), g[0].source, g[0].audit)
+            for (h, s), g in groups.items()]
 
 
 def read_labels(sources: Sequence[str | Path], run: str | Path | None = None) -> LabelSet:
@@ -59,19 +81,17 @@ def read_labels(sources: Sequence[str | Path], run: str | Path | None = None) ->
     audit cells (``{"id", "model", "i", "j", "label"}``) refer to."""
     if not sources:
         raise LabelError("no label source given")
-    groups: dict[tuple[str, str], list[PairLabel]] = {}
+    read: list[PairLabel] = []
     kinds: list[str] = []
     skipped: Counter[str] = Counter()
-    total = 0
     texts = AuditTexts(Path(run)) if run is not None else None
     for src in sources:
         labels, kind, skips = _read_source(Path(src), texts)
         kinds.append(kind)
         skipped.update(skips)
-        total += len(labels)
-        for lab in labels:
-            groups.setdefault((lab.human, lab.item), []).append(lab)
-    pairs = [PairLabel(h, s, sum(x.label for x in g) / len(g), g[0].source) for (h, s), g in groups.items()]
+        read.extend(labels)
+    total = len(read)
+    pairs = _merge(read)
     if not pairs:
         raise LabelError(f"{', '.join(map(str, sources))}: no labelled pair")
     return LabelSet(pairs, [str(s) for s in sources], kinds, duplicates=total - len(pairs), skipped=dict(skipped))

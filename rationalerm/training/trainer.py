@@ -71,6 +71,7 @@ class DataCard(TypedDict):
     sha256: str
     pairs: int
     duplicates_merged: int
+    canonical_references: int | None  # the reference rule's version the texts were rewritten by, or None
     skipped: dict[str, int]
     soft_labels: bool
     label_mean: float
@@ -508,7 +509,8 @@ def _base_lineage(base: str) -> BaseLineage | None:
 
 def _data_card(labels: LabelSet, plan: Plan) -> DataCard:
     return {"sources": labels.sources, "kinds": labels.kinds, "sha256": labels.sha256(), "pairs": len(labels.pairs),
-            "duplicates_merged": labels.duplicates, "skipped": labels.skipped, "soft_labels": labels.soft,
+            "duplicates_merged": labels.duplicates,
+            "canonical_references": labels.canonical_references, "skipped": labels.skipped, "soft_labels": labels.soft,
             "label_mean": float(np.mean([p.label for p in labels.pairs])),
             "train_pairs": len(plan.train_set), "val_pairs": len(plan.val_set)}
 

@@ -428,6 +428,7 @@ def test_train_command(tmp_path: Path) -> None:
     assert "AUC" in text and "chosen threshold" in text and "judge: {type: cross-encoder, model:" in text
     card = json.loads((out / "training.json").read_text())
     assert card["recipe"]["steps"] == 2 and card["data"]["sources"] == [str(labels)]
+    assert card["data"]["canonical_references"] == REFERENCE_RULE  # fitted on the texts the default judge scores
 
     again = cli("train", str(labels), "--out", str(out), "--max-steps", "1", check=False)
     assert again.returncode == 2 and "exists and is not empty" in again.stderr

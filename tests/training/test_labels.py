@@ -175,3 +175,23 @@ def test_audit_labels_need_their_run(tmp_path: Path) -> None:
         read_labels([audit])
     with pytest.raises(LabelError, match="--run .*missing; is .* a run directory"):
         read_labels([audit], run=tmp_path / "nowhere")
+
+
+def test_canonical_labels_are_the_texts_the_judge_scores(tmp_path: Path) -> None:
+    """``train`` fits on the texts a judge with the reference rule on (the default) sees: "Response A" and
+    "Response 1" are one pair, merged like a duplicate (mean label), and the set records the rule's version."""
+    from rationalerm.scoring.references import REFERENCE_RULE, canonical_references
+
+    path = tmp_path / "labels.jsonl"
+    write_jsonl(path, [{"human": "Response A is wrong about the date.", "item": "Assistant B misses it.", "label": 1},
+                       {"human": "Response 1 is wrong about the date.", "item": "Response 2 misses it.", "label": 0},
+                       {"human": "The tone is rude.", "item": "It is rude.", "label": 1}])
+    as_written = read_labels([path])
+    assert len(as_written.pairs) == 3 and as_written.canonical_references is None
+    seen = as_written.canonical()
+    assert seen.canonical_references == REFERENCE_RULE and seen.duplicates == 1
+    assert [(p.human, p.item, p.label, p.source) for p in seen.pairs] == [
+        ("Response 1 is wrong about the date.", "Response 2 misses it.", 0.5, f"{path}:1"),
+        ("The tone is rude.", "It is rude.", 1.0, f"{path}:3")]
+    assert all(canonical_references(p.human) == p.human for p in seen.pairs)
+    assert seen.sha256() != as_written.sha256()
