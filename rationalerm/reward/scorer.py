@@ -148,6 +148,8 @@ class RewardScorer:
         self.config = config or RunConfig()
         self.settings = settings or RewardSettings()
         self.parse = make_parser(parser if parser is not None else self.settings.parser_regex, self.settings)
+        if self.settings.cache:
+            JudgeCache.check(self.settings.cache)  # a wrong cache fails before a judge model loads
         self.judge = _pairwise(judge if judge is not None else make_judge(self.config.judge))
         self.memo: dict[Pair, float] = {}
         self.judged = 0

@@ -310,3 +310,19 @@ def test_reward_config_errors_name_the_file(tmp_path: Path, text: str | None, me
     with pytest.raises(ConfigError, match=re.escape(f"{path}")) as err:
         load_reward_config(path)
     assert message in str(err.value)
+
+
+def test_a_wrong_reward_cache_is_refused_before_the_judge_is_built(tmp_path: Path) -> None:
+    """``reward.cache`` naming a file that is not a cache is an ``OutputError`` before the judge is built: here an
+    LLM judge whose model folder holds no model would fail to load, and the cache's error comes first."""
+    from rationalerm.config import load_config
+    from rationalerm.errors import OutputError
+
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"a": 1}\n')
+    (tmp_path / "model").mkdir()
+    cfg = load_config(None, {"judge.type": "llm", "judge.model": str(tmp_path / "model"),
+                             "judge.backend": {"type": "transformers", "device": "cpu"}})
+    with pytest.raises(OutputError, match="not a cache"):
+        RewardScorer(cfg, RewardSettings(cache=str(data)))
+    assert data.read_text() == '{"a": 1}\n'
