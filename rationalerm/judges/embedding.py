@@ -120,11 +120,13 @@ class Embedder:
         if progress and stored:
             progress(len(stored))
 
-    def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+    def embed(self, texts: Sequence[str], progress: Progress | None = None, *, recall: bool = True) -> np.ndarray:
+        """Vectors of ``texts`` (rows in order); ``recall=False`` when the caller has just read the store."""
         # Length-sorted blocks cut from every text not in memory: a given text list always gives the same batches,
         # and a resumed run finds each block either stored whole (skipped) or not at all (embedded as before).
         wanted = sorted(dict.fromkeys(t for t in texts if t not in self._memo), key=len)
-        self._recall(wanted, progress)
+        if recall:
+            self._recall(wanted, progress)
         block = self.batch_size * 8
         for start in range(0, len(wanted), block):
             part = [t for t in wanted[start:start + block] if t not in self._memo]
@@ -139,6 +141,20 @@ class Embedder:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([self._memo[t] for t in texts])
+
+    def embed_all(self, texts: Sequence[str], progress: ProgressFactory, label: str) -> None:
+        """Embed ``texts`` under a progress bar that opens once the work can start: the vectors the store holds are
+        read first, and the model loads (printing what it loads) before the bar, only when a text still needs it,
+        so no bar sits frozen at 0 through a model load."""
+        unique = list(dict.fromkeys(texts))
+        self._recall([t for t in unique if t not in self._memo], None)
+        known = sum(1 for t in unique if t in self._memo)
+        if known < len(unique):
+            _ = self.encoder
+        with progress(label, len(unique)) as advance:
+            if known:
+                advance(known)
+            self.embed(unique, advance, recall=False)
 
     def cosine(self, left: Sequence[str], right: Sequence[str]) -> np.ndarray:
         """Cosine matrix ``len(left) x len(right)``."""
@@ -180,8 +196,7 @@ class EmbeddingJudge:
 
     def prepare(self, texts: Sequence[str], progress: ProgressFactory = null_progress) -> None:
         """Embed every text a run needs at once, so each text's vector is independent of chunking."""
-        with progress("embedding texts", len(texts)) as advance:
-            self.embedder.embed(texts, advance)
+        self.embedder.embed_all(texts, progress, "embedding texts")
 
     def score_pairs(self, pairs: Sequence[tuple[str, str]], progress: Progress | None = None,
                     on_score: PairSink | None = None) -> list[PairScore]:

@@ -109,9 +109,7 @@ class Prefilter:
         self._kept: set[tuple[str, str]] = set()
 
     def prepare(self, texts: Sequence[str], progress: ProgressFactory = null_progress) -> None:
-        seen = list(dict.fromkeys(map(self.seen, texts)))
-        with progress("prefilter: embedding texts", len(seen)) as advance:
-            self.embedder.embed(seen, advance)
+        self.embedder.embed_all(list(map(self.seen, texts)), progress, "prefilter: embedding texts")
 
     def mask(self, unit: Grid) -> np.ndarray:
         cos = self.embedder.cosine([self.seen(t) for t in unit.human], [self.seen(t) for t in unit.items])

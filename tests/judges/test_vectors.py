@@ -95,6 +95,50 @@ def test_vectors_are_stored_once_and_read_back_exactly(tmp_path: Path) -> None:
         assert con.execute("SELECT COUNT(*) FROM encoders").fetchone()[0] == 2
 
 
+class _Bars:
+    """A progress factory that records, as each bar opens, whether the model was loaded, and how far each got."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+        self.opened: list[tuple[str, int, bool]] = []
+        self.done: list[int] = []
+
+    def __call__(self, label: str, total: int):  # type: ignore[no-untyped-def]
+        from contextlib import contextmanager
+
+        @contextmanager
+        def bar():  # type: ignore[no-untyped-def]
+            self.opened.append((label, total, self.embedder._encoder is not None))
+            count = [0]
+            yield lambda n=1: count.__setitem__(0, count[0] + n)
+            self.done.append(count[0])
+        return bar()
+
+
+def test_the_embedding_bar_opens_after_the_model_loads_and_never_loads_it_for_stored_vectors(tmp_path: Path) -> None:
+    """No bar sits at 0 through a model load: the model loads (printing what it loads) before the "embedding texts"
+    bar opens; a text set the vector store holds whole never loads the model, and its bar is complete."""
+    db = tmp_path / "cache.sqlite"
+    judge = EmbeddingJudge(EmbeddingJudgeConfig(threads=1))
+    judge.attach_vectors(db)
+    bars = _Bars(judge.embedder)
+    judge.prepare([*TEXTS, TEXTS[0]], bars)
+    assert bars.opened == [("embedding texts", 4, True)] and bars.done == [4]
+    judge.close()
+
+    again = EmbeddingJudge(EmbeddingJudgeConfig(threads=1))
+    again.attach_vectors(db)
+    bars = _Bars(again.embedder)
+    again.prepare(TEXTS[::-1], bars)
+    assert bars.opened == [("embedding texts", 4, False)] and bars.done == [4]
+    assert again.embedder._encoder is None and again.embedding_counts() == (0, 4)
+    bars = _Bars(again.embedder)
+    again.prepare([*TEXTS, "Response 2 is shorter."], bars)
+    assert bars.opened == [("embedding texts", 5, True)] and bars.done == [5]
+    assert again.embedding_counts() == (1, 4)
+    again.close()
+
+
 def _output(item: str) -> str:
     return f"<checklist>\n1. {item}\n</checklist>\n<label>Response 1</label>"
 
