@@ -2,6 +2,7 @@
 
     python -m benchmarks.limits                               # distinct texts, one torch thread
     python -m benchmarks.limits --cross-encoder DIR --int8    # a trained cross-encoder; int8 rows too
+    python -m benchmarks.limits --int8 --bf16                 # int8 and bf16 rows (bf16: CPUs with bf16 units)
 
 Every path runs the same texts as the bare library doing the same work, alternately (A, B, A, B, ...: a noisy
 shared machine slows both alike; the ratio is the median of the back-to-back pairs' ratios), with the same loaded
@@ -17,13 +18,14 @@ The corpus has no repeated text (no deduplication credit). For each path it prin
 ratio, where the project's time went (inside the encoder vs around it) and the share of the machine's fp32
 FLOP limit the encoder reached: model FLOPs from its shapes and the real token lengths (padding not counted), over
 the peak from ``lscpu`` (cores x clock x FMA lanes, an upper bound) and over a measured one-thread matmul rate (what
-the CPU achieves in practice). ``--int8`` adds the int8 judges' speed-up over fp32 (not in the worst ratio: a
-different computation). The last line is ``worst ratio to the bare library: R`` (goal: R <= 1.2).
+the CPU achieves in practice). ``--int8`` / ``--bf16`` add those judges' speed-up over fp32 (not in the worst
+ratio: a different computation). The last line is ``worst ratio to the bare library: R`` (goal: R <= 1.2).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import re
 import statistics
@@ -272,6 +274,8 @@ def main() -> None:
     ap.add_argument("--cross-encoder", default=None, help="a CrossEncoder folder (default: the packaged MiniLM with "
                                                           "a fresh one-logit head: timing only)")
     ap.add_argument("--int8", action="store_true", help="also time the int8 judges against their fp32 selves")
+    ap.add_argument("--bf16", action="store_true", help="also time the bf16 judges against their fp32 selves (a CPU "
+                                                        "with bf16 units)")
     args = ap.parse_args()
 
     import torch
@@ -293,7 +297,9 @@ def main() -> None:
     from rationalerm.judges.compute import quantize
 
     encoder = load_encoder(None)
-    q_encoder = quantize(encoder, "int8", "cpu") if args.int8 else None  # before any clock wraps its methods
+    lower = [name for name in ("int8", "bf16") if getattr(args, name)]
+    # converted copies, made before any clock wraps a method (bf16 converts a module in place)
+    low_encoders = {name: quantize(copy.deepcopy(encoder), name, "cpu") for name in lower}
     for grids in (grids_of(99),):  # warm up: first calls allocate
         encoder.encode([t for h, m in grids for t in (*h, *m)][:128])
     ratios: dict[str, float] = {}
@@ -319,36 +325,37 @@ def main() -> None:
                                                           threshold=0.5, mapping="raw"))
         judge._model = load_cross_encoder(default_model_path(), "cpu", 128, num_labels=1)
     ce = judge.model
-    q_ce = quantize(ce, "int8", "cpu") if args.int8 else None
+    low_ces = {name: quantize(copy.deepcopy(ce), name, "cpu") for name in lower}
     assert ce.model is not None
     ce_flops = encoder_flops(ce.model.config, token_lengths(ce.tokenizer, pairs, ce.max_seq_length or 512))
     p, b = side_by_side(*cross_encoder_path(judge, grids_of), repeats=args.repeats)
     ratios["cross-encoder"] = report("cross-encoder", p, b, ce_flops, peak, achievable, "pairs", len(pairs))
 
-    if q_encoder is not None and q_ce is not None:
-        int8_rows(args, (encoder, q_encoder), grids_of, (judge, q_ce))
+    for name in lower:
+        precision_rows(args, name, (encoder, low_encoders[name]), grids_of, (judge, low_ces[name]))
     worst = max(ratios, key=lambda k: ratios[k])
     print(f"worst ratio to the bare library: {ratios[worst]:.3f}")
 
 
-def int8_rows(args: argparse.Namespace, encoders: tuple[Any, Any], grids_of: Callable[[int], list],
-              judges: tuple[Any, Any]) -> None:
-    """The int8 judges against their fp32 selves: speed-up on the same texts (models quantized before timing)."""
+def precision_rows(args: argparse.Namespace, precision: str, encoders: tuple[Any, Any],
+                   grids_of: Callable[[int], list], judges: tuple[Any, Any]) -> None:
+    """The ``precision`` judges against their fp32 selves: speed-up on the same texts (models converted before
+    timing)."""
     from rationalerm.judges.cross_encoder import CrossEncoderJudge
 
     encoder, q_encoder = encoders
     judge, q_model = judges
-    q_project, _ = embedding_path(q_encoder, grids_of, args.threads, "int8")
+    q_project, _ = embedding_path(q_encoder, grids_of, args.threads, precision)
     f_project, _ = embedding_path(encoder, grids_of, args.threads)
     q, f = side_by_side(q_project, f_project, args.repeats)
-    print(f"{'int8':14s} embedding judge: {statistics.median(a / c for a, c in zip(f.total, q.total)):4.2f}x "
+    print(f"{precision:14s} embedding judge: {statistics.median(a / c for a, c in zip(f.total, q.total)):4.2f}x "
           "the fp32 rate")
-    q_judge = CrossEncoderJudge(judge.cfg.model_copy(update={"precision": "int8"}))
+    q_judge = CrossEncoderJudge(judge.cfg.model_copy(update={"precision": precision}))
     q_judge._model = q_model
     q_project, _ = cross_encoder_path(q_judge, grids_of)
     f_project, _ = cross_encoder_path(judge, grids_of)
     q, f = side_by_side(q_project, f_project, args.repeats)
-    print(f"{'int8':14s} cross-encoder judge: {statistics.median(a / c for a, c in zip(f.total, q.total)):4.2f}x "
+    print(f"{precision:14s} cross-encoder judge: {statistics.median(a / c for a, c in zip(f.total, q.total)):4.2f}x "
           "the fp32 rate")
 
 

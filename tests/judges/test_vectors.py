@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from rationalerm.judges import make_judge
 from rationalerm.judges.base import CachesVectors
@@ -61,6 +62,38 @@ print("ok")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_bf16_meets_the_agreement_bound_where_the_cpu_has_bf16_units_and_is_refused_elsewhere(tmp_path: Path) -> None:
+    """bf16 weights: vectors at cosine > 0.99 to fp32 (0.9999 measured, README "Speed"), unit length, recorded in the
+    fingerprint and the vector store's identity; on a CPU without bf16 units (slower than fp32 there) it is a
+    ``ConfigError`` naming what it needs, before any text is embedded."""
+    from rationalerm.errors import ConfigError
+    from rationalerm.judges.compute import check_precision, has_bf16_units
+
+    with pytest.raises(ConfigError, match="mps has none"):  # a device without bf16 units, on any machine
+        check_precision("bf16", "mps")
+    if not has_bf16_units("cpu"):
+        for build in (lambda: EmbeddingJudge(EmbeddingJudgeConfig(precision="bf16", device="cpu")),
+                      lambda: CrossEncoderJudge(CrossEncoderJudgeConfig(model="some/hub-model", precision="bf16",
+                                                                        device="cpu"))):
+            with pytest.raises(ConfigError, match="bf16 needs bf16 units"):
+                build()
+        return
+    judge = EmbeddingJudge(EmbeddingJudgeConfig(precision="bf16", threads=1))
+    assert judge.fingerprint()["precision"] == "bf16"
+    assert CrossEncoderJudge(CrossEncoderJudgeConfig(model="some/hub-model", precision="bf16")).fingerprint()[
+        "precision"] == "bf16"
+    fp32 = Embedder(threads=1).embed(TEXTS)
+    judge.attach_vectors(tmp_path / "cache.sqlite")
+    bf16 = judge.embed(TEXTS)
+    assert bf16.dtype == np.float32 and np.allclose(np.linalg.norm(bf16, axis=1), 1.0, atol=1e-6)
+    cos = np.einsum("ij,ij->i", fp32, bf16)
+    assert cos.min() > 0.999 and not np.array_equal(fp32, bf16)
+    judge.close()
+    with sqlite3.connect(tmp_path / "cache.sqlite") as con:
+        (identity,) = con.execute("SELECT fingerprint FROM encoders").fetchone()
+    assert json.loads(identity)["vectors"]["precision"] == "bf16"
 
 
 def test_int8_embeddings_stay_close_to_fp32() -> None:
