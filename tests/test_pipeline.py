@@ -11,7 +11,7 @@ import pytest
 
 import rationalerm.pipeline as pipeline
 from rationalerm.config import load_config
-from rationalerm.errors import ConfigError
+from rationalerm.errors import ConfigError, OutputError
 from rationalerm.judges import PairScore
 from rationalerm.judges.cache import JudgeCache
 from tests.helpers.paths import ROOT
@@ -69,10 +69,26 @@ def test_a_listwise_judge_behind_the_prefilter_is_closed_before_the_error(judge:
     assert (judge.closed, CountedCache.closed) == (1, 0)  # the cache was never opened
 
 
-def test_a_cache_that_cannot_open_closes_the_judge(judge: FakeJudge, tmp_path: Path) -> None:
+def test_a_cache_path_that_cannot_be_a_cache_fails_before_the_judge_is_built(
+    judge: FakeJudge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    built: list[object] = []
+    monkeypatch.setattr(pipeline, "make_judge", lambda _cfg: built.append(_cfg) or judge)
     (tmp_path / "file.txt").write_text("not a directory")
     with pytest.raises(OSError):
         pipeline.run(EXAMPLE, load_config(None, {"cache": str(tmp_path / "file.txt" / "c.sqlite")}), tmp_path / "run")
+    assert built == [] and judge.closed == 0
+
+
+def test_a_cache_that_fails_to_open_after_the_judge_is_built_closes_the_judge(
+    judge: FakeJudge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(self: CountedCache, *_args: object) -> None:
+        raise OutputError("the disk went away")
+
+    monkeypatch.setattr(CountedCache, "__init__", refuse)
+    with pytest.raises(OutputError, match="went away"):
+        pipeline.run(EXAMPLE, load_config(), tmp_path / "run")
     assert judge.closed == 1
 
 
