@@ -298,6 +298,11 @@ def main() -> None:
 
     encoder = load_encoder(None)
     lower = [name for name in ("int8", "bf16") if getattr(args, name)]
+    from rationalerm.judges.compute import has_bf16_units
+
+    if "bf16" in lower and not has_bf16_units("cpu"):
+        print("bf16: this CPU has no bf16 units (AVX512-BF16 or AMX); left out")
+        lower.remove("bf16")
     # converted copies, made before any clock wraps a method (bf16 converts a module in place)
     low_encoders = {name: quantize(copy.deepcopy(encoder), name, "cpu") for name in lower}
     for grids in (grids_of(99),):  # warm up: first calls allocate

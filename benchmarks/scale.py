@@ -307,7 +307,7 @@ FLOOR_BLOCKS = (1, 16, 32, 128)
 def whole_block_floors(backend, pairs: list[tuple[str, str]],  # type: ignore[no-untyped-def]
                        blocks: tuple[int, ...] = FLOOR_BLOCKS) -> dict[tuple[int, bool], float]:
     """Computed tokens per pair / unique part under a prefix cache that reuses whole blocks only (vLLM's), on the
-    backend's own token ids sent in the backend's order, for each block size of ``FLOOR_BLOCKS``: the prompts as
+    backend's own token ids sent in the backend's order, for each of ``blocks`` (``FLOOR_BLOCKS``): the prompts as
     they are, and with filler tokens that end the rubric and each human item's shared prefix on a block boundary
     (the best any padding of the prompt could do). At the engine's block size it reproduces the engine's count."""
     from rationalerm.judges.llm.prompts import pairwise_messages, pairwise_split

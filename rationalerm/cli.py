@@ -533,9 +533,7 @@ def train(
     if not 0.0 <= val_fraction < 1.0:
         raise ConfigError("--val-fraction must be in [0, 1)")
     try:  # torch and transformers write the model folder themselves: an --out they cannot write is an OSError
-        label_set = read_labels(labels, run)
-        if canonical:
-            label_set = label_set.canonical()
+        label_set = read_labels(labels, run, canonical=canonical)
         recipe = Recipe(epochs="auto" if epochs is None else epochs, lr=lr, batch_size=batch_size,
                         max_length=max_length, pos_weight=pw, max_steps=max_steps, val_fraction=val_fraction,
                         seed=seed, precision=precision, threshold=thr)

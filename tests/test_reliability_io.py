@@ -172,6 +172,7 @@ def test_a_wrong_cache_is_refused_before_the_judge_model_loads(tmp_path: Path, t
                                          "backend": {"type": "transformers", "device": "cpu", "dtype": "float32"}}}))
     other = tmp_path / "other.sqlite"
     with sqlite3.connect(other) as db:
+        db.execute("PRAGMA journal_mode=WAL")  # as every cache, and many other databases, are
         db.execute("CREATE TABLE notes (t TEXT)")
     db.close()
     before = other.read_bytes()
@@ -179,7 +180,7 @@ def test_a_wrong_cache_is_refused_before_the_judge_model_loads(tmp_path: Path, t
         proc = cli("run", str(data), "--config", str(cfg), "--cache", str(cache), "--out", str(tmp_path / "o"))
         assert says in one_line_error(proc)
         assert "loading" not in proc.stderr + proc.stdout, proc.stderr
-    assert other.read_bytes() == before and not Path(f"{other}-wal").exists()
+    assert other.read_bytes() == before and not Path(f"{other}-wal").exists() and not Path(f"{other}-shm").exists()
 
 
 def test_a_sqlite_file_of_someone_else_is_refused_and_a_cache_reopens(tmp_path: Path) -> None:

@@ -69,7 +69,9 @@ def check_store_path(path: str | Path, schema: str, shares_with: str = "") -> No
     if not _check_not_foreign(path):
         return
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        # immutable: no lock and no -wal/-shm files beside someone else's WAL database (what a WAL database holds
+        # only in its -wal file is not read here; the store's own check, when it opens the file, reads it)
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
     except sqlite3.Error as e:
         raise OutputError(f"{path}: cannot open the cache ({e})") from e
     try:

@@ -6,7 +6,7 @@ to bfloat16, for CPUs with bf16 matrix units (AVX512-BF16 or AMX) and GPUs that 
 one such core with vectors at cosine 0.9999 to fp32's; it is refused where the device has no bf16 units (it
 would run slower than fp32 there). ``int8`` is torch's dynamic quantization of the ``Linear`` layers (weights int8
 per output channel, activations quantized per batch): no new dependency (ONNX Runtime's quantizer would need
-``onnxruntime``, which this project does not install), 2.4-3.5x the fp32 rate on one core, at a measured cost in
+``onnxruntime``, which this project does not install), 2.4-3.8x the fp32 rate on one core, at a measured cost in
 agreement (README "Speed": which to choose, and why fp32 stays the default).
 ``threads`` sets torch's intra-op threads around the judge's own work only, and puts them back after: OpenMP
 threads stalling on a shared machine swing throughput far more than any kernel does.
@@ -70,12 +70,18 @@ def torch_threads(threads: int | None) -> Iterator[None]:
 
 
 def has_bf16_units(device: str) -> bool:
-    """True where bf16 matrix multiplies run natively: a CUDA GPU that supports bf16, a CPU with AVX512-BF16 or
-    AMX (read from ``/proc/cpuinfo``; elsewhere, False)."""
+    """True where bf16 matrix multiplies run natively: a CUDA GPU of compute capability 8.0 or later (the one
+    ``cuda:N`` names; torch's own answer on ROCm), a CPU with AVX512-BF16 or AMX (read from ``/proc/cpuinfo``);
+    elsewhere, False."""
     if device.startswith("cuda"):
         import torch
 
-        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+        if not torch.cuda.is_available():
+            return False
+        if torch.version.hip:  # ROCm: torch's own answer
+            return bool(torch.cuda.is_bf16_supported())
+        index = int(device.split(":", 1)[1]) if ":" in device else torch.cuda.current_device()
+        return torch.cuda.get_device_capability(index) >= (8, 0)  # Ampere and later: native bf16 (no emulation)
     if device != "cpu":
         return False
     try:

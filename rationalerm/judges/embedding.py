@@ -85,7 +85,7 @@ class Embedder:
         self.model_name = model or default_model_path()
         self.batch_size = batch_size
         self.device = device
-        check_precision(precision, device)
+        check_precision(precision, device or "cpu")  # the encoder loads on the CPU unless a device is named
         self.precision: Precision = precision
         self.threads = threads
         self._encoder: Any = None

@@ -50,21 +50,12 @@ class LabelSet:
         return any(0.0 < p.label < 1.0 for p in self.pairs)
 
     canonical_references: int | None = None
-    """The reference rule's version when the texts were rewritten by it (``canonical``), else None."""
+    """The reference rule's version when the texts were rewritten by it (``read_labels(canonical=True)``)."""
 
     def sha256(self) -> str:
         """Content hash of the label set (order-independent): the model card's data identity."""
         rows = sorted((p.human, p.item, round(p.label, 6)) for p in self.pairs)
         return stable_hash(rows, 64)
-
-    def canonical(self) -> LabelSet:
-        """The pairs with their texts as a judge with ``canonical_references`` on sees them (the default), so the
-        model learns the texts it will score; pairs the rule makes equal are merged like duplicates."""
-        rewritten = [replace(p, human=canonical_references(p.human), item=canonical_references(p.item))
-                     for p in self.pairs]
-        pairs = _merge(rewritten)
-        return replace(self, pairs=pairs, duplicates=self.duplicates + len(self.pairs) - len(pairs),
-                       canonical_references=REFERENCE_RULE)
 
 
 def _merge(labels: Sequence[PairLabel]) -> list[PairLabel]:
@@ -76,9 +67,12 @@ def _merge(labels: Sequence[PairLabel]) -> list[PairLabel]:
             for (h, s), g in groups.items()]
 
 
-def read_labels(sources: Sequence[str | Path], run: str | Path | None = None) -> LabelSet:
+def read_labels(sources: Sequence[str | Path], run: str | Path | None = None, *, canonical: bool = True) -> LabelSet:
     """Read every source (a label file or a run directory) into one set of unique pairs; ``run`` is the run that
-    audit cells (``{"id", "model", "i", "j", "label"}``) refer to."""
+    audit cells (``{"id", "model", "i", "j", "label"}``) refer to. ``canonical`` (the default, as a judge's
+    ``canonical_references``): the texts as a judge with the reference rule on sees them, so a matcher learns the
+    words it will score; pairs the rule makes equal are merged with the other duplicates (one mean over every
+    label). Off: the texts as written, for a judge with the rule off."""
     if not sources:
         raise LabelError("no label source given")
     read: list[PairLabel] = []
@@ -91,10 +85,13 @@ def read_labels(sources: Sequence[str | Path], run: str | Path | None = None) ->
         skipped.update(skips)
         read.extend(labels)
     total = len(read)
+    if canonical:
+        read = [replace(p, human=canonical_references(p.human), item=canonical_references(p.item)) for p in read]
     pairs = _merge(read)
     if not pairs:
         raise LabelError(f"{', '.join(map(str, sources))}: no labelled pair")
-    return LabelSet(pairs, [str(s) for s in sources], kinds, duplicates=total - len(pairs), skipped=dict(skipped))
+    return LabelSet(pairs, [str(s) for s in sources], kinds, duplicates=total - len(pairs), skipped=dict(skipped),
+                    canonical_references=REFERENCE_RULE if canonical else None)
 
 
 def _read_source(path: Path, texts: AuditTexts | None) -> tuple[list[PairLabel], str, dict[str, int]]:

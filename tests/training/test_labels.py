@@ -179,19 +179,22 @@ def test_audit_labels_need_their_run(tmp_path: Path) -> None:
 
 def test_canonical_labels_are_the_texts_the_judge_scores(tmp_path: Path) -> None:
     """``train`` fits on the texts a judge with the reference rule on (the default) sees: "Response A" and
-    "Response 1" are one pair, merged like a duplicate (mean label), and the set records the rule's version."""
+    "Response 1" are one pair, merged with the other duplicates in one mean over every label (3 x 1 and 1 x 0 is
+    0.75, not the mean of two means), and the set records the rule's version; ``canonical=False`` keeps the texts
+    as written."""
     from rationalerm.scoring.references import REFERENCE_RULE, canonical_references
 
     path = tmp_path / "labels.jsonl"
-    write_jsonl(path, [{"human": "Response A is wrong about the date.", "item": "Assistant B misses it.", "label": 1},
+    a = {"human": "Response A is wrong about the date.", "item": "Assistant B misses it.", "label": 1}
+    write_jsonl(path, [a, a, a,
                        {"human": "Response 1 is wrong about the date.", "item": "Response 2 misses it.", "label": 0},
                        {"human": "The tone is rude.", "item": "It is rude.", "label": 1}])
-    as_written = read_labels([path])
-    assert len(as_written.pairs) == 3 and as_written.canonical_references is None
-    seen = as_written.canonical()
-    assert seen.canonical_references == REFERENCE_RULE and seen.duplicates == 1
+    as_written = read_labels([path], canonical=False)
+    assert len(as_written.pairs) == 3 and as_written.canonical_references is None and as_written.duplicates == 2
+    seen = read_labels([path])
+    assert seen.canonical_references == REFERENCE_RULE and seen.duplicates == 3
     assert [(p.human, p.item, p.label, p.source) for p in seen.pairs] == [
-        ("Response 1 is wrong about the date.", "Response 2 misses it.", 0.5, f"{path}:1"),
-        ("The tone is rude.", "It is rude.", 1.0, f"{path}:3")]
+        ("Response 1 is wrong about the date.", "Response 2 misses it.", 0.75, f"{path}:1"),
+        ("The tone is rude.", "It is rude.", 1.0, f"{path}:5")]
     assert all(canonical_references(p.human) == p.human for p in seen.pairs)
     assert seen.sha256() != as_written.sha256()
