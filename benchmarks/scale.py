@@ -310,16 +310,14 @@ def whole_block_floors(backend, pairs: list[tuple[str, str]],  # type: ignore[no
     backend's own token ids sent in the backend's order, for each of ``blocks`` (``FLOOR_BLOCKS``): the prompts as
     they are, and with filler tokens that end the rubric and each human item's shared prefix on a block boundary
     (the best any padding of the prompt could do). At the engine's block size it reproduces the engine's count."""
-    from rationalerm.judges.llm.prompts import pairwise_messages, pairwise_split
+    from rationalerm.judges.llm.prompts import pairwise_messages
     from rationalerm.judges.llm.tokenize import common_prefix, prefix_order
+    from tests.helpers.prefill import shared_prefixes
 
-    prompts = [pairwise_messages(h, m) for h, m in pairs]
-    ids = backend.encode(prompts, splits=[pairwise_split(h, m) for h, m in pairs])
-    probes = backend.encode([pairwise_messages(h, "\x01") for h, _ in pairs])
-    shared = [common_prefix(x, p) for x, p in zip(ids, probes)]
+    ids, shared = shared_prefixes(backend, pairs)
     unique = sum(len(x) - k for x, k in zip(ids, shared))
     rubric = min(common_prefix(ids[0], x) for x in ids)
-    order = prefix_order(prompts)
+    order = prefix_order([pairwise_messages(h, m) for h, m in pairs])
     out: dict[tuple[int, bool], float] = {}
     for block in blocks:
         for padded in (False, True):
