@@ -63,6 +63,8 @@ class Audit:
     failed_kinds: Counter[str] = field(default_factory=Counter)
     failed_pairs: set[tuple[str, str]] = field(default_factory=set)
     """Distinct (human, model item) texts of the failed cells (pairwise) or (human list, model list) (listwise)."""
+    failed_kind_of: dict[tuple[str, str], str] = field(default_factory=dict)
+    """Pairwise: each failed pair's reason."""
     invalid_rows: int = 0
     problems: list[str] = field(default_factory=list)
 
@@ -86,6 +88,7 @@ def audit_pairwise(rows: list[dict[str, Any]], tol: float = 1e-6) -> Audit:
                     failed_here += 1
                     a.failed_kinds[d.get("failed") if isinstance(d, dict) else "?"] += 1
                     a.failed_pairs.add((h, s))
+                    a.failed_kind_of[(h, s)] = d.get("failed") if isinstance(d, dict) else "?"
                 elif abs(x - intended_score(pairwise_messages(h, s))) <= tol:
                     a.ok += 1
                 else:

@@ -139,6 +139,14 @@ def test_each_fault_alone_is_retried_or_failed_never_a_wrong_score(kind, server,
     assert _outputs(out) == clean
 
 
+def assert_permanent_reasons(audit, permanent: set[tuple[str, str]]) -> None:
+    """A prompt the server answers with HTTP 500 on every attempt fails as a server error, or as a timeout where the
+    last attempt's 500 came later than the 0.5 s timeout (a loaded machine: CI saw 4 of 32 in one rerun); never as
+    anything else, and never as a score."""
+    reasons = {audit.failed_kind_of[p] for p in permanent}
+    assert "server error" in reasons and reasons <= {"server error", "timeout"}, reasons
+
+
 def test_all_faults_mixed_with_permanently_failing_prompts(server, data, clean, tmp_path):
     server.rate, server.permanent, server.permanent_kind = 0.1, 0.08, "500"
     # The rerun below asks mostly permanently failing prompts (three attempts each, 16 at a time): runs of 64 failed
@@ -154,7 +162,7 @@ def test_all_faults_mixed_with_permanently_failing_prompts(server, data, clean, 
     permanent = {(h, s) for r in rows for h in r["human"] for s in r["items"]
                  if server.is_permanent(pairwise_messages(h, s))}
     assert permanent and permanent <= audit.failed_pairs  # a prompt that fails on every attempt: failed, not fatal
-    assert audit.failed_kinds["server error"] >= len(permanent)
+    assert_permanent_reasons(audit, permanent)
     failed_rows = [r for r in rows if r["status"] == "failed"]
     assert failed_rows and all(r["precision"] == r["recall"] == 0.0 and not r["valid"] for r in failed_rows)
     metrics = json.loads((out / "metrics.json").read_text())["models"]
@@ -168,12 +176,14 @@ def test_all_faults_mixed_with_permanently_failing_prompts(server, data, clean, 
     since = len(server.asked)
     again = run(data, cfg, out)
     assert_asked_exactly(server, since, _pair_prompts(audit.failed_pairs))
-    # The permanent prompts fail again (the breaker, out of reach here, would report them as not sent); the faults are
-    # still on at 10%, so a re-asked pair that is not permanent may fail again with any injected kind (a stall, or a
-    # slow answer on a loaded machine, past the 0.5 s timeout: CI saw one), but never becomes a wrong number.
-    assert again.judged == len(audit.failed_pairs) and set(again.failed) <= {*KIND_OF.values(), "not sent"}
-    assert again.failed.get("server error", 0) + again.failed.get("not sent", 0) >= len(permanent)
-    assert audit_pairwise(read_rows(out)).wrong == 0
+    # The permanent prompts fail again; the faults are still on at 10%, so a re-asked pair that is not permanent may
+    # fail again with any injected kind (a stall, or a slow answer on a loaded machine, past the 0.5 s timeout: CI saw
+    # one), but never becomes a wrong number.
+    assert again.judged == len(audit.failed_pairs) and set(again.failed) <= set(KIND_OF.values())
+    rerun = audit_pairwise(read_rows(out))
+    assert rerun.wrong == 0 and not rerun.problems, rerun.problems[:5]
+    assert permanent <= rerun.failed_pairs
+    assert_permanent_reasons(rerun, permanent)
     server.rate = server.permanent = 0.0
     done = run(data, cfg, out)
     assert not done.failed and _outputs(out) == clean
