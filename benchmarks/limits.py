@@ -73,6 +73,13 @@ class EncoderClock:
 
         setattr(model, method, timed)
 
+    def run(self, work: Callable[[], object]) -> tuple[float, float]:
+        """(seconds in all, seconds inside the encoder) of one call of ``work``."""
+        self.seconds = 0.0
+        start = time.perf_counter()
+        work()
+        return time.perf_counter() - start, self.seconds
+
 
 # ------------------------------------------------------------------------------------------------------------
 # The machine's limit
@@ -152,6 +159,14 @@ def side_by_side(project: Runner, bare: Runner, repeats: int) -> tuple[Timed, Ti
     return p, b
 
 
+def bare_cosines(model: Any, pairs: list[tuple[str, str]]) -> np.ndarray:
+    """The bare library's way to the pairs' cosines: encode each distinct text once, then row-wise dot products."""
+    texts = list(dict.fromkeys(t for p in pairs for t in p))
+    vecs = model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+    row = {t: i for i, t in enumerate(texts)}
+    return np.einsum("ij,ij->i", vecs[[row[h] for h, _ in pairs]], vecs[[row[s] for _, s in pairs]])
+
+
 def embedding_path(model: Any, grids_of: Callable[[int], list], threads: int, precision: str = "fp32"
                    ) -> tuple[Runner, Runner]:
     from rationalerm.judges.embedding import Embedder, EmbeddingJudge, EmbeddingJudgeConfig
@@ -163,23 +178,15 @@ def embedding_path(model: Any, grids_of: Callable[[int], list], threads: int, pr
         embedder = Embedder(threads=threads, precision=precision)  # type: ignore[arg-type]
         embedder._encoder = model
         judge = EmbeddingJudge(EmbeddingJudgeConfig(threads=threads), embedder=embedder)
-        clock.seconds = 0.0
-        start = time.perf_counter()
-        judge.prepare(list(dict.fromkeys(t for p in pairs for t in p)))
-        judge.score_pairs(pairs)
-        return time.perf_counter() - start, clock.seconds
+
+        def work() -> None:
+            judge.prepare(list(dict.fromkeys(t for p in pairs for t in p)))
+            judge.score_pairs(pairs)
+        return clock.run(work)
 
     def bare(k: int) -> tuple[float, float]:
         pairs = grid_pairs(grids_of(k))
-        clock.seconds = 0.0
-        start = time.perf_counter()
-        texts = list(dict.fromkeys(t for p in pairs for t in p))
-        vecs = model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
-        row = {t: i for i, t in enumerate(texts)}
-        left = vecs[[row[h] for h, _ in pairs]]
-        right = vecs[[row[s] for _, s in pairs]]
-        np.einsum("ij,ij->i", left, right)
-        return time.perf_counter() - start, clock.seconds
+        return clock.run(lambda: bare_cosines(model, pairs))
 
     return project, bare
 
@@ -192,17 +199,12 @@ def cross_encoder_path(judge: Any, grids_of: Callable[[int], list]) -> tuple[Run
 
     def project(k: int) -> tuple[float, float]:
         pairs = grid_pairs(grids_of(k))
-        clock.seconds = 0.0
-        start = time.perf_counter()
-        judge.score_pairs(pairs)
-        return time.perf_counter() - start, clock.seconds
+        return clock.run(lambda: judge.score_pairs(pairs))
 
     def bare(k: int) -> tuple[float, float]:
         pairs = grid_pairs(grids_of(k))
-        clock.seconds = 0.0
-        start = time.perf_counter()
-        model.predict(pairs, batch_size=64, activation_fn=torch.nn.Sigmoid(), show_progress_bar=False)
-        return time.perf_counter() - start, clock.seconds
+        return clock.run(lambda: model.predict(pairs, batch_size=64, activation_fn=torch.nn.Sigmoid(),
+                                               show_progress_bar=False))
 
     return project, bare
 
@@ -220,22 +222,15 @@ def reward_path(model: Any, batches_of: Callable[[int], tuple[list[str], list[An
         embedder = Embedder(threads=threads)
         embedder._encoder = model
         scorer = RewardScorer(judge=EmbeddingJudge(EmbeddingJudgeConfig(threads=threads), embedder=embedder))
-        clock.seconds = 0.0
-        start = time.perf_counter()
-        scorer.score(outputs, [reference(t, None) for t in truths])
-        return time.perf_counter() - start, clock.seconds
+        return clock.run(lambda: scorer.score(outputs, [reference(t, None) for t in truths]))
 
     def bare(k: int) -> tuple[float, float]:
         outputs, truths = batches_of(k)
-        clock.seconds = 0.0
-        start = time.perf_counter()
-        grids = [(t["checklist"], re.findall(r"^\d+\. (.*)$", o, re.M)) for o, t in zip(outputs, truths)]
-        pairs = grid_pairs(grids)
-        texts = list(dict.fromkeys(t for p in pairs for t in p))
-        vecs = model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
-        row = {t: i for i, t in enumerate(texts)}
-        np.einsum("ij,ij->i", vecs[[row[h] for h, _ in pairs]], vecs[[row[s] for _, s in pairs]])
-        return time.perf_counter() - start, clock.seconds
+
+        def work() -> None:  # the reward's parse is part of its work
+            grids = [(t["checklist"], re.findall(r"^\d+\. (.*)$", o, re.M)) for o, t in zip(outputs, truths)]
+            bare_cosines(model, grid_pairs(grids))
+        return clock.run(work)
 
     return project, bare
 

