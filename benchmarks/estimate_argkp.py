@@ -14,6 +14,9 @@ samples are the audit.
 
 ``--close-loop``: half of each audit fine-tunes the matcher (``rationalerm train --run``), the other half corrects
 the base's and the fine-tuned matcher's estimates over the samples the first half did not label (``close_loop``).
+``--cross-fit``: each half fine-tunes a matcher and the other half's labels correct it, so the whole audit both fits
+and corrects (``cross_fit``, ``rationalerm.analysis.ppi.cross_ppi_mean``), beside the base matcher corrected by the
+whole audit.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from rationalerm._util.files import write_json, write_jsonl  # noqa: E402
 from rationalerm.analysis.estimate import estimate_run, read_audit  # noqa: E402
+from rationalerm.analysis.ppi import cross_ppi_mean  # noqa: E402
 from rationalerm.config import load_config  # noqa: E402
 from rationalerm.datasets.argkp import ArgKP, load_argkp  # noqa: E402
 from rationalerm.judges import make_judge  # noqa: E402
@@ -175,6 +179,109 @@ def close_loop(data_path: Path, work: Path, share: float, seeds: list[int], spli
         log(f"[close-loop] {_loop_line(res)}")
         out.append(res)
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Cross-fitting: each half of the audit fits a matcher, the other half corrects it, and the whole audit counts
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def cross_fit(data_path: Path, work: Path, share: float, seeds: list[int], split: str, base: str,
+              train_args: list[str] | None = None, log: Any = lambda _m: None) -> list[dict[str, Any]]:
+    """Per seed: draw the audit and split it in two halves at random; ``rationalerm train`` fits matcher k on the
+    labels of the half that is not k (from ``base``), and every audited sample is rectified by the matcher that
+    never saw it; the unaudited samples take the two matchers' mean (``cross_ppi_mean``, the corpus's own mean as
+    the target). A fit ``train`` refuses leaves ``base`` in its place (independent of the audit too, so still
+    valid). Beside it: the base matcher with the whole audit, power-tuned (what ``estimate`` prints) and at lambda 1
+    (the cross-fit's own weighting), on the same audit."""
+    items = samples(load_argkp(split, data_path))  # type: ignore[arg-type]
+    base_scores = cross_encoder_scores(items, base)
+    whole = load_run(write_run(items, *base_scores[""], work / "run"))
+    truth = gold_rc(items)
+    y_all = np.array([score_sample(s["gold"]).recall for s in items])
+    f_base = {v: sample_recalls(items, sc) for v, (sc, _cfg) in base_scores.items()}
+    out = []
+    for seed in seeds:
+        drawn = draw_audit(len(items), share, seed)
+        halves = [drawn[: len(drawn) // 2], drawn[len(drawn) // 2:]]
+        standard, _ = estimate_run(whole, read_audit(whole, write_labels(items, drawn, work / f"audit-{seed}.jsonl")))
+        res: dict[str, Any] = {"split": split, "samples": len(items), "share": share, "seed": seed, "truth": truth,
+                               "audited": len(drawn), "base": base, "standard": standard["models"][MODEL],
+                               "training": [], "estimates": {}}
+        f_fold: dict[str, list[np.ndarray]] = {v: [] for v in f_base}
+        for k in (0, 1):
+            fit = halves[1 - k]
+            log(f"[cross-fit] seed {seed}: matcher {k} trains on the labels of {len(fit)} samples ...")
+            trained = train_matcher(write_labels(items, fit, work / f"fit-{seed}-{k}.jsonl"), whole.path,
+                                    work / f"matcher-{seed}-{k}", base,
+                                    [*(train_args or []), "--seed", str(100 * seed + k)])
+            res["training"].append(trained)
+            for v, (sc, _cfg) in (cross_encoder_scores(items, str(work / f"matcher-{seed}-{k}")).items()
+                                  if trained["saved"] else base_scores.items()):
+                f_fold[v].append(sample_recalls(items, sc))
+        aud = np.array(drawn)
+        rest = np.setdiff1d(np.arange(len(items)), aud)
+        fold_of = np.array([0] * len(halves[0]) + [1] * len(halves[1]))
+        for v in f_base:
+            every = np.stack(f_fold[v], axis=1)
+            own = every[aud, fold_of]
+            cross = cross_ppi_mean(y_all[aud], own, every[rest], corpus=True)
+            lam1 = cross_ppi_mean(y_all[aud], f_base[v][aud], f_base[v][rest, None], corpus=True)
+            res["estimates"][v or "_linear"] = {
+                "cross_fit": {"mean": cross.mean, "ci": list(cross.ci)},
+                "base_lambda1": {"mean": lam1.mean, "ci": list(lam1.ci)},
+                "rho_cross": float(np.corrcoef(y_all[aud], own)[0, 1]) if np.std(own) > 0 else None,
+                "rho_base": float(np.corrcoef(y_all[aud], f_base[v][aud])[0, 1]) if np.std(f_base[v][aud]) > 0
+                else None}
+        log(f"[cross-fit] {_cross_line(res)}")
+        out.append(res)
+    return out
+
+
+def sample_recalls(items: list[dict[str, Any]], score: dict[tuple[str, str], float]) -> np.ndarray:
+    """Each sample's recall under a matcher's cell scores, as ``write_run`` scores it (rounded as a run saves)."""
+    return np.array([score_sample([[round(score[(h, s["items"][0])], 6)] for h in s["human"]]).recall
+                     for s in items])
+
+
+def _cross_line(res: dict[str, Any]) -> str:
+    saved = sum(t["saved"] for t in res["training"])
+    parts = [f"seed {res['seed']}: truth {res['truth']:.4f}, fits saved {saved}/2",
+             f"standard (base, whole audit, power-tuned) {_iv(res['standard']['corrected'], res['truth'])}"]
+    for v, e in res["estimates"].items():
+        parts.append(f"{v.strip('_')}: cross-fit {_iv(e['cross_fit'], res['truth'])} rho {_num(e['rho_cross'])} | "
+                     f"base at lambda 1 {_iv(e['base_lambda1'], res['truth'])} rho {_num(e['rho_base'])}")
+    return " | ".join(parts)
+
+
+def _iv(iv: dict[str, Any], truth: float) -> str:
+    return f"{iv['mean']:.4f} (width {_width(iv):.4f}, covers {_covers(iv, truth)})"
+
+
+def _cross_summary(results: list[dict[str, Any]]) -> list[str]:
+    n = len(results)
+
+    def med(xs: list[float]) -> str:
+        return f"{np.median(xs):.4f} [{min(xs):.4f}, {max(xs):.4f}]"
+
+    std = [r["standard"]["corrected"] for r in results]
+    covered = sum(_covers(c, r["truth"]) for c, r in zip(std, results))
+    lines = [f"standard (base matcher, whole audit, power-tuned): covers {covered}/{n}, "
+             f"width median [min, max] {med([_width(c) for c in std])}"]
+    for v in results[0]["estimates"]:
+        for key in ("cross_fit", "base_lambda1"):
+            ivs = [r["estimates"][v][key] for r in results]
+            ratio = [_width(iv) / _width(c) for iv, c in zip(ivs, std)]
+            covered = sum(_covers(iv, r["truth"]) for iv, r in zip(ivs, results))
+            lines.append(f"{v.strip('_')} {key}: covers {covered}/{n}, "
+                         f"width {med([_width(iv) for iv in ivs])}, width / standard's {med(ratio)}")
+        rc = [r["estimates"][v]["rho_cross"] for r in results if r["estimates"][v]["rho_cross"] is not None]
+        rb = [r["estimates"][v]["rho_base"] for r in results if r["estimates"][v]["rho_base"] is not None]
+        lines.append(f"{v.strip('_')} rho (audited samples): out-of-fold matchers {med(rc)}, base {med(rb)}")
+    fits = [t for r in results for t in r["training"]]
+    lines.append(f"training: saved {sum(t['saved'] for t in fits)}/{len(fits)} fits, wall "
+                 f"{np.median([t['wall_s'] for t in fits]):.0f}s median")
+    return lines
 
 
 def cross_encoder_scores(items: list[dict[str, Any]], model: str) -> dict[str, tuple[dict[tuple[str, str], float],
@@ -319,11 +426,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--close-loop", action="store_true",
                     help="fit a matcher on half of each audit (rationalerm train, from --cross-encoder when given) "
                     "and correct its estimate with the other half")
-    ap.add_argument("--train-args", default="", help="more `rationalerm train` options for --close-loop, one string")
+    ap.add_argument("--cross-fit", action="store_true",
+                    help="fit a matcher on each half of each audit (from --cross-encoder, required) and correct each "
+                    "with the other half: the whole audit fits and corrects")
+    ap.add_argument("--train-args", default="",
+                    help="more `rationalerm train` options for --close-loop / --cross-fit, one string")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     if args.close_loop:
         return _main_close_loop(args)
+    if args.cross_fit:
+        return _main_cross_fit(args)
     overrides = {"judge": {"type": "cross-encoder", "model": args.cross_encoder}} if args.cross_encoder else {}
     with tempfile.TemporaryDirectory() as tmp:
         results = argkp_estimates(args.data or shared_argkp_path(), Path(tmp), args.share, list(range(args.seeds)),
@@ -347,6 +460,25 @@ def _main_close_loop(args: argparse.Namespace) -> int:
     for res in results:
         print(_loop_line(res))
     for line in _loop_summary(results):
+        print(line)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def _main_cross_fit(args: argparse.Namespace) -> int:
+    if not args.cross_encoder:
+        raise SystemExit("--cross-fit needs --cross-encoder DIR (the base every fold's matcher is fine-tuned from)")
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        results = cross_fit(args.data or shared_argkp_path(), Path(tmp), args.share, list(range(args.seeds)),
+                            args.split, args.cross_encoder, shlex.split(args.train_args), log)
+    for res in results:
+        print(_cross_line(res))
+    for line in _cross_summary(results):
         print(line)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
