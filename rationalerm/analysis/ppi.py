@@ -74,19 +74,28 @@ def audits_needed(y: np.ndarray, f_audited: np.ndarray, f_all: np.ndarray, half_
 def cross_ppi_mean(y: np.ndarray, f_out_of_fold: np.ndarray, f_unaudited: np.ndarray, confidence: float = 0.95,
                    corpus: bool = False) -> PPIEstimate:
     """The cross-fitted estimate of mean(y): ``y`` and ``f_out_of_fold`` (n,) on the audited units, each by the
-    matcher fitted without that unit's fold; ``f_unaudited`` (M, K) the K matchers on the units nobody audited.
+    matcher fitted without that unit's fold (folds of equal size, up to one unit); ``f_unaudited`` (M, K) the K
+    matchers on the units nobody audited.
 
     ``corpus=False`` targets the population the units are drawn from, exactly as ``ppi_py.crossppi_mean_ci``
     (``mean(f_bar) + mean(y - f)``, se ``sqrt(Var(f_bar) / M + Var(y - f) / n)``). ``corpus=True`` targets the
     mean over these N = n + M units themselves (a run's corpus, the audit a uniform draw of it): the audited units
-    count with their own gold values, the rest with the corrected imputation, and the only sampling error is the
-    rectifier's (the imputation over the corpus's own units is no draw; the fits' variability is of lower order),
-    with the finite-population factor: se ``sqrt((M / N) Var(y - f) / n)``. The simulation in
-    ``tests/analysis/test_ppi.py`` checks 95% coverage of both targets."""
+    count with their own gold values, the rest with the corrected imputation, and the sampling error is the
+    rectifier's, with the finite-population factor: se ``sqrt((M / N) Var(y - f) / n)`` (the imputation over the
+    corpus's own units is no draw). Both rest on the fits being stable (Zrnic & Candes: a matcher changes little
+    when its training fold does), which the interval does not account for: the simulation in
+    ``tests/analysis/test_ppi.py`` checks 95% coverage with fitted lines, and ``benchmarks/estimate_argkp.py
+    --cross-fit`` the coverage over audits with fine-tuned cross-encoders. A census (M = 0) is the audited mean
+    exactly for the corpus, and an error for a population."""
     y, fo, fu = (np.asarray(a, dtype=float) for a in (y, f_out_of_fold, f_unaudited))
     if fu.ndim != 2 or len(y) != len(fo) or len(y) < 2:
         raise ValueError("cross_ppi_mean: y and f_out_of_fold are (n,) with n >= 2, f_unaudited is (M, K)")
     n, m = len(y), fu.shape[0]
+    if m == 0:
+        if not corpus:
+            raise ValueError("cross_ppi_mean: no unaudited unit: the population's mean needs some (corpus=True is "
+                             "the audited mean)")
+        return PPIEstimate(float(y.mean()), (float(y.mean()), float(y.mean())), 1.0, 0.0)
     f_bar, rect = fu.mean(axis=1), y - fo
     z = float(norm.ppf(0.5 + confidence / 2.0))
     if corpus:

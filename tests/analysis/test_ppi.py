@@ -154,12 +154,13 @@ def test_cross_fitting_one_audit_covers_the_corpus_mean_and_beats_splitting_it()
         widths["cross"].append(est.ci[1] - est.ci[0])
         gold_se = np.std(y[audited], ddof=1) * np.sqrt((1 - 200 / len(y)) / 200)
         widths["gold"].append(2 * 1.96 * gold_se)
-        half_fit, half_held = audited[:100], audited[100:]  # the audit split: one half fits, the other corrects
+        # the audit split: one half fits (its units at their gold), the other corrects the rest of the corpus, by
+        # the same corpus formula (no fold: one column)
+        half_fit, half_held = audited[:100], audited[100:]
         coef, *_ = np.linalg.lstsq(np.stack([np.ones(100), x[half_fit]], axis=1), y[half_fit], rcond=None)
         f = coef[0] + coef[1] * x
-        others = np.setdiff1d(np.arange(len(y)), half_fit)
-        split = ppi_mean(y[half_held], f[half_held], f[others], lam=1.0)
-        widths["split"].append((len(others) / len(y)) * (split.ci[1] - split.ci[0]))
+        split = cross_ppi_mean(y[half_held], f[half_held], f[rest, None], corpus=True)
+        widths["split"].append((1 - 100 / len(y)) * (split.ci[1] - split.ci[0]))
     assert 930 <= covered <= 970, covered
     cross, gold, split = (float(np.median(widths[k])) for k in ("cross", "gold", "split"))
     assert cross < 0.8 * gold and cross < 0.9 * split, (cross, gold, split)
@@ -180,8 +181,13 @@ def test_cross_fitting_against_a_population_equals_the_reference_coverage() -> N
     assert 930 <= covered <= 970, covered
 
 
-def test_cross_fitting_refuses_arrays_of_the_wrong_shape() -> None:
+def test_cross_fitting_refuses_arrays_of_the_wrong_shape_and_a_census_is_the_audited_mean() -> None:
     with pytest.raises(ValueError, match=r"f_unaudited is \(M, K\)"):
         cross_ppi_mean(np.ones(5), np.ones(5), np.ones(10))
     with pytest.raises(ValueError, match="n >= 2"):
         cross_ppi_mean(np.ones(5), np.ones(4), np.ones((10, 2)))
+    y = np.array([0.2, 0.4, 0.9])
+    census = cross_ppi_mean(y, np.zeros(3), np.zeros((0, 2)), corpus=True)
+    assert census.mean == pytest.approx(0.5) and census.ci == (census.mean, census.mean) and census.se == 0.0
+    with pytest.raises(ValueError, match="no unaudited unit"):
+        cross_ppi_mean(y, np.zeros(3), np.zeros((0, 2)))

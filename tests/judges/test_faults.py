@@ -4,8 +4,8 @@ Every cell of every run is audited against the server's intended answer (``tests
 intended score (within 1e-6) or an explicit failure with its reason, never silently wrong. Failed pairs are never
 cached, and running the same command again retries exactly them; the run ends with exit code 3 and
 ``N pairs failed (...); run the same command again to retry them`` while anything failed, 0 when complete.
-Bounded: timeouts of 1.2 s where stalls (2.5 s) must time out (2-5 s elsewhere, so that a slow answer on a
-loaded machine is not a fault), a few hundred requests per run; about a minute in all.
+Bounded: stalls of 2.5 s, timeouts of 1.2 s where they must time out (2-5 s elsewhere, so that a slow answer on a
+loaded machine is not a fault; a stall is a timeout there too), a few hundred requests per run; about 80 s in all.
 """
 
 from __future__ import annotations
@@ -143,8 +143,9 @@ def assert_permanent_reasons(audit, permanent: set[tuple[str, str]]) -> None:
     """A prompt the server answers with HTTP 500 on every attempt fails as a server error, or as a timeout where the
     last attempt's 500 came later than the timeout (a loaded machine: CI saw 4 of 32 in one rerun at a 0.5 s
     timeout); never as anything else, and never as a score."""
-    reasons = {audit.failed_kind_of[p] for p in permanent}
-    assert "server error" in reasons and reasons <= {"server error", "timeout"}, reasons
+    reasons = [audit.failed_kind_of[p] for p in permanent]
+    assert set(reasons) <= {"server error", "timeout"}, reasons
+    assert reasons.count("timeout") <= len(permanent) // 2, reasons  # a slow answer is the exception, not the rule
 
 
 def test_all_faults_mixed_with_permanently_failing_prompts(server, data, clean, tmp_path):
