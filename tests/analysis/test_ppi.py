@@ -166,7 +166,7 @@ def test_cross_fitting_one_audit_covers_the_corpus_mean_and_beats_splitting_it()
     assert cross < 0.8 * gold and cross < 0.9 * split, (cross, gold, split)
 
 
-def test_cross_fitting_against_a_population_equals_the_reference_coverage() -> None:
+def test_cross_fitting_covers_the_population_mean_as_the_reference_targets_it() -> None:
     """``corpus=False`` (ppi_py's target): the mean of the distribution the units are drawn from, covered in
     93-97% of 1,000 draws of 150 audited and 2,000 unaudited units, with 3 folds."""
     rng = np.random.default_rng(11)
