@@ -438,9 +438,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     if args.close_loop:
-        return _main_close_loop(args)
+        return _main_trained(args, close_loop, _loop_line, _loop_summary)
     if args.cross_fit:
-        return _main_cross_fit(args)
+        if not args.cross_encoder:
+            ap.error("--cross-fit needs --cross-encoder DIR (the base every fold's matcher is fine-tuned from)")
+        return _main_trained(args, cross_fit, _cross_line, _cross_summary)
     overrides = {"judge": {"type": "cross-encoder", "model": args.cross_encoder}} if args.cross_encoder else {}
     with tempfile.TemporaryDirectory() as tmp:
         results = argkp_estimates(args.data or shared_argkp_path(), Path(tmp), args.share, list(range(args.seeds)),
@@ -454,36 +456,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _main_close_loop(args: argparse.Namespace) -> int:
+def _main_trained(args: argparse.Namespace, mode: Any, line: Any, summary: Any) -> int:
+    """--close-loop / --cross-fit: ``mode`` (``close_loop`` or ``cross_fit``) trains matchers on parts of each audit;
+    its per-seed lines go to stderr as they come, then each seed's ``line`` and the ``summary``."""
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
     with tempfile.TemporaryDirectory() as tmp:
-        results = close_loop(args.data or shared_argkp_path(), Path(tmp), args.share, list(range(args.seeds)),
-                             args.split, args.cross_encoder, shlex.split(args.train_args), log)
+        results = mode(args.data or shared_argkp_path(), Path(tmp), args.share, list(range(args.seeds)),
+                       args.split, args.cross_encoder, shlex.split(args.train_args), log)
     for res in results:
-        print(_loop_line(res))
-    for line in _loop_summary(results):
-        print(line)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-    return 0
-
-
-def _main_cross_fit(args: argparse.Namespace) -> int:
-    if not args.cross_encoder:
-        raise SystemExit("--cross-fit needs --cross-encoder DIR (the base every fold's matcher is fine-tuned from)")
-
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-
-    with tempfile.TemporaryDirectory() as tmp:
-        results = cross_fit(args.data or shared_argkp_path(), Path(tmp), args.share, list(range(args.seeds)),
-                            args.split, args.cross_encoder, shlex.split(args.train_args), log)
-    for res in results:
-        print(_cross_line(res))
-    for line in _cross_summary(results):
-        print(line)
+        print(line(res))
+    for text in summary(results):
+        print(text)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
